@@ -1,0 +1,495 @@
+"""The :class:`Hasher` interface of Stage-1 single-modal hashers, and their HDF5 files.
+
+A hasher learns binary codes from training features (the text view in DDCMH), optionally with a
+{0,1} label matrix. Subclasses declare a nested pydantic ``Params`` model and implement
+``_fit`` plus either ``_project`` (bit = 1 iff projection > 0) or ``_training_codes``::
+
+    class MyLSH(Hasher):
+        class Params(HasherParams):
+            scale: float = 1.0
+
+        def _fit(self, X, labels, rng):
+            self.mean_ = column_mean(X)
+            self.projection_ = rng.standard_normal((X.shape[1], self.params.n_bits))
+
+        def _project(self, X):
+            return centred_projection(X, self.mean_, self.projection_)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import h5py
+import numpy as np
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._version import __version__
+from .errors import (
+    HasherFileError,
+    InputError,
+    NotFittedError,
+    UnsupportedOperationError,
+)
+from .kernels import AnchorRBF
+from .validation import FeatureMatrix, check_features, check_labels
+
+FILE_FORMAT = "ddcmh-hasher"
+FILE_FORMAT_VERSION = 1
+STATE_TYPES: dict[str, type[AnchorRBF]] = {"AnchorRBF": AnchorRBF}
+"""Types of fitted attributes (besides arrays and scalars) that hasher files can hold."""
+
+
+class HasherParams(BaseModel):
+    """Hyper-parameters every hasher has. Subclasses of :class:`Hasher` extend this model.
+
+    Unknown keys are rejected (``extra="forbid"``) and the model is frozen.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    n_bits: int = Field(32, ge=1, le=4096, description="Code length in bits.")
+    seed: int = Field(0, ge=0, description="Seed of every random choice the hasher makes.")
+    kernel_lift: Literal["none", "rbf"] = Field(
+        "none",
+        description=(
+            "'rbf' first maps the input to anchor RBF features (anchors sampled from the training "
+            "rows, width = root mean squared distance, centred), so that low-dimensional data can "
+            "get more bits than it has features."
+        ),
+    )
+    lift_anchors: int = Field(
+        1000, ge=2, description="Number of anchors of the kernel lift (at most n_samples)."
+    )
+
+
+def _params_error(hasher_name: str, error: pydantic.ValidationError) -> InputError:
+    problems = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"]) or "params"
+        if item["type"] == "extra_forbidden":
+            problems.append(f"argument {location!r}: unknown hyper-parameter")
+        else:
+            problems.append(
+                f"argument {location!r}: {item['msg']} (got {item.get('input')!r})"
+            )
+    return InputError(f"{hasher_name}: " + "; ".join(problems))
+
+
+class Hasher:
+    """Base class of all Stage-1 hashers.
+
+    Parameters
+    ----------
+    **params
+        Hyper-parameters, validated by the nested ``Params`` model; the validated values are
+        ``self.params``. ``Hasher(n_bits=64, seed=0)``.
+
+    Attributes
+    ----------
+    params : HasherParams
+        The validated, frozen hyper-parameters.
+    n_features_in_ : int
+        Width of the training data (after fit).
+    training_codes_ : ndarray of shape (n_samples, n_bits), uint8
+        Codes of the training set (after fit): the optimised codes for discrete methods,
+        otherwise the training set encoded by the learned function.
+
+    Notes
+    -----
+    Class-level tags describe a hasher to the engine and the conformance kit:
+
+    ``requires_labels``
+        ``fit`` needs a label matrix (supervised hashers).
+    ``uses_labels``
+        ``fit`` uses labels when given (implied by ``requires_labels``).
+    ``supports_encode``
+        ``encode`` exists (the method has an out-of-sample function).
+    ``bits_bounded_by_features``
+        ``n_bits`` cannot exceed the number of input features (PCA-based methods); the kernel
+        lift removes the bound.
+    """
+
+    Params: ClassVar[type[HasherParams]] = HasherParams
+    requires_labels: ClassVar[bool] = False
+    uses_labels: ClassVar[bool] = False
+    supports_encode: ClassVar[bool] = True
+    bits_bounded_by_features: ClassVar[bool] = False
+
+    def __init__(self, **params: Any) -> None:
+        try:
+            self.params = self.Params(**params)
+        except pydantic.ValidationError as error:
+            raise _params_error(type(self).__name__, error) from None
+        self._registry_name: str | None = None
+
+    # ----------------------------------------------------------------- introspection
+    @property
+    def name(self) -> str:
+        """Registered name when known, else the class name."""
+        return self._registry_name or type(self).__name__
+
+    @property
+    def n_bits(self) -> int:
+        """Code length."""
+        return self.params.n_bits
+
+    def get_params(self) -> dict[str, Any]:
+        """The hyper-parameters as a plain dictionary (JSON-compatible)."""
+        return self.params.model_dump(mode="json")
+
+    def clone(self, **overrides: Any) -> Hasher:
+        """A new, unfitted hasher with the same hyper-parameters, some of them replaced."""
+        other = type(self)(**{**self.get_params(), **overrides})
+        other._registry_name = self._registry_name
+        return other
+
+    @classmethod
+    def tags(cls) -> dict[str, bool]:
+        """The class-level tags as a dictionary."""
+        return {
+            "requires_labels": cls.requires_labels,
+            "uses_labels": cls.uses_labels or cls.requires_labels,
+            "supports_encode": cls.supports_encode,
+            "bits_bounded_by_features": cls.bits_bounded_by_features,
+        }
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether :meth:`fit` has run (or the state was loaded)."""
+        return hasattr(self, "n_features_in_")
+
+    def __repr__(self) -> str:
+        changed = {
+            key: value
+            for key, value in self.get_params().items()
+            if self.Params.model_fields[key].default != value
+        }
+        arguments = ", ".join(f"{key}={value!r}" for key, value in changed.items())
+        return f"{type(self).__name__}({arguments})"
+
+    # ----------------------------------------------------------------- to implement
+    def _fit(self, X: FeatureMatrix, labels: np.ndarray | None, rng: np.random.Generator) -> None:
+        """Learn the fitted state (attributes ending in ``_``) from validated data."""
+        raise NotImplementedError
+
+    def _project(self, X: FeatureMatrix) -> np.ndarray:
+        """Real-valued projections of shape (n, n_bits); bit = 1 iff projection > 0."""
+        raise UnsupportedOperationError(
+            f"{self.name} has no out-of-sample hash function; use fit_encode for training codes"
+        )
+
+    def _training_codes(self) -> np.ndarray | None:
+        """The optimised training codes of a discrete method ({0,1} or ±1), or None."""
+        return None
+
+    def _check_problem(self, n_samples: int, n_features: int) -> None:
+        """Raise :class:`InputError` when the data cannot give ``n_bits`` bits (hook for subclasses)."""
+
+    # ----------------------------------------------------------------- public API
+    def fit(self, X: Any, labels: Any = None) -> Hasher:
+        """Learn the hash function and the training codes.
+
+        Parameters
+        ----------
+        X : array-like or scipy sparse matrix of shape (n_samples, n_features)
+            Training features (float32 or float64, dense or sparse); not modified.
+        labels : array-like of shape (n_samples, n_classes), optional
+            {0,1} label matrix (or a vector of class ids) for supervised hashers.
+
+        Returns
+        -------
+        Hasher
+            ``self``.
+        """
+        features = check_features(X, owner=self.name, argument="X", min_samples=2)
+        label_matrix = None
+        if labels is not None:
+            label_matrix = check_labels(labels, owner=self.name, n_samples=features.shape[0])
+        elif self.requires_labels:
+            raise InputError(
+                f"{self.name}: argument 'labels': expected a {{0,1}} label matrix with "
+                f"{features.shape[0]} rows (this hasher is supervised), got None"
+            )
+        if not (self.uses_labels or self.requires_labels):
+            label_matrix = None
+        rng = np.random.default_rng(self.params.seed)
+        for attribute in [key for key in vars(self) if key.endswith("_")]:
+            delattr(self, attribute)  # refitting starts from scratch
+        n_features = features.shape[1]
+        if self.params.kernel_lift == "rbf":
+            self.lift_ = AnchorRBF.fit(features, self.params.lift_anchors, rng, center=True)
+            features = self.lift_.transform(features)
+        self._check_bits(features.shape[0], features.shape[1])
+        self._check_problem(features.shape[0], features.shape[1])
+        self._fit(features, label_matrix, rng)
+        codes = self._training_codes()
+        if codes is None:
+            codes = self._project(features) > 0
+        self.training_codes_ = np.ascontiguousarray(np.asarray(codes) > 0, dtype=np.uint8)
+        if self.supports_encode:
+            # Only set when the method has a hash function, so that encode(train) can be compared.
+            self.encoded_training_codes_ = np.ascontiguousarray(
+                self._project(features) > 0, dtype=np.uint8
+            )
+        self.n_features_in_ = n_features
+        return self
+
+    def fit_encode(
+        self,
+        X: Any,
+        labels: Any = None,
+        *,
+        training_codes: Literal["optimised", "encoded"] = "optimised",
+    ) -> np.ndarray:
+        """Fit, then return the codes of the training set.
+
+        Parameters
+        ----------
+        X, labels
+            As in :meth:`fit`.
+        training_codes : {"optimised", "encoded"}, default "optimised"
+            For discrete methods (SDH, KSH, COSDISH) the optimised codes ``B`` and the training
+            set re-encoded by the learned function can differ; "optimised" returns ``B``. For the
+            other methods both are the same.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_bits), uint8 in {0,1}
+        """
+        self.fit(X, labels)
+        if training_codes == "encoded":
+            if not self.supports_encode:
+                raise UnsupportedOperationError(
+                    f"{self.name}: training_codes='encoded' needs an out-of-sample function"
+                )
+            return self.encoded_training_codes_.copy()
+        if training_codes != "optimised":
+            raise InputError(
+                f"{self.name}: argument 'training_codes': expected 'optimised' or 'encoded', "
+                f"got {training_codes!r}"
+            )
+        return self.training_codes_.copy()
+
+    def encode(self, X: Any) -> np.ndarray:
+        """Hash new data with the learned function.
+
+        Parameters
+        ----------
+        X : array-like or scipy sparse matrix of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_bits), uint8 in {0,1}
+        """
+        if not self.supports_encode:
+            raise UnsupportedOperationError(
+                f"{self.name} has no out-of-sample hash function; use fit_encode for training codes"
+            )
+        self._require_fitted("encode")
+        features = check_features(X, owner=self.name, argument="X", n_features=self.n_features_in_)
+        if hasattr(self, "lift_"):
+            features = self.lift_.transform(features)
+        return np.ascontiguousarray(self._project(features) > 0, dtype=np.uint8)
+
+    def _require_fitted(self, action: str) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(f"{self.name}: call fit before {action}")
+
+    def _check_bits(self, n_samples: int, n_features: int) -> None:
+        if self.bits_bounded_by_features and self.n_bits > n_features:
+            lifted = self.params.kernel_lift == "rbf"
+            hint = (
+                f"raise lift_anchors above {self.n_bits}"
+                if lifted
+                else "pass kernel_lift='rbf' (anchor RBF features, lift_anchors=1000 by default) "
+                "to hash low-dimensional data with more bits"
+            )
+            raise InputError(
+                f"{self.name}: argument 'n_bits': expected n_bits <= n_features ({n_features}) "
+                f"because {type(self).__name__} projects onto principal directions, got "
+                f"n_bits={self.n_bits}; {hint}"
+            )
+        if self.n_bits >= n_samples and self.bits_bounded_by_features:
+            raise InputError(
+                f"{self.name}: argument 'X': expected more training rows than n_bits "
+                f"({self.n_bits}), got {n_samples}"
+            )
+
+    # ----------------------------------------------------------------- persistence
+    def fitted_state(self) -> dict[str, Any]:
+        """The fitted attributes (names ending in ``_``) and their values."""
+        return {key: value for key, value in vars(self).items() if key.endswith("_")}
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the hasher (hyper-parameters, fitted state, provenance) to one HDF5 file.
+
+        The file is written to a temporary name beside ``path`` and renamed, so a failure never
+        leaves a half-written file. No pickle is used.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination, conventionally ``*.h5``.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        self._require_fitted("save")
+        from .plugins import hasher_registry
+
+        target = Path(path)
+        registry = hasher_registry()
+        entry = None
+        if self._registry_name and self._registry_name in registry:
+            entry = registry.get(self._registry_name)
+        if entry is None or not issubclass(type(self), entry.spec.load()):
+            entry = registry.name_for_class(type(self))
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            with h5py.File(temporary, "w") as handle:
+                handle.attrs["ddcmh_format"] = FILE_FORMAT
+                handle.attrs["format_version"] = FILE_FORMAT_VERSION
+                handle.attrs["ddcmh_version"] = __version__
+                handle.attrs["hasher_name"] = entry.spec.name if entry else ""
+                handle.attrs["hasher_class"] = f"{type(self).__module__}:{type(self).__qualname__}"
+                handle.attrs["provider"] = entry.plugin.distribution if entry else ""
+                handle.attrs["provider_version"] = entry.plugin.version if entry else ""
+                handle.attrs["params"] = json.dumps(self.get_params(), sort_keys=True)
+                state_group = handle.create_group("state")
+                _write_state(state_group, self.fitted_state())
+            os.replace(temporary, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()
+        return target
+
+
+def _write_state(group: h5py.Group, state: dict[str, Any]) -> None:
+    group.attrs["state_keys"] = json.dumps(sorted(state))
+    for key, value in state.items():
+        if isinstance(value, np.ndarray):
+            group.create_dataset(key, data=value, compression="gzip" if value.size > 4096 else None)
+        elif isinstance(value, (bool, np.bool_)):
+            group.attrs[key] = json.dumps(bool(value))
+        elif isinstance(value, (int, float, str, np.integer, np.floating)) or value is None:
+            scalar = value.item() if isinstance(value, np.generic) else value
+            group.attrs[key] = json.dumps(scalar)
+        elif type(value).__name__ in STATE_TYPES:
+            subgroup = group.create_group(key)
+            subgroup.attrs["state_type"] = type(value).__name__
+            _write_state(subgroup, value.to_state())
+        else:
+            raise TypeError(
+                f"fitted attribute {key!r} of type {type(value).__name__} cannot be saved; "
+                "use numpy arrays, numbers, strings or a registered state type"
+            )
+
+
+def _read_state(group: h5py.Group, path: Path) -> dict[str, Any]:
+    try:
+        keys = json.loads(group.attrs["state_keys"])
+    except KeyError:
+        raise HasherFileError(f"{path}: group {group.name!r} has no 'state_keys' attribute") from None
+    state: dict[str, Any] = {}
+    for key in keys:
+        if key in group:
+            item = group[key]
+            if isinstance(item, h5py.Group):
+                type_name = item.attrs.get("state_type", "")
+                if type_name not in STATE_TYPES:
+                    raise HasherFileError(f"{path}: {item.name!r} has unknown state type {type_name!r}")
+                state[key] = STATE_TYPES[type_name].from_state(_read_state(item, path))
+            else:
+                state[key] = item[()]
+        elif key in group.attrs:
+            state[key] = json.loads(group.attrs[key])
+        else:
+            raise HasherFileError(
+                f"{path}: fitted attribute {key!r} listed in {group.name!r} is missing "
+                "(the file is truncated or corrupted)"
+            )
+    return state
+
+
+def load_hasher(path: str | os.PathLike[str], *, hasher_class: type[Hasher] | None = None) -> Hasher:
+    """Load a hasher written by :meth:`Hasher.save`.
+
+    The hasher class is found through the installed plugins by the name recorded in the file;
+    nothing from the file is executed.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The HDF5 file.
+    hasher_class : type, optional
+        The class to restore into, for hashers that are not registered by any plugin.
+
+    Returns
+    -------
+    Hasher
+        A fitted hasher.
+
+    Raises
+    ------
+    HasherFileError
+        If the file is missing, not HDF5, not a ddcmh hasher file, from a newer format version,
+        names a hasher that is not installed, or lacks part of its state.
+    """
+    from .plugins import hasher_registry
+
+    source = Path(path)
+    if not source.is_file():
+        raise HasherFileError(f"{source}: no such file")
+    try:
+        handle = h5py.File(source, "r")
+    except OSError as exc:
+        raise HasherFileError(f"{source}: not a readable HDF5 file ({exc})") from None
+    with handle:
+        if handle.attrs.get("ddcmh_format") != FILE_FORMAT:
+            raise HasherFileError(
+                f"{source}: not a ddcmh hasher file (attribute 'ddcmh_format' is "
+                f"{handle.attrs.get('ddcmh_format')!r}, expected {FILE_FORMAT!r})"
+            )
+        version = int(handle.attrs.get("format_version", -1))
+        if version != FILE_FORMAT_VERSION:
+            raise HasherFileError(
+                f"{source}: hasher file format version {version} is not supported by ddcmh "
+                f"{__version__} (it reads version {FILE_FORMAT_VERSION})"
+            )
+        name = str(handle.attrs.get("hasher_name", ""))
+        recorded_class = str(handle.attrs.get("hasher_class", ""))
+        if hasher_class is None:
+            if not name:
+                raise HasherFileError(
+                    f"{source}: the hasher {recorded_class} was not registered by a plugin when "
+                    "saved; pass hasher_class= to load it"
+                )
+            registry = hasher_registry()
+            if name not in registry:
+                provider = handle.attrs.get("provider", "")
+                raise HasherFileError(
+                    f"{source}: hasher {name!r} (from {provider or 'an unknown distribution'}) is "
+                    f"not installed; installed hashers: {', '.join(registry.names())}"
+                )
+            hasher_class = registry.get(name).spec.load()
+        try:
+            params = json.loads(handle.attrs["params"])
+            hasher = hasher_class(**params)
+        except (KeyError, json.JSONDecodeError, InputError) as exc:
+            raise HasherFileError(f"{source}: invalid stored hyper-parameters: {exc}") from None
+        if "state" not in handle:
+            raise HasherFileError(f"{source}: group 'state' is missing")
+        state = _read_state(handle["state"], source)
+    if "n_features_in_" not in state:
+        raise HasherFileError(f"{source}: fitted attribute 'n_features_in_' is missing")
+    for key, value in state.items():
+        setattr(hasher, key, value)
+    hasher._registry_name = name or None
+    return hasher

@@ -1,0 +1,56 @@
+"""Hook specifications of the ``ddcmh`` plugin project.
+
+A plugin is a module (or any object) with functions decorated by :data:`ddcmh_core.hookimpl`,
+exposed through an entry point in the ``ddcmh`` group of its distribution::
+
+    [project.entry-points.ddcmh]
+    foo = "ddcmh_foo.plugin"
+
+The built-in hashers are registered by ddcmh's own ``pyproject.toml`` in exactly the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .plugins import HasherSpec
+
+PROJECT_NAME = "ddcmh"
+"""pluggy project name, and the entry-point group that plugins register under."""
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def ddcmh_hashers() -> Iterable[HasherSpec]:  # type: ignore[empty-body]
+    """Provide Stage-1 hashers.
+
+    Returns
+    -------
+    Iterable[HasherSpec]
+        One validated record per hasher. Names are lower-case kebab (``itq``, ``cca-itq``) and must
+        be unique across all installed plugins.
+
+    Examples
+    --------
+    >>> from ddcmh_core import HasherSpec, hookimpl
+    >>> @hookimpl
+    ... def ddcmh_hashers():
+    ...     yield HasherSpec(name="my-lsh", hasher="my_pkg.lsh:MyLSH", summary="Sign random projections")
+    """
+
+
+@hookspec
+def ddcmh_datasets() -> Iterable[Any]:
+    """Provide datasets (records defined by :mod:`ddcmh_core.data`).
+
+    Returns
+    -------
+    Iterable[DatasetSpec]
+        One validated record per dataset name.
+    """

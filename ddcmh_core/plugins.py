@@ -1,0 +1,450 @@
+"""Plugin discovery: entry points, isolated loading and the hasher registry.
+
+Nothing is imported at ``import ddcmh_core`` time. The first call to :func:`plugin_set` (for
+example through :func:`hasher_registry`) reads the ``ddcmh`` entry-point group, imports each
+entry point inside its own ``try``/``except`` and records what happened, so that one broken plugin
+is reported with its distribution and error while everything else keeps working.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as metadata
+import re
+import threading
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pluggy
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from . import hookspecs
+from .errors import DuplicateNameError, PluginError, UnknownNameError
+
+if TYPE_CHECKING:
+    from .hasher import Hasher
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+IMPORT_PATH_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def check_kebab_name(name: str) -> str:
+    """Return ``name`` if it is lower-case kebab (``itq``, ``cca-itq``), else raise ValueError."""
+    if not NAME_PATTERN.match(name):
+        raise ValueError(f"name {name!r} must be lower-case kebab, like 'itq' or 'cca-itq'")
+    return name
+
+
+class HasherSpec(BaseModel):
+    """A validated, frozen record describing one hasher offered by a plugin.
+
+    Parameters
+    ----------
+    name : str
+        Lower-case kebab name users type (``itq``).
+    hasher : type[Hasher] or str
+        The :class:`~ddcmh_core.Hasher` subclass, or its import path ``"package.module:Class"``,
+        which is imported only when the hasher is used (lazy loading).
+    summary : str
+        One line for listings.
+    aliases : tuple of str
+        Other names for the same hasher.
+    defaults : dict
+        Hyper-parameter values that differ from the class defaults for this name (for example
+        ``cca-itq`` could be ITQ with ``projection="cca"``). They are validated by the hasher's
+        ``Params`` when the hasher is built.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    name: str
+    hasher: Any
+    summary: str = ""
+    aliases: tuple[str, ...] = ()
+    defaults: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return check_kebab_name(value)
+
+    @field_validator("aliases")
+    @classmethod
+    def _check_aliases(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for alias in value:
+            check_kebab_name(alias)
+        return value
+
+    @field_validator("hasher")
+    @classmethod
+    def _check_hasher(cls, value: Any) -> Any:
+        from .hasher import Hasher
+
+        if isinstance(value, str):
+            if not IMPORT_PATH_PATTERN.match(value):
+                raise ValueError(
+                    f"hasher import path {value!r} must look like 'package.module:ClassName'"
+                )
+            return value
+        if isinstance(value, type) and issubclass(value, Hasher):
+            return value
+        raise ValueError(
+            f"hasher must be a ddcmh_core.Hasher subclass or an import path string, got {value!r}"
+        )
+
+    def load(self) -> type[Hasher]:
+        """Return the hasher class, importing it first when it was given as an import path.
+
+        Raises
+        ------
+        PluginError
+            If the import path cannot be imported or does not name a Hasher subclass.
+        """
+        from .hasher import Hasher
+
+        if not isinstance(self.hasher, str):
+            return self.hasher  # type: ignore[no-any-return]
+        module_name, _, attribute_path = self.hasher.partition(":")
+        try:
+            target: Any = importlib.import_module(module_name)
+            for part in attribute_path.split("."):
+                target = getattr(target, part)
+        except Exception as exc:
+            raise PluginError(
+                f"hasher {self.name!r}: cannot import {self.hasher!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not (isinstance(target, type) and issubclass(target, Hasher)):
+            raise PluginError(
+                f"hasher {self.name!r}: {self.hasher!r} is not a ddcmh_core.Hasher subclass"
+            )
+        return target
+
+
+@dataclass
+class PluginInfo:
+    """What is known about one entry point of the ``ddcmh`` group.
+
+    Attributes
+    ----------
+    name : str
+        The entry point's name.
+    value : str
+        The entry point's target (``"package.module"``).
+    distribution : str
+        The distribution that declares it (``"ddcmh"`` for the built-ins).
+    version : str
+        That distribution's version.
+    status : str
+        ``"loaded"`` or ``"failed"``.
+    error : str
+        One-line error for a failed plugin (empty otherwise).
+    details : str
+        The traceback of the failure, for ``--list-plugins --json``.
+    provides : dict
+        Names provided per hook, e.g. ``{"ddcmh_hashers": ["itq", ...]}``.
+    """
+
+    name: str
+    value: str
+    distribution: str
+    version: str
+    status: str = "loaded"
+    error: str = ""
+    details: str = ""
+    provides: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def provider(self) -> str:
+        """``"distribution version"``, how listings and errors name a provider."""
+        return f"{self.distribution} {self.version}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return {
+            "entry_point": self.name,
+            "value": self.value,
+            "distribution": self.distribution,
+            "version": self.version,
+            "status": self.status,
+            "error": self.error,
+            "provides": self.provides,
+        }
+
+
+@dataclass
+class PluginSet:
+    """The loaded plugins: a pluggy manager plus one :class:`PluginInfo` per entry point."""
+
+    manager: pluggy.PluginManager
+    plugins: list[PluginInfo]
+    _info_by_object: dict[int, PluginInfo] = field(default_factory=dict)
+
+    def info_for(self, plugin_object: object) -> PluginInfo | None:
+        """The :class:`PluginInfo` of a registered plugin object."""
+        return self._info_by_object.get(id(plugin_object))
+
+
+RecordT = TypeVar("RecordT")
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def load_entry_points(entry_points: Iterable[metadata.EntryPoint] | None = None) -> PluginSet:
+    """Import every entry point of the ``ddcmh`` group, each in isolation.
+
+    Parameters
+    ----------
+    entry_points : iterable of importlib.metadata.EntryPoint, optional
+        The entry points to load; by default those of every installed distribution.
+
+    Returns
+    -------
+    PluginSet
+        A pluggy manager with each importable plugin registered, and a record for every entry
+        point, including those that failed to import.
+    """
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    if entry_points is None:
+        entry_points = metadata.entry_points(group=hookspecs.PROJECT_NAME)
+    plugin_set = PluginSet(manager=manager, plugins=[])
+    seen: set[tuple[str, str]] = set()
+    for entry_point in entry_points:
+        distribution = getattr(entry_point, "dist", None)
+        dist_name = distribution.metadata["Name"] if distribution is not None else "unknown"
+        dist_version = distribution.version if distribution is not None else "unknown"
+        key = (dist_name, entry_point.name)
+        if key in seen:  # the same distribution visible twice on sys.path
+            continue
+        seen.add(key)
+        info = PluginInfo(
+            name=entry_point.name,
+            value=entry_point.value,
+            distribution=dist_name,
+            version=dist_version,
+        )
+        plugin_set.plugins.append(info)
+        try:
+            plugin_object = entry_point.load()
+            manager.register(plugin_object, name=f"{dist_name}:{entry_point.name}")
+        except Exception as exc:
+            info.status = "failed"
+            info.error = _one_line(exc)
+            info.details = traceback.format_exc()
+            continue
+        plugin_set._info_by_object[id(plugin_object)] = info
+    return plugin_set
+
+
+def collect_records(
+    plugin_set: PluginSet,
+    hook_name: str,
+    record_type: type[RecordT],
+    name_of: Callable[[RecordT], str],
+) -> list[tuple[RecordT, PluginInfo]]:
+    """Call one hook on every plugin, each call isolated, and validate what it yields.
+
+    A plugin whose hook raises, or yields something other than ``record_type``, is marked
+    ``failed`` with the error; the records of the other plugins are returned.
+
+    Parameters
+    ----------
+    plugin_set : PluginSet
+        The loaded plugins.
+    hook_name : str
+        The hook to call (``"ddcmh_hashers"``).
+    record_type : type
+        The type every yielded record must have.
+    name_of : callable
+        Gives a record's name, recorded in ``PluginInfo.provides``.
+
+    Returns
+    -------
+    list of (record, PluginInfo)
+    """
+    collected: list[tuple[RecordT, PluginInfo]] = []
+    hook_caller = getattr(plugin_set.manager.hook, hook_name)
+    for implementation in hook_caller.get_hookimpls():
+        info = plugin_set.info_for(implementation.plugin) or PluginInfo(
+            name=implementation.plugin_name,
+            value=repr(implementation.plugin),
+            distribution="unknown",
+            version="unknown",
+        )
+        try:
+            records = list(implementation.function() or ())
+            for record in records:
+                if not isinstance(record, record_type):
+                    raise PluginError(
+                        f"hook {hook_name} yielded {type(record).__name__}, "
+                        f"expected {record_type.__name__}"
+                    )
+        except Exception as exc:
+            info.status = "failed"
+            info.error = f"{hook_name}: {_one_line(exc)}"
+            info.details = traceback.format_exc()
+            continue
+        info.provides[hook_name] = [name_of(record) for record in records]
+        collected.extend((record, info) for record in records)
+    return collected
+
+
+_plugin_set: PluginSet | None = None
+_lock = threading.Lock()
+
+
+def plugin_set(*, refresh: bool = False) -> PluginSet:
+    """The process-wide :class:`PluginSet`, loaded on first use.
+
+    Parameters
+    ----------
+    refresh : bool, default False
+        Forget what was loaded and read the entry points again (after installing a plugin, or in
+        tests that change ``sys.path``).
+    """
+    global _plugin_set
+    with _lock:
+        if _plugin_set is None or refresh:
+            _plugin_set = load_entry_points()
+            _hasher_registry_cache.clear()
+        return _plugin_set
+
+
+@dataclass(frozen=True)
+class RegisteredHasher:
+    """One hasher name, the record that provides it and the plugin it comes from."""
+
+    spec: HasherSpec
+    plugin: PluginInfo
+
+
+class HasherRegistry:
+    """All hashers offered by the installed plugins.
+
+    Use :func:`hasher_registry` to get the registry of the installed plugins.
+
+    Parameters
+    ----------
+    records : sequence of (HasherSpec, PluginInfo)
+        What the plugins yielded.
+    plugins : sequence of PluginInfo
+        Every entry point, for listings of failures.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[tuple[HasherSpec, PluginInfo]],
+        plugins: Sequence[PluginInfo] = (),
+    ) -> None:
+        self.plugins = list(plugins)
+        claims: dict[str, list[RegisteredHasher]] = {}
+        for spec, info in records:
+            for claimed in (spec.name, *spec.aliases):
+                claims.setdefault(claimed, []).append(RegisteredHasher(spec, info))
+        self._entries = {name: found[0] for name, found in claims.items() if len(found) == 1}
+        self.conflicts = {name: found for name, found in claims.items() if len(found) > 1}
+
+    def names(self) -> list[str]:
+        """Primary names of the usable hashers (no aliases, no conflicting names), sorted."""
+        return sorted(
+            name for name, entry in self._entries.items() if entry.spec.name == name
+        )
+
+    def entries(self) -> list[RegisteredHasher]:
+        """The usable hashers, one per primary name, sorted by name."""
+        return [self._entries[name] for name in self.names()]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def get(self, name: str) -> RegisteredHasher:
+        """Look a hasher up by name or alias.
+
+        Raises
+        ------
+        DuplicateNameError
+            If several plugins claim ``name``; the message names every provider.
+        UnknownNameError
+            If no plugin provides ``name``; the message lists the installed hashers.
+        """
+        key = name.strip().lower()
+        if key in self.conflicts:
+            providers = "; ".join(
+                f"{entry.plugin.provider} (entry point {entry.plugin.name!r}, "
+                f"hasher {entry.spec.hasher if isinstance(entry.spec.hasher, str) else entry.spec.hasher.__qualname__})"
+                for entry in self.conflicts[key]
+            )
+            raise DuplicateNameError(
+                f"hasher name {key!r} is claimed by {len(self.conflicts[key])} plugins: {providers}. "
+                "Uninstall one of them."
+            )
+        if key not in self._entries:
+            installed = ", ".join(self.names()) or "none"
+            failed = [p for p in self.plugins if p.status == "failed"]
+            hint = ""
+            if failed:
+                hint = " Plugins that failed to load: " + "; ".join(
+                    f"{p.provider} ({p.error})" for p in failed
+                ) + "."
+            raise UnknownNameError(
+                f"unknown hasher {name!r}. Installed hashers: {installed}.{hint}"
+            )
+        return self._entries[key]
+
+    def create(self, name: str, **params: Any) -> Hasher:
+        """Build the hasher called ``name``, with the record's defaults overridden by ``params``."""
+        entry = self.get(name)
+        hasher_class = entry.spec.load()
+        merged = {**entry.spec.defaults, **params}
+        hasher = hasher_class(**merged)
+        hasher._registry_name = entry.spec.name
+        return hasher
+
+    def name_for_class(self, hasher_class: type) -> RegisteredHasher | None:
+        """The registered entry whose class is ``hasher_class`` and that has no defaults."""
+        for entry in self.entries():
+            if entry.spec.defaults:
+                continue
+            target = entry.spec.hasher
+            if target is hasher_class or (
+                isinstance(target, str)
+                and target == f"{hasher_class.__module__}:{hasher_class.__qualname__}"
+            ):
+                return entry
+        return None
+
+
+_hasher_registry_cache: dict[str, HasherRegistry] = {}
+
+
+def hasher_registry(*, refresh: bool = False) -> HasherRegistry:
+    """The registry of the hashers of all installed plugins (built-ins included).
+
+    Parameters
+    ----------
+    refresh : bool, default False
+        Reload the entry points first.
+    """
+    plugins = plugin_set(refresh=refresh)
+    with _lock:
+        if "hashers" not in _hasher_registry_cache:
+            records = collect_records(plugins, "ddcmh_hashers", HasherSpec, lambda r: r.name)
+            _hasher_registry_cache["hashers"] = HasherRegistry(records, plugins.plugins)
+        return _hasher_registry_cache["hashers"]
+
+
+def get_hasher(name: str, **params: Any) -> Hasher:
+    """Build an installed hasher by name: ``get_hasher("itq", n_bits=64, seed=0)``.
+
+    Raises
+    ------
+    UnknownNameError, DuplicateNameError
+        See :meth:`HasherRegistry.get`.
+    pydantic.ValidationError
+        If a hyper-parameter is unknown or has a wrong value.
+    """
+    return hasher_registry().create(name, **params)

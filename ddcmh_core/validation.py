@@ -1,0 +1,156 @@
+"""Input validation shared by hashers and the engine.
+
+Each function returns a clean array (float64 features, uint8 label matrices) or raises
+:class:`~ddcmh_core.errors.InputError` with a message of the form
+``"<owner>: argument '<name>': expected ..., got ..."``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import InputError
+
+FeatureMatrix = np.ndarray | sp.csr_matrix
+
+
+def _fail(owner: str, argument: str, message: str) -> InputError:
+    return InputError(f"{owner}: argument {argument!r}: {message}")
+
+
+def check_features(
+    features: Any,
+    *,
+    owner: str,
+    argument: str = "X",
+    n_features: int | None = None,
+    min_samples: int = 1,
+) -> FeatureMatrix:
+    """Validate a feature matrix and return it as float64 (dense ndarray or CSR matrix).
+
+    Parameters
+    ----------
+    features : array-like or scipy.sparse matrix of shape (n_samples, n_features)
+        The data. Sparse input stays sparse (a bag-of-words matrix must never be densified).
+    owner : str
+        Who validates (e.g. ``"ITQ"``); it starts the error message.
+    argument : str, default "X"
+        Name of the argument, for the error message.
+    n_features : int, optional
+        Required number of columns (the width seen at fit time).
+    min_samples : int, default 1
+        Smallest acceptable number of rows.
+
+    Returns
+    -------
+    numpy.ndarray or scipy.sparse.csr_matrix
+        float64 features; a dense result is C-contiguous. The input is never modified.
+
+    Raises
+    ------
+    InputError
+        On a wrong number of dimensions, too few rows, a wrong width, a non-numeric dtype, or
+        NaN / infinite values (the message gives the first offending row).
+    """
+    if sp.issparse(features):
+        matrix = sp.csr_matrix(features, dtype=np.float64, copy=True)
+        values = matrix.data
+        shape = matrix.shape
+    else:
+        try:
+            array = np.asarray(features)
+        except Exception as exc:  # ragged lists and the like
+            raise _fail(owner, argument, f"expected a 2-D numeric array, got {exc}") from exc
+        if array.dtype == object or not (
+            np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
+        ):
+            raise _fail(owner, argument, f"expected a numeric array, got dtype {array.dtype}")
+        if array.ndim != 2:
+            raise _fail(
+                owner,
+                argument,
+                f"expected a 2-D array of shape (n_samples, n_features), got {array.ndim}-D "
+                f"shape {array.shape}",
+            )
+        matrix = np.ascontiguousarray(array, dtype=np.float64)
+        values = matrix
+        shape = matrix.shape
+    if shape[0] < min_samples:
+        raise _fail(owner, argument, f"expected at least {min_samples} rows, got {shape[0]}")
+    if shape[1] < 1:
+        raise _fail(owner, argument, "expected at least one feature column, got 0")
+    if n_features is not None and shape[1] != n_features:
+        raise _fail(
+            owner,
+            argument,
+            f"expected {n_features} features (the width seen in fit), got {shape[1]}",
+        )
+    if not np.all(np.isfinite(values)):
+        if sp.issparse(matrix):
+            bad_entry = int(np.flatnonzero(~np.isfinite(values))[0])
+            bad_row = int(np.searchsorted(matrix.indptr, bad_entry, side="right") - 1)
+        else:
+            bad_row = int(np.flatnonzero(~np.all(np.isfinite(values), axis=1))[0])
+        raise _fail(owner, argument, f"expected finite values, got NaN or inf in row {bad_row}")
+    return matrix
+
+
+def check_labels(labels: Any, *, owner: str, n_samples: int, argument: str = "labels") -> np.ndarray:
+    """Validate a label matrix and return it as a C-contiguous uint8 {0,1} array.
+
+    Parameters
+    ----------
+    labels : array-like or sparse matrix
+        Either a {0,1} matrix of shape (n_samples, n_classes) (multi-hot) or a 1-D vector of
+        non-negative integer class ids, which is turned into a one-hot matrix.
+    owner : str
+        Who validates; it starts the error message.
+    n_samples : int
+        Required number of rows (the number of feature rows).
+    argument : str, default "labels"
+        Name of the argument, for the error message.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_samples, n_classes), dtype uint8
+
+    Raises
+    ------
+    InputError
+        On a wrong row count, values other than 0 and 1, NaN, negative or fractional class ids.
+    """
+    if sp.issparse(labels):
+        labels = labels.toarray()
+    array = np.asarray(labels)
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
+    ):
+        raise _fail(owner, argument, f"expected a numeric label matrix, got dtype {array.dtype}")
+    if array.ndim == 1:
+        if array.shape[0] != n_samples:
+            raise _fail(
+                owner, argument, f"expected {n_samples} class ids (one per row of X), got {array.shape[0]}"
+            )
+        if not np.all(np.isfinite(array)) or np.any(array < 0) or np.any(array != np.round(array)):
+            raise _fail(owner, argument, "expected non-negative integer class ids in a 1-D vector")
+        class_ids = array.astype(np.int64)
+        one_hot = np.zeros((n_samples, int(class_ids.max(initial=0)) + 1), dtype=np.uint8)
+        one_hot[np.arange(n_samples), class_ids] = 1
+        return one_hot
+    if array.ndim != 2:
+        raise _fail(owner, argument, f"expected a 2-D {{0,1}} matrix, got {array.ndim}-D shape {array.shape}")
+    if array.shape[0] != n_samples:
+        raise _fail(
+            owner,
+            argument,
+            f"expected {n_samples} rows (one per row of X), got {array.shape[0]}",
+        )
+    if array.shape[1] < 1:
+        raise _fail(owner, argument, "expected at least one label column, got 0")
+    if not np.all((array == 0) | (array == 1)):
+        bad_row = int(np.flatnonzero(~np.all((array == 0) | (array == 1), axis=1))[0])
+        raise _fail(owner, argument, f"expected only 0 and 1, got another value in row {bad_row}")
+    return np.ascontiguousarray(array, dtype=np.uint8)
