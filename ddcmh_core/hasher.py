@@ -149,14 +149,22 @@ class Hasher:
         other._registry_name = self._registry_name
         return other
 
-    @classmethod
-    def tags(cls) -> dict[str, bool]:
-        """The class-level tags as a dictionary."""
+    def labels_required(self) -> bool:
+        """Whether ``fit`` needs labels with these hyper-parameters.
+
+        The class tag ``requires_labels`` by default; a hasher whose supervision depends on a
+        hyper-parameter (ITQ with ``projection="cca"``) overrides this.
+        """
+        return self.requires_labels
+
+    def tags(self) -> dict[str, bool]:
+        """The tags of this hasher (class tags refined by the hyper-parameters)."""
+        required = self.labels_required()
         return {
-            "requires_labels": cls.requires_labels,
-            "uses_labels": cls.uses_labels or cls.requires_labels,
-            "supports_encode": cls.supports_encode,
-            "bits_bounded_by_features": cls.bits_bounded_by_features,
+            "requires_labels": required,
+            "uses_labels": self.uses_labels or required,
+            "supports_encode": self.supports_encode,
+            "bits_bounded_by_features": self.bits_bounded_by_features,
         }
 
     @property
@@ -211,12 +219,12 @@ class Hasher:
         label_matrix = None
         if labels is not None:
             label_matrix = check_labels(labels, owner=self.name, n_samples=features.shape[0])
-        elif self.requires_labels:
+        elif self.labels_required():
             raise InputError(
                 f"{self.name}: argument 'labels': expected a {{0,1}} label matrix with "
                 f"{features.shape[0]} rows (this hasher is supervised), got None"
             )
-        if not (self.uses_labels or self.requires_labels):
+        if not self.tags()["uses_labels"]:
             label_matrix = None
         rng = np.random.default_rng(self.params.seed)
         for attribute in [key for key in vars(self) if key.endswith("_")]:

@@ -8,7 +8,6 @@ import numpy as np
 import scipy.linalg
 from pydantic import Field
 
-from ddcmh_core.errors import InputError
 from ddcmh_core.hasher import Hasher, HasherParams
 from ddcmh_core.linalg import (
     centred_projection,
@@ -62,17 +61,16 @@ class ITQ(Hasher):
         cca_ridge: float = Field(1e-4, gt=0, description="Relative ridge of CCA covariances.")
 
     params: Params
-    uses_labels = True
     bits_bounded_by_features = True
+
+    def labels_required(self) -> bool:
+        """CCA-ITQ needs labels; PCA-ITQ does not use them."""
+        return self.params.projection == "cca"
 
     def _fit(self, X: FeatureMatrix, labels: np.ndarray | None, rng: np.random.Generator) -> None:
         self.mean_ = column_mean(X)
         if self.params.projection == "cca":
-            if labels is None:
-                raise InputError(
-                    f"{self.name}: argument 'labels': expected a {{0,1}} label matrix because "
-                    "projection='cca', got None"
-                )
+            assert labels is not None  # guaranteed by labels_required()
             self.projection_ = self._cca_directions(X, labels)
         else:
             _, self.projection_ = principal_components(X, self.n_bits, self.mean_)

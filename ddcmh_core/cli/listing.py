@@ -1,0 +1,115 @@
+"""What ``--list-hashers``, ``--list-plugins`` and ``--version`` print."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .._version import __version__
+from ..plugins import HasherRegistry, RegisteredHasher
+
+
+COMMON_PARAMETERS = ("n_bits", "seed", "kernel_lift", "lift_anchors")
+"""Hyper-parameters of every hasher (``HasherParams``), listed once below the table."""
+
+
+def hasher_record(entry: RegisteredHasher) -> dict[str, Any]:
+    """JSON-ready description of one registered hasher (loads its class)."""
+    record: dict[str, Any] = {
+        "name": entry.spec.name,
+        "aliases": list(entry.spec.aliases),
+        "provider": entry.plugin.distribution,
+        "provider_version": entry.plugin.version,
+        "summary": entry.spec.summary,
+        "defaults": dict(entry.spec.defaults),
+    }
+    try:
+        hasher_class = entry.spec.load()
+        hasher = hasher_class(**entry.spec.defaults)
+    except Exception as error:  # a broken hasher module must not take the listing down
+        record.update(status="failed", error=str(error))
+        return record
+    tags = hasher.tags()
+    record.update(
+        status="ok",
+        supervised=tags["requires_labels"],
+        uses_labels=tags["uses_labels"],
+        out_of_sample=tags["supports_encode"],
+        bits_bounded_by_features=tags["bits_bounded_by_features"],
+        hasher_class=f"{hasher_class.__module__}:{hasher_class.__qualname__}",
+        params=hasher.get_params(),
+        params_schema=hasher_class.Params.model_json_schema(),
+    )
+    return record
+
+
+def list_hashers(registry: HasherRegistry, *, as_json: bool) -> str:
+    """The ``--list-hashers`` output, a table or JSON."""
+    records = [hasher_record(entry) for entry in registry.entries()]
+    conflicts = [
+        {
+            "name": name,
+            "providers": [f"{entry.plugin.provider} ({entry.plugin.name})" for entry in entries],
+        }
+        for name, entries in sorted(registry.conflicts.items())
+    ]
+    if as_json:
+        return json.dumps({"hashers": records, "conflicts": conflicts}, indent=2, default=str)
+    lines = [f"{'name':<16} {'kind':<13} {'provider':<18} summary"]
+    for record in records:
+        if record["status"] != "ok":
+            kind = "BROKEN"
+        else:
+            kind = "supervised" if record["supervised"] else "unsupervised"
+        provider = f"{record['provider']} {record['provider_version']}"
+        name = record["name"] + (f" ({', '.join(record['aliases'])})" if record["aliases"] else "")
+        summary = record["summary"] if record["status"] == "ok" else record["error"]
+        lines.append(f"{name:<16} {kind:<13} {provider:<18} {summary}")
+        if record["status"] == "ok":
+            parameters = ", ".join(
+                f"{key}={value!r}"
+                for key, value in record["params"].items()
+                if key not in COMMON_PARAMETERS
+            )
+            if parameters:
+                lines.append(f"{'':<16} {'':<13} {'':<18} params: {parameters}")
+    for conflict in conflicts:
+        lines.append(
+            f"CONFLICT: {conflict['name']!r} is claimed by {' and '.join(conflict['providers'])}"
+        )
+    lines.append("")
+    lines.append(
+        "Every hasher also takes n_bits, seed, kernel_lift ('none'|'rbf') and lift_anchors. "
+        "Set them with --hasher-opt KEY=VALUE; --list-hashers --json shows full schemas."
+    )
+    return "\n".join(lines)
+
+
+def list_plugins(registry: HasherRegistry, *, as_json: bool) -> str:
+    """The ``--list-plugins`` output: every entry point of the ``ddcmh`` group and its status."""
+    records = [plugin.as_dict() for plugin in registry.plugins]
+    if as_json:
+        return json.dumps({"plugins": records}, indent=2)
+    lines = [f"{'distribution':<22} {'version':<10} {'entry point':<18} {'status':<7} provides"]
+    for record in records:
+        provides = ", ".join(name for names in record["provides"].values() for name in names)
+        lines.append(
+            f"{record['distribution']:<22} {record['version']:<10} {record['entry_point']:<18} "
+            f"{record['status']:<7} {provides or '-'}"
+        )
+        if record["error"]:
+            lines.append(f"    error: {record['error']}")
+    return "\n".join(lines)
+
+
+def version_text(registry: HasherRegistry) -> str:
+    """``ddcmh-bench --version``: ddcmh's version and the installed plugins."""
+    plugins = sorted(
+        {
+            f"{plugin.distribution} {plugin.version}"
+            + ("" if plugin.status == "loaded" else " (failed to load)")
+            for plugin in registry.plugins
+            if plugin.distribution != "ddcmh"
+        }
+    )
+    return f"ddcmh {__version__}; plugins: {', '.join(plugins) if plugins else 'none'}"

@@ -1,0 +1,60 @@
+"""Shared fixtures: fake plugin distributions on sys.path, and the real-data folder."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ddcmh_core.plugins import plugin_set
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def shared_data(folder: str) -> Path:
+    """Path of a real dataset folder in ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA / folder
+    if not path.is_dir():
+        pytest.skip(f"real dataset folder {path} is absent (only present beside a ddcmh checkout)")
+    return path
+
+
+class FakeDistributions:
+    """Writes installed-looking distributions (dist-info + module) into one site folder."""
+
+    def __init__(self, site: Path) -> None:
+        self.site = site
+        self.modules: list[str] = []
+
+    def add(self, distribution: str, module: str, source: str, *, version: str = "1.0") -> None:
+        (self.site / f"{module}.py").write_text(textwrap.dedent(source))
+        info = self.site / f"{distribution.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n"
+        )
+        (info / "entry_points.txt").write_text(f"[ddcmh]\n{module} = {module}\n")
+        self.modules.append(module)
+        importlib.invalidate_caches()
+        plugin_set(refresh=True)
+
+
+@pytest.fixture
+def fake_distributions(tmp_path):
+    """Fake plugin distributions visible to importlib.metadata for the duration of a test."""
+    site = tmp_path / "site"
+    site.mkdir()
+    sys.path.insert(0, str(site))
+    fakes = FakeDistributions(site)
+    try:
+        yield fakes
+    finally:
+        sys.path.remove(str(site))
+        for module in fakes.modules:
+            sys.modules.pop(module, None)
+        importlib.invalidate_caches()
+        plugin_set(refresh=True)

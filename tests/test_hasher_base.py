@@ -1,0 +1,202 @@
+"""The Hasher base class: parameters, validation, kernel lift, HDF5 files."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from ddcmh_core import (
+    HasherFileError,
+    InputError,
+    NotFittedError,
+    get_hasher,
+    load_hasher,
+)
+from ddcmh_core.hasher import FILE_FORMAT_VERSION
+from ddcmh_core.testing import make_bow_data
+from ddcmh_hashers.itq import ITQ
+from ddcmh_hashers.lsh import LSH
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return make_bow_data(n_samples=300, n_features=40)
+
+
+def test_params_are_validated_and_frozen():
+    hasher = ITQ(n_bits=24, seed=3)
+    assert hasher.params.n_bits == 24 and hasher.n_bits == 24
+    with pytest.raises(Exception):
+        hasher.params.n_bits = 8  # frozen
+    with pytest.raises(InputError, match=r"ITQ: argument 'n_iter': unknown|ITQ: argument 'niter': unknown"):
+        ITQ(niter=3)
+    with pytest.raises(InputError, match=r"ITQ: argument 'n_bits': .*greater than or equal to 1.*got 0"):
+        ITQ(n_bits=0)
+    with pytest.raises(InputError, match=r"argument 'projection'"):
+        ITQ(projection="lda")
+    with pytest.raises(InputError, match=r"argument 'n_bits'"):
+        ITQ(n_bits="many")
+
+
+def test_repr_shows_changed_params():
+    assert repr(ITQ(n_bits=64, n_iter=10)) == "ITQ(n_bits=64, n_iter=10)"
+
+
+def test_bad_features_name_hasher_argument_and_expectation(corpus):
+    features, labels = corpus
+    dense = features.toarray()
+    dense[7, 1] = np.inf
+    with pytest.raises(InputError, match=r"ITQ: argument 'X': expected finite values, got NaN or inf in row 7"):
+        ITQ(n_bits=8).fit(dense)
+    sparse = features.copy()
+    sparse.data[sparse.indptr[11]] = np.nan
+    with pytest.raises(InputError, match=r"row 11"):
+        ITQ(n_bits=8).fit(sparse)
+    with pytest.raises(InputError, match=r"expected a 2-D array.*got 3-D"):
+        ITQ(n_bits=8).fit(np.zeros((4, 3, 2)))
+    with pytest.raises(InputError, match=r"expected a numeric array"):
+        ITQ(n_bits=8).fit(np.array([["a", "b"], ["c", "d"]]))
+    with pytest.raises(InputError, match=r"expected at least 2 rows, got 1"):
+        ITQ(n_bits=1).fit(np.ones((1, 5)))
+    fitted = ITQ(n_bits=8).fit(features)
+    with pytest.raises(InputError, match=r"expected 40 features \(the width seen in fit\), got 39"):
+        fitted.encode(features[:, :39])
+
+
+def test_bad_labels_are_refused(corpus):
+    features, labels = corpus
+    with pytest.raises(InputError, match=r"cca-itq: argument 'labels': expected 300 rows .* got 299"):
+        get_hasher("cca-itq", n_bits=4).fit(features, labels[:299])
+    bad = labels.astype(float)
+    bad[5, 0] = 0.5
+    with pytest.raises(InputError, match=r"expected only 0 and 1, got another value in row 5"):
+        get_hasher("cca-itq", n_bits=4).fit(features, bad)
+    with pytest.raises(InputError, match=r"argument 'labels': expected a \{0,1\} label matrix with 300 rows"):
+        get_hasher("cca-itq", n_bits=4).fit(features)
+
+
+def test_class_id_vectors_become_one_hot(corpus):
+    features, labels = corpus
+    class_ids = labels.argmax(axis=1)
+    one_hot = np.eye(labels.shape[1], dtype=np.uint8)[class_ids]
+    by_ids = get_hasher("cca-itq", n_bits=4).fit_encode(features, class_ids)
+    by_matrix = get_hasher("cca-itq", n_bits=4).fit_encode(features, one_hot)
+    assert np.array_equal(by_ids, by_matrix)
+
+
+def test_too_many_bits_points_to_the_kernel_lift():
+    features = np.random.default_rng(0).random((500, 10))  # like Wikipedia's 10-d LDA text
+    with pytest.raises(InputError) as error:
+        ITQ(n_bits=32).fit(features)
+    message = str(error.value)
+    assert "argument 'n_bits'" in message and "n_features (10)" in message
+    assert "kernel_lift='rbf'" in message
+    lifted = ITQ(n_bits=32, kernel_lift="rbf", lift_anchors=200).fit(features)
+    codes = lifted.encode(features)
+    assert codes.shape == (500, 32)
+    assert lifted.lift_.anchors.shape == (200, 10)
+    assert np.all(codes.mean(axis=0) > 0.05) and np.all(codes.mean(axis=0) < 0.95)
+
+
+def test_kernel_lift_width_is_chosen_on_training_data():
+    features = np.random.default_rng(1).random((300, 6))
+    lifted = LSH(n_bits=16, kernel_lift="rbf", lift_anchors=50).fit(features)
+    anchors = lifted.lift_.anchors
+    squared = ((features[:, None, :] - anchors[None]) ** 2).sum(-1)
+    assert lifted.lift_.bandwidth == pytest.approx(np.sqrt(squared.mean()))
+    # Anchors are training rows.
+    assert all(np.any(np.all(features == row, axis=1)) for row in anchors)
+
+
+def test_unfitted_hasher_raises():
+    with pytest.raises(NotFittedError, match="call fit before encode"):
+        ITQ().encode(np.ones((3, 3)))
+    with pytest.raises(NotFittedError):
+        ITQ().save("x.h5")
+
+
+def test_refit_forgets_previous_state(corpus):
+    features, _ = corpus
+    hasher = ITQ(n_bits=8, kernel_lift="rbf", lift_anchors=30).fit(features)
+    assert hasattr(hasher, "lift_")
+    plain = hasher.clone(kernel_lift="none")
+    plain.fit(features)
+    assert not hasattr(plain, "lift_")
+
+
+def test_save_is_atomic_and_load_restores(tmp_path, corpus):
+    features, _ = corpus
+    hasher = ITQ(n_bits=8, kernel_lift="rbf", lift_anchors=30).fit(features)
+    path = hasher.save(tmp_path / "itq.h5")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["itq.h5"]
+    restored = load_hasher(path)
+    assert restored.params == hasher.params
+    assert np.array_equal(restored.encode(features), hasher.encode(features))
+    with h5py.File(path) as handle:
+        assert handle.attrs["hasher_name"] == "itq"
+        assert handle.attrs["provider"] == "ddcmh"
+        assert "pickle" not in str(dict(handle.attrs))
+
+
+def test_failed_save_leaves_nothing(tmp_path, corpus):
+    features, _ = corpus
+    hasher = ITQ(n_bits=8).fit(features)
+    hasher.not_saveable_ = object()
+    with pytest.raises(TypeError, match="not_saveable_"):
+        hasher.save(tmp_path / "broken.h5")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_load_refuses_bad_files(tmp_path, corpus):
+    features, _ = corpus
+    with pytest.raises(HasherFileError, match="no such file"):
+        load_hasher(tmp_path / "missing.h5")
+    text = tmp_path / "text.h5"
+    text.write_text("not hdf5")
+    with pytest.raises(HasherFileError, match="not a readable HDF5 file"):
+        load_hasher(text)
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as handle:
+        handle["data"] = np.arange(3)
+    with pytest.raises(HasherFileError, match="not a ddcmh hasher file"):
+        load_hasher(foreign)
+    good = ITQ(n_bits=8).fit(features).save(tmp_path / "good.h5")
+    future = tmp_path / "future.h5"
+    future.write_bytes(good.read_bytes())
+    with h5py.File(future, "a") as handle:
+        handle.attrs["format_version"] = FILE_FORMAT_VERSION + 1
+    with pytest.raises(HasherFileError, match="format version 2 is not supported"):
+        load_hasher(future)
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(good.read_bytes())
+    with h5py.File(truncated, "a") as handle:
+        del handle["state/rotation_"]
+    with pytest.raises(HasherFileError, match="'rotation_' .* is missing"):
+        load_hasher(truncated)
+    chopped = tmp_path / "chopped.h5"
+    chopped.write_bytes(good.read_bytes()[:300])
+    with pytest.raises(HasherFileError):
+        load_hasher(chopped)
+    unknown = tmp_path / "unknown.h5"
+    unknown.write_bytes(good.read_bytes())
+    with h5py.File(unknown, "a") as handle:
+        handle.attrs["hasher_name"] = "no-such-hasher"
+        handle.attrs["provider"] = "ddcmh-nowhere"
+    with pytest.raises(HasherFileError, match=r"'no-such-hasher' \(from ddcmh-nowhere\) is not installed"):
+        load_hasher(unknown)
+    bad_params = tmp_path / "bad_params.h5"
+    bad_params.write_bytes(good.read_bytes())
+    with h5py.File(bad_params, "a") as handle:
+        handle.attrs["params"] = '{"n_bits": -3}'
+    with pytest.raises(HasherFileError, match="invalid stored hyper-parameters"):
+        load_hasher(bad_params)
+
+
+def test_dense_and_sparse_give_same_codes(corpus):
+    features, _ = corpus
+    sparse_codes = ITQ(n_bits=16).fit_encode(features)
+    dense_codes = ITQ(n_bits=16).fit_encode(features.toarray())
+    assert np.mean(sparse_codes == dense_codes) > 0.999
+    assert sp.issparse(features)
