@@ -46,7 +46,7 @@ def ddcmh_hashers() -> Iterable[HasherSpec]:  # type: ignore[empty-body]
 
 
 @hookspec
-def ddcmh_datasets() -> Iterable[Any]:
+def ddcmh_datasets() -> Iterable[Any]:  # type: ignore[empty-body]
     """Provide datasets (records defined by :mod:`ddcmh_core.data`).
 
     Returns

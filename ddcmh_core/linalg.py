@@ -47,10 +47,8 @@ def covariance(features: FeatureMatrix, mean: np.ndarray | None = None) -> np.nd
     """Sample covariance ``(X^T X - n mu mu^T) / (n - 1)`` (dense d x d), sparse-safe."""
     n_samples = features.shape[0]
     mean = column_mean(features) if mean is None else mean
-    if sp.issparse(features):
-        gram = np.asarray((features.T @ features).toarray(), dtype=np.float64)
-    else:
-        gram = features.T @ features
+    product = features.T @ features
+    gram = np.asarray(product if isinstance(product, np.ndarray) else product.toarray(), dtype=np.float64)
     cov = (gram - n_samples * np.outer(mean, mean)) / max(n_samples - 1, 1)
     return (cov + cov.T) / 2.0
 
@@ -115,9 +113,9 @@ def principal_components(
 
 def row_squared_norms(features: FeatureMatrix) -> np.ndarray:
     """Squared L2 norm of each row."""
-    if sp.issparse(features):
-        return np.asarray(features.multiply(features).sum(axis=1), dtype=np.float64).ravel()
-    return np.einsum("ij,ij->i", features, features)
+    if isinstance(features, np.ndarray):
+        return np.einsum("ij,ij->i", features, features)
+    return np.asarray(features.multiply(features).sum(axis=1), dtype=np.float64).ravel()
 
 
 def l2_normalize_rows(features: FeatureMatrix) -> FeatureMatrix:

@@ -94,6 +94,13 @@ class HasherSpec(BaseModel):
             f"hasher must be a ddcmh_core.Hasher subclass or an import path string, got {value!r}"
         )
 
+    @property
+    def target(self) -> str:
+        """The hasher's import path, ``"package.module:Class"``."""
+        if isinstance(self.hasher, str):
+            return self.hasher
+        return f"{self.hasher.__module__}:{self.hasher.__qualname__}"
+
     def load(self) -> type[Hasher]:
         """Return the hasher class, importing it first when it was given as an import path.
 
@@ -105,7 +112,7 @@ class HasherSpec(BaseModel):
         from .hasher import Hasher
 
         if not isinstance(self.hasher, str):
-            return self.hasher  # type: ignore[no-any-return]
+            return self.hasher
         module_name, _, attribute_path = self.hasher.partition(":")
         try:
             target: Any = importlib.import_module(module_name)
@@ -374,8 +381,7 @@ class HasherRegistry:
         key = name.strip().lower()
         if key in self.conflicts:
             providers = "; ".join(
-                f"{entry.plugin.provider} (entry point {entry.plugin.name!r}, "
-                f"hasher {entry.spec.hasher if isinstance(entry.spec.hasher, str) else entry.spec.hasher.__qualname__})"
+                f"{entry.plugin.provider} (entry point {entry.plugin.name!r}, hasher {entry.spec.target})"
                 for entry in self.conflicts[key]
             )
             raise DuplicateNameError(
@@ -409,11 +415,7 @@ class HasherRegistry:
         for entry in self.entries():
             if entry.spec.defaults:
                 continue
-            target = entry.spec.hasher
-            if target is hasher_class or (
-                isinstance(target, str)
-                and target == f"{hasher_class.__module__}:{hasher_class.__qualname__}"
-            ):
+            if entry.spec.target == f"{hasher_class.__module__}:{hasher_class.__qualname__}":
                 return entry
         return None
 

@@ -7,14 +7,14 @@ Each function returns a clean array (float64 features, uint8 label matrices) or 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import scipy.sparse as sp
 
 from .errors import InputError
 
-FeatureMatrix = np.ndarray | sp.csr_matrix
+FeatureMatrix: TypeAlias = np.ndarray | sp.csr_matrix
 
 
 def _fail(owner: str, argument: str, message: str) -> InputError:

@@ -8,7 +8,6 @@ from typing import Any
 from .._version import __version__
 from ..plugins import HasherRegistry, RegisteredHasher
 
-
 COMMON_PARAMETERS = ("n_bits", "seed", "kernel_lift", "lift_anchors")
 """Hyper-parameters of every hasher (``HasherParams``), listed once below the table."""
 
@@ -36,7 +35,7 @@ def hasher_record(entry: RegisteredHasher) -> dict[str, Any]:
         uses_labels=tags["uses_labels"],
         out_of_sample=tags["supports_encode"],
         bits_bounded_by_features=tags["bits_bounded_by_features"],
-        hasher_class=f"{hasher_class.__module__}:{hasher_class.__qualname__}",
+        hasher_class=entry.spec.target,
         params=hasher.get_params(),
         params_schema=hasher_class.Params.model_json_schema(),
     )
