@@ -270,7 +270,7 @@ def popcount(words: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         ``uint8`` counts, same shape as ``words``.
     """
     if _HAS_BITWISE_COUNT:
-        return np.bitwise_count(words, out=out)  # type: ignore[no-any-return]
+        return np.bitwise_count(words, out=out)
     as_bytes = np.ascontiguousarray(words).view(np.uint8).reshape(*words.shape, words.itemsize)
     counts = _POPCOUNT_TABLE[as_bytes].sum(axis=-1, dtype=np.uint8)
     if out is None:
