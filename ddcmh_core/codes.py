@@ -14,6 +14,8 @@ kernel computes the same integer distances with one matrix product, for GPUs.
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,7 +27,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "InvalidCodesError",
+    "ScratchBuffers",
     "as_words",
+    "available_cpus",
     "check_codes",
     "check_packed",
     "distance_dtype",
@@ -387,3 +391,47 @@ def hamming_distances_torch(query_bits: torch.Tensor, database_bits: torch.Tenso
     distances = queries.sum(dim=1, keepdim=True) + database.sum(dim=1)[None, :]
     distances.addmm_(queries, database.T, alpha=-2.0)
     return distances.round_().to(torch.int32)
+
+
+def available_cpus() -> int:
+    """Return the number of CPUs this process may run on (the default thread count of kernels)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+class ScratchBuffers(threading.local):
+    """Reusable per-thread scratch arrays for blocked kernels.
+
+    Fresh large allocations page-fault on first touch; reusing one buffer per name and thread
+    keeps it warm. Create one instance per computation so the memory is freed with it.
+    """
+
+    def __init__(self) -> None:
+        self.buffers: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """Return an uninitialised C-contiguous array of ``shape`` and ``dtype`` for this thread.
+
+        Parameters
+        ----------
+        name : str
+            Buffer name; each name holds one buffer per thread, grown when needed.
+        shape : tuple of int
+            Shape of the returned array.
+        dtype : dtype-like
+            Element type.
+
+        Returns
+        -------
+        numpy.ndarray
+            A view of the thread's buffer (its content is arbitrary).
+        """
+        size = 1
+        for extent in shape:
+            size *= int(extent)
+        buffer = self.buffers.get(name)
+        if buffer is None or buffer.size < size or buffer.dtype != np.dtype(dtype):
+            buffer = np.empty(max(size, 1), dtype=dtype)
+            self.buffers[name] = buffer
+        return buffer[:size].reshape(shape)

@@ -42,8 +42,6 @@ The same algorithms run in torch when ``device`` is given (``"cuda"``, ``"cuda:1
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -55,7 +53,9 @@ from scipy.special import gammaln
 
 from ddcmh_core.codes import (
     InvalidCodesError,
+    ScratchBuffers,
     as_words,
+    available_cpus,
     check_codes,
     distance_dtype,
     hamming_distances_torch,
@@ -88,6 +88,8 @@ TIE_POLICIES: tuple[str, ...] = ("expected", "index")
 _MAX_PACKED_LABEL_COLUMNS = 256
 # Pairs per (query block x database block) tile: small enough to keep a tile's scratch in cache.
 _TILE_PAIRS = 1 << 17
+# Rows ranked at once by the index-order path: a few rows keep the sort buffers in cache.
+_INDEX_ROWS_CAP = 4
 
 
 class InvalidLabelsError(InputError):
@@ -279,12 +281,6 @@ def _check_positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
-def _default_threads() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
-
-
 def _is_torch_tensor(value: Any) -> bool:
     return type(value).__module__.startswith("torch") and hasattr(value, "device")
 
@@ -446,21 +442,6 @@ class _RankStatistics:
     hits_at_n: np.ndarray | None  # (n_queries, len(n_values)): relevant items in the top N
 
 
-class _ThreadScratch(threading.local):
-    """Per-thread reusable buffers (fresh allocations page-fault; reuse keeps them warm)."""
-
-    def __init__(self) -> None:
-        self.buffers: dict[str, np.ndarray] = {}
-
-    def get(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-        size = int(np.prod(shape))
-        buffer = self.buffers.get(name)
-        if buffer is None or buffer.size < size or buffer.dtype != np.dtype(dtype):
-            buffer = np.empty(size, dtype=dtype)
-            self.buffers[name] = buffer
-        return buffer[:size].reshape(shape)
-
-
 class _NumpyEngine:
     """CPU kernels over packed codes, threaded over query chunks."""
 
@@ -481,7 +462,7 @@ class _NumpyEngine:
         self.memory_budget_bytes = memory_budget_bytes
         self.n_threads = n_threads
         self.distance_dtype = distance_dtype(self.n_bits)
-        self.scratch = _ThreadScratch()  # freed with the engine, at the end of the metric call
+        self.scratch = ScratchBuffers()  # freed with the engine, at the end of the metric call
 
     # -- planning -----------------------------------------------------------------------------
 
@@ -559,7 +540,7 @@ class _NumpyEngine:
         row_bytes = self.n_database * (self.distance_dtype.itemsize + 1 + 8 + 1)
         tile_bytes = min(_TILE_PAIRS, self.n_database) * self._tile_bytes_per_pair()
         per_thread = max(1, self.memory_budget_bytes // self.n_threads - tile_bytes)
-        rows_per_chunk = max(1, min(per_thread // row_bytes, 64))
+        rows_per_chunk = max(1, min(per_thread // row_bytes, _INDEX_ROWS_CAP))
         block = max(1, min(self.n_database, _TILE_PAIRS))
 
         def work(queries: slice) -> _RankStatistics:
@@ -882,7 +863,7 @@ def _prepare(
     """Validate inputs and build the engine (numpy, or torch on ``device``)."""
     if not memory_budget_mb > 0:
         raise InputError(f"memory_budget_mb: expected a positive number, found {memory_budget_mb!r}")
-    threads = _default_threads() if n_threads is None else _check_positive_int(n_threads, "n_threads")
+    threads = available_cpus() if n_threads is None else _check_positive_int(n_threads, "n_threads")
     budget = int(memory_budget_mb * 2**20)
     on_cuda = any(
         _is_torch_tensor(codes) and codes.device.type == "cuda" for codes in (query_codes, database_codes)
