@@ -230,6 +230,16 @@ class AGH(Hasher):
     ``Lambda_jj = 0``, which makes the reference divide by zero. Such anchors are removed before
     the eigenproblem; this leaves every training row's neighbours, ``sigma`` and ``Z`` unchanged.
     Anchors are also distinct by construction, so ``m' <= m`` with equality in the usual case.
+
+    Eigenvector signs are fixed (first entry of largest magnitude positive), and eigenvector
+    entries below ``1e-10`` times their column's largest entry are set to exactly 0. When the
+    anchor graph has several (near-)disconnected parts, an eigenvector lives on one part and the
+    reference's projections elsewhere are rounding noise whose sign is arbitrary; here they are 0,
+    so those points get bit 0 whatever the input format (dense or sparse).
+
+    Bits are often far from balanced: on sparse tag vectors the leading eigenvectors tend to be
+    localised on small groups of anchors, so a bit is 1 on a few items only. The reference (and
+    the ``aghasher`` package, compared bit by bit) does the same; it is the method, not a bug.
     """
 
     class Params(HasherParams):

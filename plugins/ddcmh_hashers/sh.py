@@ -121,6 +121,10 @@ class SH(Hasher):
     principal direction (at increasing frequencies), so ``n_bits`` may exceed the number of
     features, exactly as in the reference (``npca = min(nbits, Ndim)`` and the mode enumeration
     always offers ``n_bits`` modes on the widest direction).
+
+    The box comes from the training minimum and maximum, so on skewed data (sparse tag vectors,
+    where a few items have large projections) most items fall in a small part of the box and a
+    low-frequency bit can be nearly constant (e.g. 97 % ones). That is the reference's behaviour.
     """
 
     bits_bounded_by_features = False
