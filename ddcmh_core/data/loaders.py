@@ -1,0 +1,777 @@
+"""Loaders for the field's standard files and for users' own array files.
+
+* :func:`load_wikipedia` — Rasiwasia et al. 2010: ``raw_features.mat`` + the two list files
+  (standard 2,173 / 693 split: test = queries, train = database); or, when the raw images and
+  texts are there instead, the folder layout (:func:`~ddcmh_core.data.folder.load_folder_layout`).
+* :func:`load_mirflickr25k`, :func:`load_nus_wide`, :func:`load_iapr_tc12`, :func:`load_ms_coco` —
+  the DCMH-family layouts: MATLAB v5 / v7.3 and HDF5 files with the usual keys (``IAll``/``YAll``/
+  ``LAll``, ``images``/``tags``/``labels``, one file per key as in ``mirflickr25k-yall.mat``, the
+  pre-split ``I_tr``/``I_te``/``I_db`` files, UCCH's ``VDatabase``/``VTest``), raw images inside
+  the file, image file names beside it, or pre-extracted image features (``XAll``).
+* :func:`load_array_files` — the engine behind them, and :func:`load_generic` for users' own
+  HDF5 / ``.mat`` / ``.npz`` files with named arrays.
+
+Common options
+--------------
+image : {"auto", "raw", "features", "paths", "none"}
+    Which image view to use: raw pixels stored in the file, pre-extracted features, image files
+    named in the file, or none (a partial dataset: text and labels only). ``"auto"`` takes the
+    first available in that order.
+text : {"auto", "features", "raw", "none"}
+    Text features stored in the file (bag-of-words, tags), raw strings featurised by a
+    :class:`~ddcmh_core.data.text.TextFeaturizer` fitted on the training items, or none.
+image_key, text_key, labels_key : str
+    Use these keys (``"key"`` or ``"file.mat:key"``) instead of the usual names.
+protocol, seed, n_query, n_train
+    The split (see :func:`~ddcmh_core.data.split.make_split`); by default the dataset's standard
+    protocol with seed 0.
+drop_unlabelled : bool
+    Remove items without any label before splitting (they are otherwise reported).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from .build import build_dataset
+from .dataset import CrossModalDataset, SkippedItem
+from .errors import DatasetError, MissingFilesError
+from .formats import ArrayEntry, ArrayFile, open_array_file
+from .split import STANDARD_PROTOCOLS, Split, SplitProtocol
+from .text import TextFeaturizerParams
+from .views import ConcatView, ImageFileView, View
+
+ImageChoice = Literal["auto", "raw", "features", "paths", "none"]
+TextChoice = Literal["auto", "features", "raw", "none"]
+
+IMAGE_KEYS = (
+    "images", "IAll", "I", "image", "imgs", "img", "XAll", "X", "image_features", "img_feats",
+    "FAll", "image_paths", "paths", "index", "all_imgs",
+)  # fmt: skip
+"""Usual names of the image view, in order of preference (raw, features or file names)."""
+TEXT_KEYS = ("YAll", "tags", "T", "text", "texts", "Y", "tag", "caption", "captions", "all_tags")
+"""Usual names of the text view (features or raw strings)."""
+LABEL_KEYS = ("LAll", "labels", "L", "label", "category", "categories", "all_labels")
+"""Usual names of the label matrix."""
+SPLIT_KEYS = {
+    "train": ("train_idx", "idx_train", "train_indices", "split/train"),
+    "query": ("query_idx", "idx_query", "query_indices", "test_idx", "idx_test", "split/query"),
+    "database": (
+        "database_idx", "db_idx", "idx_database", "retrieval_idx", "database_indices", "split/database",
+    ),
+}  # fmt: skip
+"""Keys of 0-based split index arrays stored next to the data (generic files)."""
+PRESPLIT_LAYOUTS: tuple[tuple[str, dict[str, tuple[str, str, str]]], ...] = (
+    (
+        "pre-split (I_tr/I_te/I_db)",
+        {
+            "train": ("I_tr", "T_tr", "L_tr"),
+            "query": ("I_te", "T_te", "L_te"),
+            "database": ("I_db", "T_db", "L_db"),
+        },
+    ),
+    (
+        "pre-split (VDatabase/VTest)",
+        {"database": ("VDatabase", "YDatabase", "databaseL"), "query": ("VTest", "YTest", "testL")},
+    ),
+)
+"""Files that carry their own split: per part, the (image, text, labels) keys."""
+ARRAY_SUFFIXES = (".mat", ".h5", ".hdf5", ".h5py", ".he5", ".npz")
+
+MIRFLICKR_FILES = (
+    "mirflickr25k-*.mat", "mirflickr25k*.h5", "mirflickr25k*.hdf5", "mirflickr25k*.h5py",
+    "flickr-25k.mat", "flickr25k*.mat", "flickr25k*.h5", "imglist.mat", "taglist.mat",
+    "labellist.mat", "mir_cnn.mat", "raw_mir.mat", "all_labels.txt", "all_tags.txt", "all_imgs.txt",
+)  # fmt: skip
+NUS_WIDE_FILES = {
+    21: (
+        "nus-wide-tc21-*.mat", "nus-wide-tc21*.h5", "imglist21.mat", "taglist21.mat",
+        "labellist21.mat", "nus_cnn.mat", "raw_nus.mat", "nus-wide.mat", "nus-wide-21*.mat",
+        "nus-wide*.h5", "nus-wide*.hdf5",
+    ),
+    10: ("nus-wide-tc10-*.mat", "nus-wide-tc10*.h5", "nus-wide-tc10*.hdf5"),
+}  # fmt: skip
+IAPR_FILES = ("iapr-tc12*.mat", "iapr*.h5", "iapr*.hdf5", "iapr*.mat")
+MS_COCO_FILES = (
+    "mscoco*.h5py", "mscoco*.h5", "mscoco*.hdf5", "mscoco*.mat", "coco*.mat", "coco*.h5",
+    "coco*.hdf5", "raw_coco.mat", "coco_cnn.mat",
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------- key lookup
+class KeyIndex:
+    """The named arrays of several files, looked up by key (``"key"`` or ``"file:key"``)."""
+
+    def __init__(self, files: Sequence[ArrayFile]) -> None:
+        self.files = list(files)
+        self.by_key: dict[str, list[tuple[ArrayFile, ArrayEntry]]] = {}
+        for array_file in self.files:
+            for key, entry in array_file.entries().items():
+                self.by_key.setdefault(key, []).append((array_file, entry))
+        self._lower: dict[str, str] = {}
+        for key in self.by_key:
+            self._lower.setdefault(key.lower(), key)
+
+    def listing(self) -> str:
+        """``file: key (shape dtype), ...`` for error messages."""
+        parts = []
+        for array_file in self.files:
+            shown = ", ".join(
+                f"{entry.key} ({'x'.join(map(str, entry.shape))} {entry.dtype})"
+                for entry in array_file.entries().values()
+            )
+            parts.append(f"{array_file.path.name}: {shown or 'no arrays'}")
+        return "; ".join(parts)
+
+    def lookup(self, key: str) -> tuple[ArrayFile, ArrayEntry] | None:
+        """The array called ``key`` (exact name first, then case-insensitive), or None."""
+        if ":" in key:
+            file_name, _, inner = key.rpartition(":")
+            for array_file in self.files:
+                if array_file.path.name == file_name or str(array_file.path) == file_name:
+                    return array_file, array_file.entry(inner)
+            raise DatasetError(
+                f"key {key!r}: no file named {file_name!r} among {[f.path.name for f in self.files]}"
+            )
+        found = self.by_key.get(key) or self.by_key.get(self._lower.get(key.lower(), ""), [])
+        if not found:
+            return None
+        if len(found) > 1:
+            raise DatasetError(
+                f"key {key!r} is in several files ({', '.join(str(f.path) for f, _ in found)}); "
+                f"name the one to use as 'file:key', e.g. '{found[0][0].path.name}:{key}'"
+            )
+        return found[0]
+
+    def require(self, key: str, role: str) -> tuple[ArrayFile, ArrayEntry]:
+        """Like :meth:`lookup`, but a missing key is an error naming the role and the keys found."""
+        found = self.lookup(key)
+        if found is None:
+            raise DatasetError(
+                f"{role}: key {key!r} not found; the files hold: {self.listing() or 'nothing'}"
+            )
+        return found
+
+    def first(
+        self, candidates: Sequence[str], kinds: Sequence[str], *, min_ndim: int = 0, max_ndim: int = 99
+    ) -> tuple[ArrayFile, ArrayEntry] | None:
+        """The first candidate key present with one of ``kinds`` and a fitting number of axes."""
+        for key in candidates:
+            found = self.lookup(key)
+            if found is None:
+                continue
+            entry = found[1]
+            if entry.kind in kinds and min_ndim <= len(entry.shape) <= max_ndim:
+                return found
+        return None
+
+
+def _n_along(entry: ArrayEntry) -> tuple[int, ...]:
+    """Possible item counts of an array: first and last axes (strings: their total count)."""
+    if entry.kind == "strings":
+        return (int(np.prod(entry.shape)),)
+    if not entry.shape:
+        return ()
+    return (entry.shape[0], entry.shape[-1])
+
+
+def _dense_array(value: Any) -> np.ndarray:
+    return np.asarray(value.toarray()) if sp.issparse(value) else np.asarray(value)
+
+
+def _where(found: tuple[ArrayFile, ArrayEntry]) -> str:
+    return f"{found[0].path}:{found[1].key}"
+
+
+def _resolve_count(
+    labels: tuple[ArrayFile, ArrayEntry], others: dict[str, tuple[ArrayFile, ArrayEntry]]
+) -> tuple[int, bool]:
+    """Number of items, and whether the label matrix is stored transposed (classes x items)."""
+    shape = labels[1].shape
+    candidates = [(shape[0], False)]
+    if len(shape) == 2 and shape[1] != shape[0]:
+        candidates.append((shape[1], True))
+    for count, transposed in candidates:
+        if all(count in _n_along(found[1]) for found in others.values()):
+            return count, transposed
+    detail = "; ".join(
+        [f"labels {_where(labels)} has shape {shape}"]
+        + [f"{role} {_where(found)} has shape {found[1].shape}" for role, found in others.items()]
+    )
+    raise DatasetError(f"views disagree on the number of items: {detail}")
+
+
+def _find_files(data_dir: str | Path | None, patterns: Sequence[str], dataset: str) -> list[Path]:
+    """The files of ``data_dir`` whose names match ``patterns`` (case-insensitive)."""
+    if data_dir is None:
+        raise MissingFilesError(
+            f"{dataset}: no data folder given (pass data_dir=... / --data-dir, or set DDCMH_DATA_DIR)",
+            dataset=dataset,
+            missing=list(patterns),
+        )
+    root = Path(data_dir).expanduser()
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise MissingFilesError(
+            f"{dataset}: data folder {root} does not exist",
+            dataset=dataset,
+            searched=root,
+            missing=list(patterns),
+        )
+    found = []
+    for path in sorted(root.iterdir()):
+        if path.is_file() and any(fnmatch.fnmatch(path.name.lower(), p) for p in patterns):
+            found.append(path)
+    if not found:
+        raise MissingFilesError(
+            f"{dataset}: none of the expected files is in {root} (looked for {', '.join(patterns)})",
+            dataset=dataset,
+            searched=root,
+            missing=list(patterns),
+        )
+    return found
+
+
+# ---------------------------------------------------------------------------------- image paths
+def _image_paths(
+    names: Sequence[str], root: Path, on_missing: str, what: str
+) -> tuple[list[Path], np.ndarray, list[SkippedItem]]:
+    paths = []
+    keep = []
+    skipped = []
+    for row, name in enumerate(names):
+        path = Path(name.strip())
+        if not path.is_absolute():
+            path = root / path
+        paths.append(path)
+        if path.is_file():
+            keep.append(row)
+        else:
+            skipped.append(
+                SkippedItem(item=str(row), reason="image file missing", path=str(path), list_file=what)
+            )
+    if skipped and on_missing == "error":
+        raise DatasetError(
+            f"{what}: {len(skipped)} of {len(names)} image files are missing (first: row "
+            f"{skipped[0].item}, {skipped[0].path}); pass on_missing_image='skip' to leave them out"
+        )
+    return paths, np.asarray(keep, dtype=np.int64), skipped
+
+
+# ---------------------------------------------------------------------------------- core loader
+def _stored_split(index: KeyIndex, n_items: int) -> Split | None:
+    parts: dict[str, np.ndarray] = {}
+    for part, candidates in SPLIT_KEYS.items():
+        for key in candidates:
+            found = index.lookup(key)
+            if found is not None:
+                values = np.asarray(found[0].array(found[1].key)).ravel()
+                if values.size and not np.all(values == np.round(values)):
+                    raise DatasetError(f"{_where(found)}: expected integer item indices, got {values.dtype}")
+                parts[part] = values.astype(np.int64)
+                break
+    if not parts:
+        return None
+    if "query" not in parts or "train" not in parts:
+        raise DatasetError(
+            f"split stored in the file: expected at least train and query index arrays "
+            f"(keys {SPLIT_KEYS['train'][0]!r}, {SPLIT_KEYS['query'][0]!r}), got {sorted(parts)}"
+        )
+    if "database" not in parts:
+        parts["database"] = np.setdiff1d(np.arange(n_items), parts["query"])
+    try:
+        return Split(
+            train=parts["train"],
+            query=parts["query"],
+            database=parts["database"],
+            protocol="stored in file",
+            n_items=n_items,
+        )
+    except DatasetError as exc:
+        raise DatasetError(f"{exc} (split indices stored in the file must be 0-based)") from exc
+
+
+def _load_presplit(
+    index: KeyIndex,
+    layout_name: str,
+    layout: dict[str, tuple[str, str, str]],
+    *,
+    name: str,
+    image: str,
+    protocol: str | SplitProtocol | None,
+    seed: int,
+    n_train: int | None,
+    options: dict[str, Any],
+) -> CrossModalDataset:
+    image_parts: list[View] = []
+    text_parts: list[View] = []
+    label_parts = []
+    offsets = {}
+    start = 0
+    for part, (image_key, text_key, labels_key) in layout.items():
+        labels_found = index.require(labels_key, f"{layout_name} labels of {part}")
+        text_found = index.require(text_key, f"{layout_name} text of {part}")
+        others = {"text": text_found}
+        image_found = None
+        if image != "none":
+            image_found = index.require(image_key, f"{layout_name} image of {part}")
+            others["image"] = image_found
+        count, transposed = _resolve_count(labels_found, others)
+        labels = _dense_array(labels_found[0].array(labels_found[1].key))
+        label_parts.append(labels.T if transposed else labels)
+        text_parts.append(text_found[0].view(text_key, count))
+        if image_found is not None:
+            image_parts.append(image_found[0].view(image_key, count))
+        offsets[part] = np.arange(start, start + count)
+        start += count
+    try:
+        labels_all = np.concatenate(label_parts)
+    except ValueError as exc:
+        raise DatasetError(
+            f"{name}: {layout_name}: the label parts have incompatible shapes "
+            f"{[p.shape for p in label_parts]}"
+        ) from exc
+    if "train" in offsets:
+        split = Split(
+            train=offsets["train"],
+            query=offsets["query"],
+            database=offsets["database"],
+            protocol=layout_name,
+            n_items=start,
+        )
+    else:
+        base = (
+            protocol if isinstance(protocol, SplitProtocol) else STANDARD_PROTOCOLS.get(str(protocol or name))
+        )
+        wanted = n_train or (base.n_train if base is not None else None)
+        database = offsets["database"]
+        if wanted is not None and wanted > database.size:
+            raise DatasetError(
+                f"{name}: n_train={wanted} but the database part has only {database.size} items"
+            )
+        rng = np.random.default_rng(seed)
+        train = database if wanted is None else rng.choice(database, size=wanted, replace=False)
+        split = Split(
+            train=train,
+            query=offsets["query"],
+            database=database,
+            protocol=f"{layout_name}, train drawn from database",
+            seed=seed,
+            n_items=start,
+        )
+    return build_dataset(
+        name=name,
+        labels=labels_all,
+        image=ConcatView(image_parts) if image_parts else None,
+        text=ConcatView(text_parts),
+        split=split,
+        source={"files": [str(f.path) for f in index.files], "layout": layout_name, **options},
+        labels_source=f"{name}: labels",
+    )
+
+
+def load_array_files(
+    files: Sequence[str | Path],
+    *,
+    name: str,
+    image: ImageChoice = "auto",
+    text: TextChoice = "auto",
+    image_key: str | None = None,
+    text_key: str | None = None,
+    labels_key: str | None = None,
+    image_root: str | Path | None = None,
+    image_size: tuple[int, int] | None = None,
+    on_missing_image: Literal["skip", "error"] = "skip",
+    protocol: str | SplitProtocol | None = None,
+    seed: int = 0,
+    n_query: int | None = None,
+    n_train: int | None = None,
+    text_features: TextFeaturizerParams | dict[str, Any] | None = None,
+    drop_unlabelled: bool = False,
+    sparse_text: bool | Literal["auto"] = "auto",
+    missing_image_hint: str = "",
+) -> CrossModalDataset:
+    """Load a dataset from array files (``.mat`` v5/v7.3, HDF5, ``.npz``, ``.txt`` lists).
+
+    The keys of all files are pooled; each role (image, text, labels) is the first usual key
+    present (:data:`IMAGE_KEYS`, :data:`TEXT_KEYS`, :data:`LABEL_KEYS`) unless a key is given.
+    Files that carry their own split (:data:`PRESPLIT_LAYOUTS`, or index arrays named as in
+    :data:`SPLIT_KEYS`) keep it; otherwise a split is drawn under ``protocol`` (see the module
+    docstring for the options).
+
+    Raises
+    ------
+    DatasetError
+        Unknown format, missing or misnamed keys (the message lists the keys found), views whose
+        item counts disagree, labels outside {0,1}, NaN/inf features, ...
+    MissingFilesError
+        When no image view is found and ``image`` is not ``"none"``.
+    """
+    paths = [Path(f) for f in files]
+    index = KeyIndex([open_array_file(p) for p in paths])
+    options = {"image": image, "text": text}
+    if image_key is None and text_key is None and labels_key is None:
+        for layout_name, layout in PRESPLIT_LAYOUTS:
+            keys = [key for triple in layout.values() for key in triple]
+            if all(index.lookup(k) is not None for k in keys if k not in {t[0] for t in layout.values()}):
+                return _load_presplit(
+                    index, layout_name, layout, name=name, image=image, protocol=protocol,
+                    seed=seed, n_train=n_train, options=options,
+                )  # fmt: skip
+    # ---- labels
+    if labels_key is not None:
+        labels_found = index.require(labels_key, "labels")
+    else:
+        found = index.first(LABEL_KEYS, ("numeric", "sparse"), max_ndim=2)
+        if found is None:
+            raise DatasetError(
+                f"{name}: no label matrix found: expected one of the keys {', '.join(LABEL_KEYS)}; "
+                f"the files hold: {index.listing()} (name it with labels_key=...)"
+            )
+        labels_found = found
+    # ---- text
+    text_found = None
+    if text != "none":
+        if text_key is not None:
+            text_found = index.require(text_key, "text")
+        else:
+            kinds = {
+                "auto": ("numeric", "sparse", "strings"),
+                "features": ("numeric", "sparse"),
+                "raw": ("strings",),
+            }
+            preferred = index.first(TEXT_KEYS, ("numeric", "sparse")) if text == "auto" else None
+            text_found = preferred or index.first(TEXT_KEYS, kinds[text])
+            if text_found is None:
+                raise DatasetError(
+                    f"{name}: no {'' if text == 'auto' else text + ' '}text view found: expected one "
+                    f"of the keys {', '.join(TEXT_KEYS)}; the files hold: {index.listing()} "
+                    "(name it with text_key=..., or pass text='none')"
+                )
+    # ---- image
+    image_found = None
+    image_kind = "none"
+    image_hint = ""
+    if image != "none":
+        if image_key is not None:
+            image_found = index.require(image_key, "image")
+            entry = image_found[1]
+            image_kind = (
+                "paths" if entry.kind == "strings" else ("raw" if len(entry.shape) >= 3 else "features")
+            )
+        else:
+            raw = index.first(IMAGE_KEYS, ("numeric",), min_ndim=3)
+            features = index.first(IMAGE_KEYS, ("numeric", "sparse"), max_ndim=2)
+            names_found = index.first(IMAGE_KEYS, ("strings",))
+            order = ["raw", "features", "paths"] if image == "auto" else [image]
+            options_found = {"raw": raw, "features": features, "paths": names_found}
+            for kind in order:
+                candidate = options_found[kind]
+                if candidate is None:
+                    continue
+                if kind == "paths" and image == "auto":
+                    root = Path(image_root) if image_root else candidate[0].path.parent
+                    first_names = candidate[0].strings(candidate[1].key)[:20]
+                    if not any((root / n.strip()).is_file() for n in first_names):
+                        image_hint = (
+                            f" Image file names are listed in {_where(candidate)}, but none of the "
+                            f"first files exists under {root} (set image_root=...)."
+                        )
+                        continue
+                image_found, image_kind = candidate, kind
+                break
+        if image_found is None:
+            raise MissingFilesError(
+                f"{name}: no {'' if image == 'auto' else image + ' '}image view found: expected raw "
+                f"images or image features (keys {', '.join(IMAGE_KEYS)}) or image file names; the "
+                f"files hold: {index.listing()}.{image_hint}{missing_image_hint} Pass image='none' to "
+                "load the text view and the labels only.",
+                dataset=name,
+                searched=paths[0].parent if paths else None,
+                missing=["image view"],
+            )
+    # ---- item count and orientation
+    others = {}
+    if text_found is not None:
+        others["text"] = text_found
+    if image_found is not None:
+        others["image"] = image_found
+    count, transposed = _resolve_count(labels_found, others)
+    labels = _dense_array(labels_found[0].array(labels_found[1].key))
+    if transposed:
+        labels = labels.T
+    # ---- views
+    texts = None
+    text_view = None
+    if text_found is not None:
+        if text_found[1].kind == "strings":
+            texts = text_found[0].strings(text_found[1].key)
+        else:
+            text_view = text_found[0].view(text_found[1].key, count)
+    image_view: View | None = None
+    keep = None
+    skipped: list[SkippedItem] = []
+    if image_found is not None:
+        if image_kind == "paths":
+            names = image_found[0].strings(image_found[1].key)
+            root = Path(image_root) if image_root else image_found[0].path.parent
+            image_paths, keep, skipped = _image_paths(names, root, on_missing_image, _where(image_found))
+            image_view = ImageFileView(image_paths, size=image_size, source=_where(image_found))
+        else:
+            image_view = image_found[0].view(image_found[1].key, count)
+    split = _stored_split(index, count)
+    used = {
+        role: _where(found)
+        for role, found in (("image", image_found), ("text", text_found), ("labels", labels_found))
+        if found is not None
+    }
+    return build_dataset(
+        name=name,
+        labels=labels,
+        image=image_view,
+        text=text_view,
+        texts=texts,
+        split=split,
+        protocol=protocol,
+        seed=seed,
+        n_query=n_query,
+        n_train=n_train,
+        keep=keep if skipped else None,
+        skipped=skipped,
+        text_features=text_features,
+        drop_unlabelled=drop_unlabelled,
+        sparse_text=sparse_text,
+        labels_source=used["labels"],
+        source={
+            "files": [str(p) for p in paths],
+            "formats": {f.path.name: f.format for f in index.files},
+            "keys": used,
+            "image_kind": image_kind,
+            "missing_view_hint": "reload with image='auto' once the image files are available",
+            **options,
+        },
+    )
+
+
+# ---------------------------------------------------------------------------------- generic files
+def load_generic(path: str | Path, *, name: str | None = None, **options: Any) -> CrossModalDataset:
+    """Load users' own data: one array file, or a folder of them (or a Wikipedia-style folder).
+
+    Parameters
+    ----------
+    path : path
+        An ``.h5``/``.hdf5``/``.mat``/``.npz`` file with named arrays (image, text, labels and
+        optionally split index arrays), or a folder holding such files or a ``*_txt_img_cat.list``
+        folder layout.
+    name : str, optional
+        Dataset name (default: the file or folder name).
+    **options
+        See :func:`load_array_files` (or :func:`~ddcmh_core.data.folder.load_folder_layout`).
+    """
+    path = Path(path).expanduser()
+    dataset_name = name or path.stem
+    if path.is_dir():
+        if any(path.glob("*_txt_img_cat.list")):
+            from .folder import load_folder_layout
+
+            return load_folder_layout(path, name=dataset_name, **options)
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in ARRAY_SUFFIXES)
+        if not files:
+            raise MissingFilesError(
+                f"{path}: expected array files ({', '.join(ARRAY_SUFFIXES)}) or a folder layout with "
+                "trainset_txt_img_cat.list / testset_txt_img_cat.list, found neither",
+                searched=path,
+            )
+        return load_array_files(files, name=dataset_name, **options)
+    if not path.exists():
+        raise MissingFilesError(f"{path}: no such file or folder", searched=path.parent, missing=[path.name])
+    return load_array_files([path], name=dataset_name, **options)
+
+
+# ---------------------------------------------------------------------------------- named datasets
+def load_mirflickr25k(
+    data_dir: str | Path | None, *, text: TextChoice = "auto", **options: Any
+) -> CrossModalDataset:
+    """MIRFLICKR-25K (the DCMH 20,015-item version, 24 labels, 1,386-d tag bag-of-words).
+
+    Files (any of the DCMH-family layouts): ``mirflickr25k-{iall,yall,lall}.mat`` (and
+    ``-iall-vgg.mat``), ``FLICKR-25K.mat``, ``imgList/tagList/labelList.mat``, ``mir_cnn.mat`` /
+    ``raw_mir.mat``, or the text files ``all_tags.txt``, ``all_labels.txt``, ``all_imgs.txt``.
+    ``text="raw"`` featurises the raw tags of ``all_tags.txt`` (one term per tag, binary).
+    Standard split: 2,000 queries, 10,000 training items, database = the 18,015 non-queries.
+    """
+    files = _find_files(data_dir, MIRFLICKR_FILES, "mirflickr25k")
+    if text == "raw":
+        options.setdefault("text_features", {"analyzer": "tags", "weighting": "binary"})
+    options.setdefault("protocol", "mirflickr25k")
+    return load_array_files(files, name="mirflickr25k", text=text, **options)
+
+
+def load_nus_wide(
+    data_dir: str | Path | None, *, concepts: Literal["auto", 10, 21] = "auto", **options: Any
+) -> CrossModalDataset:
+    """NUS-WIDE with the 21 most frequent concepts (DCMH) or the 10-concept TC-10 set.
+
+    Files: ``nus-wide-tc21-*.mat`` / ``imgList21.mat``, ``tagList21.mat``, ``labelList21.mat`` /
+    ``nus_cnn.mat`` / ``raw_nus.mat`` (21 concepts), or ``nus-wide-tc10-{iall,yall,lall}.mat``
+    (10 concepts). ``concepts="auto"`` takes the 21-concept files when present.
+    Standard split: 2,100 queries, 10,500 training items, the rest as database.
+    """
+    options.setdefault("protocol", "nus-wide")
+    if concepts == "auto":
+        try:
+            files = _find_files(data_dir, NUS_WIDE_FILES[21], "nus-wide")
+        except MissingFilesError:
+            files = _find_files(data_dir, NUS_WIDE_FILES[10], "nus-wide")
+    else:
+        if concepts not in NUS_WIDE_FILES:
+            raise DatasetError(f"nus-wide: argument 'concepts': expected 'auto', 10 or 21, got {concepts!r}")
+        files = _find_files(data_dir, NUS_WIDE_FILES[int(concepts)], "nus-wide")
+    return load_array_files(files, name="nus-wide", **options)
+
+
+def load_iapr_tc12(data_dir: str | Path | None, **options: Any) -> CrossModalDataset:
+    """IAPR TC-12, from UCCH's ``iapr-tc12-rand.mat`` or ``iapr-tc12*`` files with the usual keys.
+
+    ``iapr-tc12-rand.mat`` holds ``VDatabase``/``YDatabase``/``databaseL`` and
+    ``VTest``/``YTest``/``testL``; other files hold ``IAll``/``YAll``/``LAll``.
+    Standard split: 2,000 queries, 10,000 training items drawn from the rest, the rest as database
+    (the pre-split file's test part is the query set).
+    """
+    files = _find_files(data_dir, IAPR_FILES, "iapr-tc12")
+    options.setdefault("protocol", "iapr-tc12")
+    return load_array_files(files, name="iapr-tc12", **options)
+
+
+def load_ms_coco(data_dir: str | Path | None, **options: Any) -> CrossModalDataset:
+    """MS-COCO, from UCCH's HDF5 file, BMC's pre-split files or ``mscoco*`` files.
+
+    Files: ``MSCOCO_deep_doc2vec_data_rand.h5py`` (``XAll``/``YAll``/``LAll``), ``coco_cnn.mat`` /
+    ``raw_coco.mat`` (pre-split ``I_tr``/``I_te``/``I_db``...) or ``mscoco*`` files with the usual keys.
+
+    Standard split (MITH, CLIP family): 5,000 queries, 10,000 training items, the rest as database.
+    """
+    files = _find_files(data_dir, MS_COCO_FILES, "ms-coco")
+    options.setdefault("protocol", "ms-coco")
+    return load_array_files(files, name="ms-coco", **options)
+
+
+def load_wikipedia(
+    data_dir: str | Path | None,
+    *,
+    features_file: str = "raw_features.mat",
+    train_list: str = "trainset_txt_img_cat.list",
+    test_list: str = "testset_txt_img_cat.list",
+    categories: str = "categories.list",
+    drop_unlabelled: bool = False,
+    **options: Any,
+) -> CrossModalDataset:
+    """The Wikipedia dataset (Rasiwasia et al. 2010), standard 2,173 / 693 split.
+
+    With ``raw_features.mat`` (``I_tr``/``I_te``: 128-d SIFT bag-of-words; ``T_tr``/``T_te``:
+    10-d LDA topics): items are the training list then the test list, in list order; queries =
+    the test items, training set = database = the training items. Without it, but with
+    ``images/`` and ``texts/`` folders, the raw folder layout is loaded instead (see
+    :func:`~ddcmh_core.data.folder.load_folder_layout`; ``options`` go there).
+    """
+    if data_dir is None:
+        raise MissingFilesError(
+            "wikipedia: no data folder given (pass data_dir=... / --data-dir, or set DDCMH_DATA_DIR)",
+            dataset="wikipedia",
+            missing=[features_file, train_list, test_list],
+        )
+    root = Path(data_dir).expanduser()
+    features = root / features_file
+    if not features.is_file():
+        if (root / "images").is_dir() and (root / "texts").is_dir():
+            from .folder import load_folder_layout
+
+            return load_folder_layout(
+                root, name="wikipedia", train_list=train_list, test_list=test_list,
+                categories=categories, drop_unlabelled=drop_unlabelled, **options,
+            )  # fmt: skip
+        raise MissingFilesError(
+            f"wikipedia: {features} not found (nor images/ and texts/ folders)",
+            dataset="wikipedia",
+            searched=root,
+            missing=[features_file, train_list, test_list],
+        )
+    if options:
+        raise DatasetError(
+            f"wikipedia: options {sorted(options)} apply to the raw folder layout only; the "
+            "feature file has a fixed split (use dataset.resplit(...) to draw another)"
+        )
+    from .folder import read_list
+
+    train_rows = read_list(root / train_list)
+    test_rows = read_list(root / test_list)
+    names = None
+    if (root / categories).is_file():
+        names = tuple(
+            line.strip()
+            for line in (root / categories).read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        )
+    n_classes = len(names) if names else max(row[3] for row in train_rows + test_rows)
+    for list_name, rows in ((train_list, train_rows), (test_list, test_rows)):
+        for number, _, _, class_id in rows:
+            if not 1 <= class_id <= n_classes:
+                raise DatasetError(
+                    f"{root / list_name}: line {number}: expected a class between 1 and {n_classes}, "
+                    f"got {class_id}"
+                )
+    train_ids = np.asarray([row[3] - 1 for row in train_rows], dtype=np.int64)
+    test_ids = np.asarray([row[3] - 1 for row in test_rows], dtype=np.int64)
+    index = KeyIndex([open_array_file(features)])
+    blocks = {}
+    for key, rows, list_name in (
+        ("I_tr", train_rows, train_list), ("I_te", test_rows, test_list),
+        ("T_tr", train_rows, train_list), ("T_te", test_rows, test_list),
+    ):  # fmt: skip
+        found = index.require(key, "wikipedia features")
+        view = found[0].view(key)
+        if view.n_rows != len(rows):
+            raise DatasetError(
+                f"{features}:{key} has {view.n_rows} rows but {root / list_name} lists {len(rows)} items"
+            )
+        blocks[key] = view
+    n_train, n_test = len(train_rows), len(test_rows)
+    labels = np.zeros((n_train + n_test, n_classes), dtype=np.uint8)
+    labels[np.arange(n_train + n_test), np.concatenate([train_ids, test_ids])] = 1
+    split = Split(
+        train=np.arange(n_train),
+        query=np.arange(n_train, n_train + n_test),
+        database=np.arange(n_train),
+        protocol="wikipedia-lists",
+        n_items=n_train + n_test,
+    )
+    image = ConcatView([blocks["I_tr"], blocks["I_te"]], source=f"{features}:I_tr+I_te")
+    text = ConcatView([blocks["T_tr"], blocks["T_te"]], source=f"{features}:T_tr+T_te")
+    return build_dataset(
+        name="wikipedia",
+        labels=labels,
+        label_names=names,
+        image=_dense(image),
+        text=_dense(text),
+        item_ids=[row[1] for row in train_rows + test_rows],
+        split=split,
+        drop_unlabelled=drop_unlabelled,
+        sparse_text=False,
+        source={
+            "files": [str(features), str(root / train_list), str(root / test_list)],
+            "layout": "wikipedia features (raw_features.mat)",
+        },
+    )
+
+
+def _dense(view: View) -> View:
+    from .views import DenseView
+
+    return DenseView(np.asarray(view.to_numpy()), view.source, check=False)
