@@ -113,6 +113,9 @@ class Hasher:
     ``bits_bounded_by_features``
         ``n_bits`` cannot exceed the number of input features (PCA-based methods); the kernel
         lift removes the bound.
+    ``balanced_bits``
+        The method aims at bits that are 1 on about half of the items (the conformance kit then
+        checks bit balance). Spectral Hashing, for one, does not on skewed data.
     """
 
     Params: ClassVar[type[HasherParams]] = HasherParams
@@ -120,6 +123,7 @@ class Hasher:
     uses_labels: ClassVar[bool] = False
     supports_encode: ClassVar[bool] = True
     bits_bounded_by_features: ClassVar[bool] = False
+    balanced_bits: ClassVar[bool] = True
 
     def __init__(self, **params: Any) -> None:
         try:
@@ -165,6 +169,7 @@ class Hasher:
             "uses_labels": self.uses_labels or required,
             "supports_encode": self.supports_encode,
             "bits_bounded_by_features": self.bits_bounded_by_features,
+            "balanced_bits": self.balanced_bits,
         }
 
     @property

@@ -70,11 +70,22 @@ def top_eigenvectors(symmetric: np.ndarray, n_components: int) -> tuple[np.ndarr
     return values[order], fix_signs(vectors[:, order])
 
 
+SIGN_TIE_TOLERANCE = 1e-8
+"""Entries within this relative distance of a column's largest magnitude count as tied in fix_signs."""
+
+
 def fix_signs(vectors: np.ndarray) -> np.ndarray:
-    """Flip columns so that the entry of largest magnitude of each column is positive."""
-    pivot = np.argmax(np.abs(vectors), axis=0)
-    signs = np.sign(vectors[pivot, np.arange(vectors.shape[1])])
-    signs[signs == 0] = 1.0
+    """Flip columns so that the first entry of (nearly) largest magnitude is positive.
+
+    Entries within a relative :data:`SIGN_TIE_TOLERANCE` of the column's largest magnitude count
+    as tied and the first of them decides. Eigenvectors localised on mirror-image entries ``a`` and
+    ``-a`` (common for graph Laplacians) would otherwise get their sign from rounding, e.g. differ
+    between sparse and dense input.
+    """
+    magnitude = np.abs(vectors)
+    near_max = magnitude >= magnitude.max(axis=0, keepdims=True) * (1.0 - SIGN_TIE_TOLERANCE)
+    pivot = np.argmax(near_max, axis=0)  # first tied entry of each column
+    signs = np.where(vectors[pivot, np.arange(vectors.shape[1])] < 0, -1.0, 1.0)
     return vectors * signs
 
 

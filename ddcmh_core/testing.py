@@ -316,7 +316,9 @@ def check_no_constant_bits(hasher: Hasher) -> None:
 
 
 def check_bit_balance(hasher: Hasher) -> None:
-    """Every bit is 1 on between 5 % and 95 % of the training items."""
+    """Every bit is 1 on between 5 % and 95 % of the training items (for ``balanced_bits`` hashers)."""
+    if not hasher.tags()["balanced_bits"]:
+        return
     features, labels = _data_for(hasher)
     codes = _fit_encode(hasher.clone(), features, labels)
     ones = codes.mean(axis=0)

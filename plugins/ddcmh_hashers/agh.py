@@ -16,7 +16,7 @@ from pydantic import Field
 
 from ddcmh_core.errors import InputError
 from ddcmh_core.hasher import Hasher, HasherParams
-from ddcmh_core.linalg import squared_distances
+from ddcmh_core.linalg import fix_signs, squared_distances
 from ddcmh_core.validation import FeatureMatrix, check_features
 
 CHUNK_ROWS = 8192
@@ -54,21 +54,6 @@ def _distinct_rows(features: FeatureMatrix, n_rows: int, rng: np.random.Generato
                     break
         start += batch
     return np.asarray(chosen, dtype=np.float64).reshape(len(chosen), features.shape[1])
-
-
-def _orient(vectors: np.ndarray) -> np.ndarray:
-    """Flip columns so that the first entry of (nearly) largest magnitude is positive.
-
-    Like :func:`ddcmh_core.linalg.fix_signs`, but entries within a relative 1e-8 of the column's
-    largest magnitude count as tied and the first one decides. Anchor-graph eigenvectors are
-    often localised on two mirror-image anchors (entries ``a`` and ``-a``), where the plain rule
-    would let rounding (e.g. sparse versus dense input) pick the sign.
-    """
-    magnitude = np.abs(vectors)
-    near_max = magnitude >= magnitude.max(axis=0, keepdims=True) * (1.0 - 1e-8)
-    pivot = np.argmax(near_max, axis=0)  # first True of each column
-    signs = np.where(vectors[pivot, np.arange(vectors.shape[1])] < 0, -1.0, 1.0)
-    return vectors * signs
 
 
 def kmeans_anchors(
@@ -326,7 +311,7 @@ class AGH(Hasher):
                 "fewer bits or more anchors / neighbours"
             )
         values = values[keep][: self.n_bits]
-        vectors = _orient(vectors[:, keep][:, : self.n_bits])
+        vectors = fix_signs(vectors[:, keep][:, : self.n_bits])
         # Entries at rounding level are set to exactly 0, so that a point whose anchors all lie
         # off an eigenvector's support gets projection 0 (bit 0) instead of the sign of noise.
         column_max = np.abs(vectors).max(axis=0, keepdims=True)

@@ -128,6 +128,7 @@ class SH(Hasher):
     """
 
     bits_bounded_by_features = False
+    balanced_bits = False  # the min/max box of skewed data leaves low-frequency bits nearly constant
 
     def _fit(self, X: FeatureMatrix, labels: np.ndarray | None, rng: np.random.Generator) -> None:
         n_pca = min(self.n_bits, X.shape[1])
