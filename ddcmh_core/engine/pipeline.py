@@ -1,0 +1,388 @@
+"""The DDCMH pipeline: Stage 1 (hasher on texts) -> Stage 2 (image net) -> reconstruction ->
+Stage 3 (text net). Nothing assumes the two views are images and texts; any two labelled views work.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ..errors import InputError, NotFittedError
+from ..hasher import Hasher
+from ..plugins import hasher_registry
+from ..validation import check_labels
+from .config import DDCMHConfig
+from .device import distributed_context, resolve_device
+from .networks import build_network
+from .reconstruction import reconstruct_codes
+from .sources import ArraySource, BatchSource
+from .trainer import TrainingResult, encode_with, train_hash_network
+
+ProgressCallback = Callable[[str], None]
+
+
+def as_source(view: Any) -> BatchSource:
+    """Wrap an array or sparse matrix as a :class:`BatchSource`; pass sources through."""
+    if isinstance(view, BatchSource) and not isinstance(view, (np.ndarray, sp.spmatrix)):
+        return view
+    return ArraySource(view)
+
+
+def rows_as_matrix(source: BatchSource, rows: np.ndarray) -> Any:
+    """Rows of a vector view as a numpy array or scipy CSR matrix (for the Stage-1 hasher)."""
+    if isinstance(source, ArraySource):
+        return source.data[rows]
+    if hasattr(source, "rows"):
+        return source.rows(rows)
+    batch = source.batch(rows, train=False)
+    if batch.is_sparse:
+        coo = batch.coalesce()
+        indices = coo.indices().numpy()
+        return sp.csr_matrix((coo.values().numpy(), (indices[0], indices[1])), shape=tuple(coo.shape))
+    return batch.numpy()
+
+
+def split_validation(n_train: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split training positions into (fit, validation), seeded; validation may be empty."""
+    order = np.random.default_rng([seed, 7]).permutation(n_train)
+    n_validation = int(round(fraction * n_train))
+    return np.sort(order[n_validation:]), np.sort(order[:n_validation])
+
+
+class DDCMH:
+    """Dual Deep Neural Networks Cross-Modal Hashing.
+
+    Parameters
+    ----------
+    config : DDCMHConfig, optional
+        The whole configuration; keyword arguments override its fields
+        (``DDCMH(hasher="sdh", n_bits=64)``).
+
+    Attributes
+    ----------
+    hasher_ : Hasher
+        The fitted Stage-1 hasher.
+    image_network_, text_network_ : torch.nn.Module
+        The trained hash networks (Stage 2 and Stage 3).
+    stage1_codes_ : ndarray (n_fit, n_bits) uint8
+        Stage-1 text codes of the fitting rows (targets of Stage 2).
+    image_codes_ : ndarray (n_fit, n_bits) uint8
+        Stage-2 training image codes ``B_x``.
+    reconstructed_ : ndarray (n_fit, n_bits) float
+        Stage-3 targets.
+    fit_rows_, validation_rows_ : ndarray of int
+        Positions (within the training rows passed to :meth:`fit`) used to fit and to validate.
+    report_ : dict
+        Validation MAP in both directions, epochs chosen, time per stage, rows dropped.
+    """
+
+    def __init__(self, config: DDCMHConfig | None = None, **overrides: Any) -> None:
+        base = config or DDCMHConfig()
+        try:
+            self.config = DDCMHConfig.model_validate({**base.model_dump(), **overrides})
+        except Exception as error:
+            raise InputError(f"DDCMH: invalid configuration: {error}") from None
+
+    # ------------------------------------------------------------------ training
+    def fit(
+        self,
+        image: Any,
+        text: Any,
+        labels: Any,
+        *,
+        run_dir: str | Path | None = None,
+        resume: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> DDCMH:
+        """Train the three stages on paired training views.
+
+        Parameters
+        ----------
+        image : ndarray, sparse matrix or BatchSource
+            First view of the training pairs (images or image features).
+        text : ndarray, sparse matrix or BatchSource
+            Second view (texts); Stage 1 hashes it.
+        labels : array-like of shape (n, c)
+            {0,1} training labels (or class ids).
+        run_dir : path, optional
+            Where stage results and per-epoch checkpoints go, for ``resume``.
+        resume : bool
+            Continue from the files in ``run_dir``.
+        progress : callable, optional
+            Receives progress lines.
+
+        Returns
+        -------
+        DDCMH
+            ``self``.
+        """
+        config = self.config
+        context = distributed_context()
+        image_source, text_source = as_source(image), as_source(text)
+        n_rows = len(image_source)
+        if len(text_source) != n_rows:
+            raise InputError(
+                f"DDCMH: argument 'text': expected {n_rows} rows (one per image), got {len(text_source)}"
+            )
+        label_matrix = check_labels(labels, owner="DDCMH", n_samples=n_rows)
+        empty = np.flatnonzero(label_matrix.sum(axis=1) == 0)
+        if empty.size and not config.drop_unlabelled:
+            shown = ", ".join(map(str, empty[:10])) + (", ..." if empty.size > 10 else "")
+            raise InputError(
+                f"DDCMH: argument 'labels': {empty.size} training rows have no label (rows {shown}); "
+                "reconstruction is undefined for them. Set drop_unlabelled=True to drop them."
+            )
+        usable = np.setdiff1d(np.arange(n_rows), empty)
+        fit_positions, validation_positions = split_validation(len(usable), config.validation_fraction, config.seed)
+        self.fit_rows_ = usable[fit_positions]
+        self.validation_rows_ = usable[validation_positions]
+        self.dropped_rows_ = empty
+        device = resolve_device(config.device)
+        mixed = config.mixed_precision if config.mixed_precision is not None else device.type == "cuda"
+        self.device_ = device
+        folder = Path(run_dir) if run_dir is not None else None
+        if folder is not None and context.is_main:
+            folder.mkdir(parents=True, exist_ok=True)
+        say = progress if (progress is not None and context.is_main) else None
+        timings: dict[str, float] = {}
+        fit_rows, validation_rows = self.fit_rows_, self.validation_rows_
+        fit_labels = label_matrix[fit_rows]
+        validation_labels = label_matrix[validation_rows]
+
+        # Stage 1: the single-modal hasher on the training texts.
+        started = time.perf_counter()
+        self.hasher_ = hasher_registry().create(
+            config.hasher, n_bits=config.n_bits, **{"seed": config.seed, **config.hasher_params}
+        )
+        stage1_file = folder / "stage1_codes.npy" if folder is not None else None
+        if resume and stage1_file is not None and stage1_file.exists():
+            self.stage1_codes_ = np.load(stage1_file)
+            if say:
+                say(f"[stage 1 {config.hasher}] reused codes from {stage1_file}")
+        else:
+            if say:
+                say(f"[stage 1 {config.hasher}] fitting on {len(fit_rows)} training texts")
+            codes = None
+            if context.is_main:  # computed once, then broadcast to the other ranks
+                codes = self._stage1(rows_as_matrix(text_source, fit_rows), fit_labels)
+                if stage1_file is not None:
+                    _atomic_numpy_save(codes, stage1_file)
+            self.stage1_codes_ = _broadcast_array(codes)
+        timings["stage1"] = time.perf_counter() - started
+
+        # Stage 2: the image network learns the text codes.
+        torch.manual_seed(config.seed)
+        self.image_network_ = build_network(
+            config.image_network, config.n_bits, image_source.n_features
+        )
+        _fit_input_scaling(self.image_network_, image_source, fit_rows)
+        self.image_network_.to(device)
+        stage2_targets = _scatter_targets(n_rows, fit_rows, self.stage1_codes_)
+
+        def validate_image(network: torch.nn.Module) -> float:
+            codes = encode_with(network, image_source, validation_rows, device=device, mixed_precision=mixed)
+            return _map(codes, self.stage1_codes_, validation_labels, fit_labels)
+
+        started = time.perf_counter()
+        self.image_training_ = train_hash_network(
+            self.image_network_,
+            image_source,
+            stage2_targets,
+            fit_rows,
+            config.image_training,
+            validate=validate_image if len(validation_rows) else None,
+            seed=config.seed,
+            device=device,
+            mixed_precision=mixed,
+            checkpoint_path=folder / "stage2.ckpt" if folder is not None else None,
+            resume=resume,
+            progress=say,
+            label=f"stage 2 image net, {config.hasher}, {config.n_bits} bits",
+        )
+        timings["stage2"] = time.perf_counter() - started
+        self.image_codes_ = encode_with(self.image_network_, image_source, fit_rows, device=device, mixed_precision=mixed)
+
+        # Reconstruction in O(n c k), then Stage 3: the text network learns the reconstructed codes.
+        started = time.perf_counter()
+        targets = None
+        if context.is_main:
+            targets = reconstruct_codes(
+                fit_labels, self.image_codes_, binarise=config.reconstruction == "binary"
+            ).targets
+        self.reconstructed_ = _broadcast_array(targets)
+        timings["reconstruction"] = time.perf_counter() - started
+        torch.manual_seed(config.seed + 1)
+        self.text_network_ = build_network(config.text_network, config.n_bits, text_source.n_features)
+        _fit_input_scaling(self.text_network_, text_source, fit_rows)
+        self.text_network_.to(device)
+        stage3_targets = _scatter_targets(n_rows, fit_rows, self.reconstructed_)
+
+        def validate_text(network: torch.nn.Module) -> float:
+            codes = encode_with(network, text_source, validation_rows, device=device, mixed_precision=mixed)
+            return _map(codes, self.image_codes_, validation_labels, fit_labels)
+
+        started = time.perf_counter()
+        self.text_training_ = train_hash_network(
+            self.text_network_,
+            text_source,
+            stage3_targets,
+            fit_rows,
+            config.text_training,
+            validate=validate_text if len(validation_rows) else None,
+            seed=config.seed + 1,
+            device=device,
+            mixed_precision=mixed,
+            checkpoint_path=folder / "stage3.ckpt" if folder is not None else None,
+            resume=resume,
+            progress=say,
+            label=f"stage 3 text net, {config.hasher}, {config.n_bits} bits",
+        )
+        timings["stage3"] = time.perf_counter() - started
+        self.n_features_ = {"image": image_source.n_features, "text": text_source.n_features}
+        self.report_ = self._validation_report(
+            image_source, text_source, fit_labels, validation_labels, timings, device, mixed
+        )
+        return self
+
+    def _stage1(self, texts: Any, labels: np.ndarray) -> np.ndarray:
+        hasher = self.hasher_
+        supervised = hasher.tags()["uses_labels"]
+        return hasher.fit_encode(
+            texts, labels if supervised else None, training_codes=self.config.training_codes
+        )
+
+    def _validation_report(
+        self,
+        image_source: BatchSource,
+        text_source: BatchSource,
+        fit_labels: np.ndarray,
+        validation_labels: np.ndarray,
+        timings: dict[str, float],
+        device: torch.device,
+        mixed: bool,
+    ) -> dict[str, Any]:
+        report: dict[str, Any] = {
+            "n_fit": len(self.fit_rows_),
+            "n_validation": len(self.validation_rows_),
+            "n_dropped_unlabelled": len(self.dropped_rows_),
+            "stage2_best_epoch": self.image_training_.best_epoch,
+            "stage3_best_epoch": self.text_training_.best_epoch,
+            "seconds": timings,
+            "seconds_per_epoch": {
+                "stage2": _per_epoch(self.image_training_),
+                "stage3": _per_epoch(self.text_training_),
+            },
+        }
+        if len(self.validation_rows_):
+            options = {"device": device, "mixed_precision": mixed}
+            val_image = encode_with(self.image_network_, image_source, self.validation_rows_, **options)
+            val_text = encode_with(self.text_network_, text_source, self.validation_rows_, **options)
+            fit_text = encode_with(self.text_network_, text_source, self.fit_rows_, **options)
+            report["validation_map"] = {
+                "image->text": _map(val_image, fit_text, validation_labels, fit_labels),
+                "text->image": _map(val_text, self.image_codes_, validation_labels, fit_labels),
+            }
+        return report
+
+    # ------------------------------------------------------------------ encoding
+    def _require_fitted(self) -> None:
+        if not hasattr(self, "text_network_"):
+            raise NotFittedError("DDCMH: call fit (or DDCMH.load) before encoding")
+
+    def encode_image(self, image: Any, *, batch_size: int = 1024) -> np.ndarray:
+        """Codes of the first view (images), uint8 {0,1} of shape (n, n_bits)."""
+        self._require_fitted()
+        source = as_source(image)
+        self._check_width(source, "image")
+        return encode_with(self.image_network_, source, batch_size=batch_size, device=self._device())
+
+    def encode_text(self, text: Any, *, batch_size: int = 1024) -> np.ndarray:
+        """Codes of the second view (texts), uint8 {0,1} of shape (n, n_bits)."""
+        self._require_fitted()
+        source = as_source(text)
+        self._check_width(source, "text")
+        return encode_with(self.text_network_, source, batch_size=batch_size, device=self._device())
+
+    def _device(self) -> torch.device:
+        return next(self.image_network_.parameters()).device
+
+    def _check_width(self, source: BatchSource, view: str) -> None:
+        expected = self.n_features_.get(view)
+        if expected is not None and source.n_features != expected:
+            raise InputError(
+                f"DDCMH: argument {view!r}: expected {expected} features per row (as in training), "
+                f"got {source.n_features}"
+            )
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | Path, **extras: Any) -> Path:
+        """Write the model to one self-describing HDF5 file (see :mod:`ddcmh_core.engine.model_file`)."""
+        from .model_file import save_model
+
+        self._require_fitted()
+        return save_model(self, path, **extras)
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str = "auto") -> DDCMH:
+        """Load a model written by :meth:`save`; no pickled code is executed."""
+        from .model_file import load_model
+
+        return load_model(path, device=device)
+
+    def summary(self) -> str:
+        """One paragraph describing the trained model."""
+        report = getattr(self, "report_", {})
+        return json.dumps({"config": self.config.model_dump(mode="json"), "report": report}, indent=2)
+
+
+def _fit_input_scaling(network: torch.nn.Module, source: BatchSource, rows: np.ndarray) -> None:
+    if hasattr(network, "fit_input_scaling"):
+        network.fit_input_scaling(rows_as_matrix(source, rows))
+
+
+def _map(query_codes: np.ndarray, database_codes: np.ndarray, query_labels: np.ndarray, database_labels: np.ndarray) -> float:
+    from ..metrics import mean_average_precision
+
+    return float(mean_average_precision(query_codes, database_codes, query_labels, database_labels))
+
+
+def _scatter_targets(n_rows: int, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    targets = np.zeros((n_rows, values.shape[1]), dtype=np.float32)
+    targets[rows] = values
+    return targets
+
+
+def _per_epoch(result: TrainingResult) -> float | None:
+    if not result.history:
+        return None
+    return float(np.mean([entry["seconds"] for entry in result.history]))
+
+
+def _atomic_numpy_save(array: np.ndarray, path: Path) -> None:
+    import os
+
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+    np.save(temporary, array)
+    os.replace(temporary, path)
+
+
+def _broadcast_array(array: np.ndarray | None) -> np.ndarray:
+    """Rank 0's array on every rank (computed once, broadcast)."""
+    if not distributed_context().active:
+        assert array is not None
+        return array
+    import torch.distributed as dist
+
+    holder = [array if distributed_context().is_main else None]
+    dist.broadcast_object_list(holder, src=0)
+    return np.asarray(holder[0])
+
+
+__all__ = ["DDCMH", "DDCMHConfig", "Hasher"]
