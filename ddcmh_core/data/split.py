@@ -436,6 +436,8 @@ def make_split(
                 f"{', '.join(sorted(STANDARD_PROTOCOLS))}"
             )
         protocol = STANDARD_PROTOCOLS[protocol]
+    if n_query is not None and query_per_class is not None:
+        raise DatasetError("make_split: give n_query or query_per_class, not both")
     overrides: dict[str, Any] = {}
     if n_query is not None:
         overrides.update(n_query=n_query, query_per_class=None)

@@ -125,11 +125,12 @@ def parse_uci_file(content: bytes, view: str, source: str) -> np.ndarray:
 
 
 def _csv_bytes(features: np.ndarray, labels: np.ndarray) -> bytes:
-    stream = io.StringIO()
-    stream.write(",".join(str(i) for i in range(features.shape[1])) + ",0\n")
-    for row, label in zip(features, labels, strict=True):
-        stream.write(",".join(f"{v:.17g}" for v in row) + f",{int(label)}\n")
-    return stream.getvalue().encode()
+    stream = io.BytesIO()
+    header = ",".join(str(i) for i in range(features.shape[1])) + ",0"
+    table = np.column_stack([features, labels])
+    formats = ["%.17g"] * features.shape[1] + ["%d"]
+    np.savetxt(stream, table, fmt=formats, delimiter=",", header=header, comments="")
+    return stream.getvalue()
 
 
 # ---------------------------------------------------------------------------------- cache
