@@ -480,6 +480,22 @@ class HDF5View(View):
         return self.block_rows or self.default_block_rows()
 
     def _take(self, rows: np.ndarray) -> Block:
+        if rows.shape[0] and rows[-1] - rows[0] == rows.shape[0] - 1 and np.all(np.diff(rows) == 1):
+            # one consecutive range: read it straight (in windows), no gather copy
+            with h5py.File(self.path, "r") as handle:
+                dataset = handle[self.key]
+                window = self._window()
+                first, last = int(rows[0]), int(rows[-1]) + 1
+                if last - first <= window:
+                    out = self._read(dataset, slice(first, last))
+                else:
+                    out = np.empty((rows.shape[0], *self._shape[1:]), dtype=self._dtype)
+                    for start in range(first, last, window):
+                        stop = min(last, start + window)
+                        out[start - first : stop - first] = self._read(dataset, slice(start, stop))
+            if self.check:
+                check_finite(out, source=self.source, offset=first)
+            return out
         out = np.empty((rows.shape[0], *self._shape[1:]), dtype=self._dtype)
         if rows.shape[0] == 0:
             return out
