@@ -324,6 +324,17 @@ class KSH(Hasher):
         Accepted gradient steps per bit.
     jitter_ : float
         Largest absolute eigenproblem jitter used.
+
+    Notes
+    -----
+    * "Share at least one label" for multi-hot labels is the paper's rule (unverified against
+      code: the demo is single-label). ``S_ii = +1`` even for an item without labels.
+    * The cost is dominated by the refinement: with ``g`` of order ``r l`` the stopping rule
+      ``|g_t - g_{t-1}| / l <= 1e-2`` is rarely met, so each bit usually runs all 500
+      iterations (as the reference would). ``R`` is never formed: :class:`ResidualOperator`
+      applies it through the ``G x G`` similarity of the distinct label sets plus the chosen
+      codes, and ``K^T R K`` is kept up to date by rank-one updates. The loop runs with one
+      BLAS thread (``threadpoolctl``).
     """
 
     class Params(HasherParams):

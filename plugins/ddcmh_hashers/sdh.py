@@ -56,7 +56,10 @@ class SDH(Hasher):
         Kernel width ``sigma``. 0.4 is the reference value "for normalized data": it only makes
         sense because the rows are L2-normalised first, so squared distances lie in ``[0, 4]``
         (0 to 2 for non-negative data such as bag-of-words). ``None`` picks a data-driven width,
-        ``sigma^2 =`` mean squared training-to-anchor distance (the KSH rule).
+        ``sigma^2 =`` mean squared training-to-anchor distance (the KSH rule). On sparse tag
+        vectors most item-anchor pairs share no tag (``D = 2``, feature ``exp(-6.25)``), so 0.4
+        gives weak features: on MIRFLICKR-25K text (10,000 training items, 64 bits) the
+        text-to-text MAP was 0.63 with 0.4 and 0.69 with ``None`` (random codes: 0.56).
     lambda_g : float, default 1.0
         Ridge of the G-step (``gmap.lambda``), the weight of ``||W||^2``.
     nu : float, default 1e-5
