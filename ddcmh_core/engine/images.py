@@ -1,0 +1,385 @@
+"""Image files as a :class:`~ddcmh_core.engine.sources.BatchSource`, decoded on the fly.
+
+Images are decoded, resized, augmented and normalised per batch.
+
+Each batch is decoded by a pool of threads (Pillow releases the GIL while it decodes and
+resamples). JPEGs are decoded at a reduced scale (libjpeg's DCT scaling, ``Image.draft``) when
+they are much larger than needed, which keeps the shorter side at least ``resize_size``.
+
+Randomness: the augmentation parameters of a batch are drawn in the calling thread from torch's
+global generator before decoding starts, so a batch depends only on the torch RNG state (the
+trainer seeds it and saves it in checkpoints), never on thread scheduling.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+
+__all__ = ["ImageFileSource", "check_images", "find_unreadable_images"]
+
+_N_ATTEMPTS = 10  # random-resized-crop tries before falling back to a centre crop (torchvision's)
+
+
+def _default_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def _to_rgb(image: Any) -> Any:
+    """Convert a Pillow image of any mode to RGB (alpha composited onto white)."""
+    from PIL import Image
+
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        peak = float(values.max()) if values.size else 0.0
+        # 16-bit data (also when Pillow reads it as 32-bit 'I'); 8-bit values stay as they are.
+        top = 65535.0 if mode.startswith("I;16") or 255 < peak <= 65535 else max(peak, 255.0)
+        grey = np.clip(values * (255.0 / top), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    return image.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
+
+
+def _decode(path: Path, row: int, min_side: int) -> Any:
+    """Decode ``path`` as an RGB Pillow image whose shorter side stays >= ``min_side``.
+
+    Raises
+    ------
+    InputError
+        Naming the file when it is missing or cannot be decoded.
+    """
+    from PIL import Image, ImageOps
+
+    if not path.is_file():
+        raise InputError(
+            f"ImageFileSource: argument 'paths': expected an image file, got {str(path)!r} "
+            f"(row {row}): no such file"
+        )
+    try:
+        with Image.open(path) as image:
+            if image.format == "JPEG" and min_side > 0:
+                image.draft("RGB", (min_side, min_side))
+            image.load()
+            oriented = ImageOps.exif_transpose(image)
+            return _to_rgb(oriented)
+    except InputError:
+        raise
+    except Exception as exc:  # PIL raises many types (UnidentifiedImageError, OSError, SyntaxError, ...)
+        raise InputError(
+            f"ImageFileSource: argument 'paths': expected a decodable image file, got {str(path)!r} "
+            f"(row {row}): {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _random_box(width: int, height: int, draws: np.ndarray, scale: tuple[float, float],
+                ratio: tuple[float, float]) -> tuple[float, float, float, float]:  # fmt: skip
+    """Random-resized-crop box (left, top, right, bottom) from pre-drawn uniforms.
+
+    Same distribution as torchvision's ``RandomResizedCrop.get_params``: area fraction uniform in
+    ``scale``, log aspect ratio uniform in ``log(ratio)``, up to 10 tries, then a centre crop with
+    the aspect ratio clamped to ``ratio``. ``draws`` holds 4 uniforms in [0, 1) per try.
+    """
+    area = width * height
+    log_low, log_high = math.log(ratio[0]), math.log(ratio[1])
+    for u_area, u_ratio, u_top, u_left in draws:
+        target = area * (scale[0] + (scale[1] - scale[0]) * u_area)
+        aspect = math.exp(log_low + (log_high - log_low) * u_ratio)
+        w = round(math.sqrt(target * aspect))
+        h = round(math.sqrt(target / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            top = math.floor(u_top * (height - h + 1))
+            left = math.floor(u_left * (width - w + 1))
+            return (left, top, left + w, top + h)
+    in_ratio = width / height
+    if in_ratio < ratio[0]:
+        w, h = width, round(width / ratio[0])
+    elif in_ratio > ratio[1]:
+        w, h = round(height * ratio[1]), height
+    else:
+        w, h = width, height
+    left, top = (width - w) // 2, (height - h) // 2
+    return (left, top, left + w, top + h)
+
+
+def _centre_box(
+    width: int, height: int, image_size: int, resize_size: int
+) -> tuple[float, float, float, float]:
+    """Box of the original image that a resize to ``resize_size`` and centre crop keep.
+
+    Resampling this box straight to ``image_size`` does both steps in one resampling.
+    """
+    side = min(width, height) * image_size / resize_size
+    left = (width - side) / 2
+    top = (height - side) / 2
+    return (left, top, left + side, top + side)
+
+
+class ImageFileSource:
+    """Image files decoded on the fly, implementing :class:`~ddcmh_core.engine.sources.BatchSource`.
+
+    Evaluation batches (``train=False``, or any batch when ``augment`` is False) resize the shorter
+    side to ``resize_size`` and take the centre ``image_size`` square. Training batches take a
+    random resized crop (area fraction in ``scale``, aspect ratio in ``ratio``) resized to
+    ``image_size`` and flip it horizontally with probability 1/2. Pixels are scaled to [0, 1]
+    and normalised per channel with ``mean`` and ``std``. Images of any Pillow mode are converted
+    to RGB (grey, palette and CMYK converted, alpha composited onto white); EXIF orientation is
+    applied.
+
+    Parameters
+    ----------
+    paths : sequence of str or Path
+        One image file per row.
+    image_size : int
+        Side of the square output (the backbone's input size, e.g. 224).
+    mean, std : sequence of 3 floats
+        Per-channel normalisation (the backbone's, see :class:`~ddcmh_core.engine.backbones.BackboneInfo`).
+    augment : bool, default True
+        Whether training batches are augmented.
+    resize_size : int, optional
+        Shorter side before the evaluation centre crop; default ``round(image_size / 0.875)``
+        (256 for 224, the usual ImageNet protocol).
+    scale : (float, float), default (0.08, 1.0)
+        Range of the area fraction of the random crop (torchvision's default).
+    ratio : (float, float), default (3/4, 4/3)
+        Range of the aspect ratio of the random crop (torchvision's default).
+    n_workers : int, optional
+        Decoding threads; default ``min(8, cpu_count)``.
+    check : bool, default False
+        Decode every file once now and raise one :class:`InputError` listing all the unreadable
+        ones (see :func:`check_images`).
+
+    Raises
+    ------
+    InputError
+        For bad arguments, and from :meth:`batch` for an image that is missing or fails to decode
+        (the message names the file and its row).
+    """
+
+    n_features: int | None = None
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        image_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        augment: bool = True,
+        resize_size: int | None = None,
+        scale: tuple[float, float] = (0.08, 1.0),
+        ratio: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0),
+        n_workers: int | None = None,
+        check: bool = False,
+    ) -> None:
+        if isinstance(paths, (str, Path)):
+            raise InputError(
+                f"ImageFileSource: argument 'paths': expected a sequence of paths, got {paths!r}"
+            )
+        self.paths: tuple[Path, ...] = tuple(Path(p) for p in paths)
+        if not self.paths:
+            raise InputError("ImageFileSource: argument 'paths': expected at least one image file, got none")
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+            raise InputError(
+                f"ImageFileSource: argument 'image_size': expected an integer >= 1, got {image_size!r}"
+            )
+        if resize_size is None:
+            resize_size = round(image_size / 0.875)
+        if isinstance(resize_size, bool) or not isinstance(resize_size, int) or resize_size < image_size:
+            raise InputError(
+                f"ImageFileSource: argument 'resize_size': expected an integer >= image_size "
+                f"({image_size}), got {resize_size!r}"
+            )
+        mean_array = np.asarray(mean, dtype=np.float64)
+        std_array = np.asarray(std, dtype=np.float64)
+        if mean_array.shape != (3,) or not np.all(np.isfinite(mean_array)):
+            raise InputError(f"ImageFileSource: argument 'mean': expected 3 finite numbers, got {mean!r}")
+        if std_array.shape != (3,) or not np.all(std_array > 0):
+            raise InputError(f"ImageFileSource: argument 'std': expected 3 positive numbers, got {std!r}")
+        if not 0 < scale[0] <= scale[1] <= 1:
+            raise InputError(
+                f"ImageFileSource: argument 'scale': expected 0 < low <= high <= 1, got {scale!r}"
+            )
+        if not 0 < ratio[0] <= ratio[1]:
+            raise InputError(f"ImageFileSource: argument 'ratio': expected 0 < low <= high, got {ratio!r}")
+        if n_workers is not None and (
+            isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1
+        ):
+            raise InputError(
+                f"ImageFileSource: argument 'n_workers': expected an integer >= 1, got {n_workers!r}"
+            )
+        self.image_size = image_size
+        self.resize_size = resize_size
+        self.mean: tuple[float, ...] = tuple(float(v) for v in mean_array)
+        self.std: tuple[float, ...] = tuple(float(v) for v in std_array)
+        self.augment = bool(augment)
+        self.scale = (float(scale[0]), float(scale[1]))
+        self.ratio = (float(ratio[0]), float(ratio[1]))
+        self.n_workers = n_workers or _default_workers()
+        # (x / 255 - mean) / std as one multiply-add per channel.
+        self._gain = torch.tensor(1.0 / (255.0 * std_array), dtype=torch.float32).view(1, 3, 1, 1)
+        self._offset = torch.tensor(-mean_array / std_array, dtype=torch.float32).view(1, 3, 1, 1)
+        self._executor: ThreadPoolExecutor | None = None
+        if check:
+            check_images(self.paths, n_workers=self.n_workers)
+
+    @classmethod
+    def for_backbone(
+        cls, paths: Sequence[str | Path], backbone: str, *, augment: bool = True, **options: Any
+    ) -> ImageFileSource:
+        """A source with the input size and normalisation that ``backbone`` expects.
+
+        ``options`` are passed on (e.g. ``image_size`` to train at a smaller size).
+        """
+        from .backbones import backbone_info
+
+        info = backbone_info(backbone)
+        options.setdefault("image_size", info.input_size)
+        if options["image_size"] == info.input_size:
+            options.setdefault("resize_size", info.resize_size)
+        return cls(paths, mean=info.mean, std=info.std, augment=augment, **options)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageFileSource({len(self.paths)} files, image_size={self.image_size}, "
+            f"resize_size={self.resize_size}, augment={self.augment})"
+        )
+
+    # The thread pool is not picklable; a copy (e.g. in a worker process) makes its own.
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_executor"] = None
+        return state
+
+    def close(self) -> None:
+        """Shut the decoding threads down (they are started again when needed)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def __enter__(self) -> ImageFileSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def decode(self, row: int) -> Any:
+        """Image ``row`` as an RGB ``PIL.Image.Image`` (full size, no transform)."""
+        return _decode(self.paths[int(row)], int(row), 0)
+
+    def _transform(self, row: int, draws: np.ndarray | None, flip: bool) -> np.ndarray:
+        from PIL import Image
+
+        image = _decode(self.paths[row], row, self.resize_size)
+        width, height = image.size
+        if draws is None:
+            box = _centre_box(width, height, self.image_size, self.resize_size)
+        else:
+            box = _random_box(width, height, draws, self.scale, self.ratio)
+        size = (self.image_size, self.image_size)
+        out = image.resize(size, Image.Resampling.BILINEAR, box=box)
+        if flip:
+            out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return np.asarray(out, dtype=np.uint8)
+
+    def batch(self, indices: np.ndarray | Sequence[int], *, train: bool) -> torch.Tensor:
+        """Images ``indices`` as a float32 tensor ``(len(indices), 3, image_size, image_size)``.
+
+        Augmented when ``train`` and :attr:`augment` are both true.
+
+        Raises
+        ------
+        InputError
+            For an index out of range, or an image that is missing or fails to decode (naming
+            the file).
+        """
+        rows = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if rows.size and (rows.min() < -len(self.paths) or rows.max() >= len(self.paths)):
+            raise InputError(
+                f"ImageFileSource.batch: argument 'indices': expected rows in [0, {len(self.paths)}), "
+                f"got {int(rows.min())}..{int(rows.max())}"
+            )
+        rows = rows % len(self.paths)
+        count = rows.size
+        if train and self.augment:
+            draws = torch.rand(count, _N_ATTEMPTS, 4, dtype=torch.float64).numpy()
+            flips = (torch.rand(count, dtype=torch.float64) < 0.5).numpy()
+            jobs = [(int(r), draws[i], bool(flips[i])) for i, r in enumerate(rows)]
+        else:
+            jobs = [(int(r), None, False) for r in rows]
+        if count <= 1 or self.n_workers == 1:
+            arrays = [self._transform(*job) for job in jobs]
+        else:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.n_workers, thread_name_prefix="ddcmh-decode")
+            arrays = list(self._executor.map(lambda job: self._transform(*job), jobs))
+        pixels = np.empty((count, self.image_size, self.image_size, 3), dtype=np.uint8)
+        for position, array in enumerate(arrays):
+            pixels[position] = array
+        images = torch.from_numpy(pixels).permute(0, 3, 1, 2).to(torch.float32)
+        return (images * self._gain + self._offset).contiguous()
+
+
+def _problem(path: Path, row: int) -> tuple[Path, str] | None:
+    try:
+        _decode(path, row, 64)
+    except InputError as exc:
+        cause = exc.__cause__
+        reason = f"{type(cause).__name__}: {cause}" if cause is not None else "no such file"
+        return (path, reason)
+    return None
+
+
+def find_unreadable_images(
+    paths: Iterable[str | Path], *, n_workers: int | None = None
+) -> list[tuple[Path, str]]:
+    """Decode every file once and return ``(path, reason)`` for each missing or undecodable one.
+
+    JPEGs are decoded at reduced scale, which still reads all their compressed data, so
+    truncated files are found too.
+    """
+    files = [Path(p) for p in paths]
+    with ThreadPoolExecutor(n_workers or _default_workers(), thread_name_prefix="ddcmh-check") as pool:
+        results = list(pool.map(_problem, files, range(len(files))))
+    return [result for result in results if result is not None]
+
+
+def check_images(paths: Iterable[str | Path], *, n_workers: int | None = None) -> None:
+    """Raise one :class:`InputError` that lists every missing or undecodable image file.
+
+    Parameters
+    ----------
+    paths : iterable of str or Path
+    n_workers : int, optional
+        Decoding threads (default ``min(8, cpu_count)``).
+
+    Raises
+    ------
+    InputError
+        When at least one file cannot be decoded; the message names each of them and why.
+    """
+    problems = find_unreadable_images(paths, n_workers=n_workers)
+    if problems:
+        shown = "; ".join(f"{path}: {reason}" for path, reason in problems[:20])
+        more = f"; ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise InputError(
+            f"check_images: argument 'paths': expected decodable image files, got {len(problems)} "
+            f"that cannot be read: {shown}{more}"
+        )
