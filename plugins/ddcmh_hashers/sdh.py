@@ -91,8 +91,8 @@ class SDH(Hasher):
         ``P``: the hash function is ``sgn(phi(x)^T P)``.
     classifier_ : ndarray of shape (n_bits, n_classes)
         ``W`` of the last G-step.
-    codes_ : ndarray of shape (n_samples, n_bits)
-        The optimised ``B`` in ``{-1, +1}`` (float64).
+    codes_ : ndarray of shape (n_samples, n_bits), int8
+        The optimised ``B`` in ``{-1, +1}``.
     objective_ : ndarray of shape (n_iter_,)
         ``||Y - BW||^2 + lambda_g ||W||^2 + nu (||B - Phi P||^2 + lambda_f ||P||^2)`` after
         each outer iteration (after its G- and F-steps). The last term is the F-step ridge,
@@ -188,7 +188,7 @@ class SDH(Hasher):
 
         self.projection_ = projection
         self.classifier_ = classifier
-        self.codes_ = codes
+        self.codes_ = codes.astype(np.int8)  # exactly +-1; int8 keeps hasher files small
         self.objective_ = np.asarray(objectives)
         self.n_iter_ = len(objectives)
         self.n_sweeps_ = np.asarray(sweeps, dtype=np.int64)
