@@ -1,0 +1,285 @@
+"""DCMH (Jiang & Li, CVPR 2017), the pairwise baseline of the DDCMH engine."""
+
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from ddcmh_core.engine.dcmh import (
+    DCMH,
+    DCMHConfig,
+    dcmh_objective,
+    pairwise_batch_loss,
+    similarity_block,
+)
+from ddcmh_core.errors import InputError, NotFittedError
+from ddcmh_core.metrics import mean_average_precision, random_code_floor
+
+N_CLASSES = 6
+
+
+def _labels(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((n, N_CLASSES)) < 0.25).astype(np.uint8)
+    empty = labels.sum(axis=1) == 0
+    labels[empty, rng.integers(0, N_CLASSES, size=int(empty.sum()))] = 1
+    return labels
+
+
+def _views(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two noisy views of the labels: a 20-d 'image' and a 30-d 'text' feature vector."""
+    mixing = np.random.default_rng(99)
+    image_map, text_map = mixing.standard_normal((N_CLASSES, 20)), mixing.standard_normal((N_CLASSES, 30))
+    rng = np.random.default_rng(seed)
+    image = labels @ image_map + 0.5 * rng.standard_normal((len(labels), 20))
+    text = labels @ text_map + 0.5 * rng.standard_normal((len(labels), 30))
+    return image, text
+
+
+SMALL = {
+    "n_bits": 16,
+    "device": "cpu",
+    "image_network": {"hidden_sizes": [128]},
+    "text_network": {"hidden_sizes": [128]},
+}
+
+
+def _model(**overrides: Any) -> DCMH:
+    settings: dict[str, Any] = {**SMALL, "training": {"max_epochs": 25}}
+    settings.update(overrides)
+    return DCMH(**settings)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Tiny networks: one intra-op thread avoids oversubscription when test files run side by side."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def problem() -> dict[str, np.ndarray]:
+    train_labels, test_labels = _labels(600, 1), _labels(200, 2)
+    train_image, train_text = _views(train_labels, 3)
+    test_image, test_text = _views(test_labels, 4)
+    return {
+        "train_image": train_image,
+        "train_text": train_text,
+        "train_labels": train_labels,
+        "test_image": test_image,
+        "test_text": test_text,
+        "test_labels": test_labels,
+    }
+
+
+@pytest.fixture(scope="module")
+def fitted(problem: dict[str, np.ndarray]) -> DCMH:
+    return _model().fit(problem["train_image"], problem["train_text"], problem["train_labels"])
+
+
+# ---------------------------------------------------------------- the reference algorithm
+def test_batch_gradient_is_the_reference_gradient() -> None:
+    """d(pairwise_batch_loss)/d(outputs) equals the full objective's gradient for those rows and
+    the closed form of process_DCMH.m: 0.5 G (sigma(0.5 G'F_b) - S_b) + 2 gamma (F_b - B_b) + 2 eta F1."""
+    generator = torch.Generator().manual_seed(0)
+    n, k, gamma, eta = 40, 6, 1.3, 0.7
+    labels = (torch.rand(n, 5, generator=generator) < 0.3).double()
+    image = torch.randn(n, k, generator=generator, dtype=torch.float64)
+    text = torch.randn(n, k, generator=generator, dtype=torch.float64)
+    codes = torch.where(torch.randn(n, k, generator=generator, dtype=torch.float64) >= 0, 1.0, -1.0).double()
+    rows = torch.tensor([2, 9, 17, 31])
+
+    whole = image.clone().requires_grad_(True)
+    theta = 0.5 * whole @ text.T
+    similar = (labels @ labels.T > 0).double()
+    full = (
+        (torch.nn.functional.softplus(theta) - similar * theta).sum()
+        + gamma * ((codes - whole).pow(2).sum() + (codes - text).pow(2).sum())
+        + eta * (whole.sum(0).pow(2).sum() + text.sum(0).pow(2).sum())
+    )
+    full.backward()
+    assert whole.grad is not None
+
+    batch = image[rows].clone().requires_grad_(True)
+    pairwise_batch_loss(batch, rows, image.clone(), text, codes, labels, gamma, eta).backward()
+    assert batch.grad is not None
+    torch.testing.assert_close(batch.grad, whole.grad[rows], rtol=0, atol=1e-12)
+
+    closed_form = (
+        0.5 * text.T @ (torch.sigmoid(0.5 * text @ image[rows].T) - similar[:, rows])
+        + 2 * gamma * (image[rows] - codes[rows]).T
+        + 2 * eta * image.sum(0)[:, None]
+    )
+    torch.testing.assert_close(batch.grad, closed_form.T, rtol=0, atol=1e-12)
+    assert dcmh_objective(image, text, codes, labels, gamma, eta, block_rows=7) == pytest.approx(
+        float(full.detach()), rel=1e-12
+    )
+
+
+def test_similarity_block_is_share_a_label() -> None:
+    labels = torch.tensor([[1, 0, 0], [0, 1, 1], [0, 0, 1], [0, 0, 0]], dtype=torch.float32)
+    expected = torch.tensor([[1, 0, 0, 0], [0, 1, 1, 0]], dtype=torch.float32)
+    torch.testing.assert_close(similarity_block(labels[:2], labels), expected)
+
+
+def test_codes_are_sign_of_f_plus_g_with_ties_positive(fitted: DCMH) -> None:
+    expected = (fitted.config.gamma * (fitted.image_outputs_ + fitted.text_outputs_) >= 0).astype(np.uint8)
+    np.testing.assert_array_equal(fitted.codes_, expected)
+    assert fitted.codes_.shape == (fitted.report_["n_fit"], 16)
+
+
+def test_reference_defaults() -> None:
+    config = DCMHConfig()
+    assert (config.gamma, config.eta) == (1.0, 1.0)
+    assert config.training.batch_size == 128 and config.training.max_epochs == 500
+    assert config.training.optimizer == "sgd" and config.training.momentum == 0.0
+    assert config.training.learning_rate == pytest.approx(10**-1.5) and config.final_learning_rate == 1e-3
+    assert config.text_network.hidden_sizes == [8192]
+    model = DCMH(training={"max_epochs": 5})  # nested overrides keep the other reference settings
+    assert model.config.training.optimizer == "sgd" and model.config.training.max_epochs == 5
+    rates = [model._learning_rate(epoch, None) for epoch in range(5)]  # type: ignore[arg-type]
+    np.testing.assert_allclose(rates, np.logspace(-1.5, -3, 5))
+
+
+# ---------------------------------------------------------------- it learns
+def test_beats_random_codes_in_both_directions(fitted: DCMH, problem: dict[str, np.ndarray]) -> None:
+    train_labels, test_labels = problem["train_labels"], problem["test_labels"]
+    image_queries = fitted.encode_image(problem["test_image"])
+    text_queries = fitted.encode_text(problem["test_text"])
+    image_items = fitted.encode_image(problem["train_image"])
+    text_items = fitted.encode_text(problem["train_text"])
+    image_to_text = mean_average_precision(image_queries, text_items, test_labels, train_labels)
+    text_to_image = mean_average_precision(text_queries, image_items, test_labels, train_labels)
+    floor = random_code_floor(test_labels, train_labels, 16)
+    assert float(image_to_text) > float(floor) + 0.12
+    assert float(text_to_image) > float(floor) + 0.12
+    report = fitted.report_
+    assert set(report["validation_map"]) == {"image->text", "text->image"}
+    assert min(report["validation_map"].values()) > float(floor) + 0.1
+    assert report["seconds_per_epoch"]["training"] > 0
+    assert 1 <= report["best_epoch"] <= report["epochs_run"] == len(fitted.history_)
+
+
+def test_objective_decreases(fitted: DCMH) -> None:
+    objectives = [entry["objective"] for entry in fitted.history_]
+    initial = fitted.report_["objective"]["initial"]
+    assert objectives[-1] < 0.9 * initial
+    assert objectives[-1] < objectives[0]
+    assert objectives[-1] <= min(objectives[:5])
+
+
+# ---------------------------------------------------------------- cost structure
+class _LargestTensor(TorchDispatchMode):
+    """Records the largest dense tensor any torch operation produces (forward and backward)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        result = func(*args, **(kwargs or {}))
+        for value in tree_flatten(result)[0]:
+            if isinstance(value, torch.Tensor) and value.layout == torch.strided:
+                self.largest = max(self.largest, value.numel())
+        return result
+
+
+def test_never_forms_an_n_by_n_matrix() -> None:
+    n, batch = 1500, 64
+    labels = _labels(n, 5)
+    image, text = _views(labels, 6)
+    model = DCMH(
+        n_bits=8,
+        device="cpu",
+        image_network={"hidden_sizes": []},
+        text_network={"hidden_sizes": []},
+        training={"max_epochs": 1, "batch_size": batch},
+    )
+    watcher = _LargestTensor()
+    tracemalloc.start()
+    try:
+        with watcher:
+            model.fit(image, text, labels)
+        _, numpy_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    n_fit = model.report_["n_fit"]
+    assert watcher.largest >= batch * n_fit  # the watcher saw the pairwise batch x n block ...
+    assert watcher.largest <= 2 * batch * n  # ... and nothing near n x n (2.25e6 entries)
+    assert numpy_peak < n * n * 8 / 4  # numpy (validation MAP etc.) stays far below one n x n float64
+
+
+# ---------------------------------------------------------------- reproducibility and inputs
+def test_deterministic_under_a_seed(problem: dict[str, np.ndarray]) -> None:
+    def run(seed: int) -> DCMH:
+        return _model(training={"max_epochs": 3}, seed=seed).fit(
+            problem["train_image"], problem["train_text"], problem["train_labels"]
+        )
+
+    first, second, other = run(4), run(4), run(5)
+    np.testing.assert_array_equal(first.codes_, second.codes_)
+    queries = problem["test_text"]
+    np.testing.assert_array_equal(first.encode_text(queries), second.encode_text(queries))
+    assert [e["objective"] for e in first.history_] == [e["objective"] for e in second.history_]
+    assert not np.array_equal(first.codes_, other.codes_)
+
+
+def test_sparse_text_gives_the_dense_result(problem: dict[str, np.ndarray]) -> None:
+    rng = np.random.default_rng(7)
+    n = 300
+    labels = problem["train_labels"][:n]
+    words = (rng.random((n, 50)) < 0.1) | (labels @ (rng.random((N_CLASSES, 50)) < 0.2) > 0)
+    dense = words.astype(np.float64)
+    image = problem["train_image"][:n]
+    settings = {"training": {"max_epochs": 2}}
+    from_dense = _model(**settings).fit(image, dense, labels)
+    from_sparse = _model(**settings).fit(image, sp.csr_matrix(dense), labels)
+    np.testing.assert_array_equal(from_dense.codes_, from_sparse.codes_)
+    sparse_codes = from_sparse.encode_text(sp.csr_matrix(dense))
+    np.testing.assert_array_equal(from_dense.encode_text(dense), sparse_codes)
+
+
+def test_resume_continues_the_run(tmp_path: Any, problem: dict[str, np.ndarray]) -> None:
+    data = (problem["train_image"][:300], problem["train_text"][:300], problem["train_labels"][:300])
+    constant = {"final_learning_rate": None, "training": {"max_epochs": 4, "learning_rate": 0.01}}
+    whole = _model(**constant).fit(*data)
+    _model(**{**constant, "training": {"max_epochs": 2, "learning_rate": 0.01}}).fit(*data, run_dir=tmp_path)
+    resumed = _model(**constant).fit(*data, run_dir=tmp_path, resume=True)
+    np.testing.assert_array_equal(whole.codes_, resumed.codes_)
+    assert [e["objective"] for e in whole.history_] == [e["objective"] for e in resumed.history_]
+
+
+def test_bad_inputs(problem: dict[str, np.ndarray]) -> None:
+    image, text, labels = (problem[name][:50] for name in ("train_image", "train_text", "train_labels"))
+    model = _model(training={"max_epochs": 1})
+    with pytest.raises(InputError, match=r"DCMH: argument 'text': expected 50 rows"):
+        model.fit(image, text[:49], labels)
+    with pytest.raises(InputError, match=r"DCMH: argument 'labels'"):
+        model.fit(image, text, labels[:49])
+    unlabelled = labels.copy()
+    unlabelled[[3, 8]] = 0
+    with pytest.raises(InputError, match=r"2 rows without any \(rows 3, 8\)"):
+        model.fit(image, text, unlabelled)
+    dropped = _model(training={"max_epochs": 1}, drop_unlabelled=True).fit(image, text, unlabelled)
+    np.testing.assert_array_equal(dropped.dropped_rows_, [3, 8])
+    assert not set(dropped.fit_rows_) & {3, 8} and not set(dropped.validation_rows_) & {3, 8}
+    with pytest.raises(NotFittedError):
+        _model().encode_image(image)
+    with pytest.raises(InputError, match=r"argument 'text': expected 30 features"):
+        dropped.encode_text(image)
+    with pytest.raises(InputError, match="invalid configuration"):
+        DCMH(unknown_option=1)
+    with pytest.raises(InputError, match="final_learning_rate"):
+        DCMH(training={"schedule": "cosine"})
+    with pytest.raises(InputError, match="invalid configuration"):
+        DCMH(gamma=-1.0)
