@@ -578,6 +578,8 @@ def load_generic(path: str | Path, *, name: str | None = None, **options: Any) -
     path = Path(path).expanduser()
     dataset_name = name or path.stem
     if path.is_dir():
+        if (path / "raw_features.mat").is_file() and (path / "trainset_txt_img_cat.list").is_file():
+            return load_wikipedia(path, **options)
         if any(path.glob("*_txt_img_cat.list")):
             from .folder import load_folder_layout
 
