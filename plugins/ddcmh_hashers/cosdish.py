@@ -129,8 +129,12 @@ class COSDISH(Hasher):
           ``J`` is chosen by ``bit_update``. This is the matrix the reference assembles (its
           ``lq``/``lp`` terms, before it converts to {0,1} variables).
 
+       The order a-then-b follows HASHERS.md §11; the third-party code runs b before a. On
+       MIRFLICKR text (seeds 0-2, 16 / 32 / 64 bits) the two orders gave training-set MAPs
+       within one standard deviation of each other.
+
     The BQP solver: the reference passes an augmented, Cholesky-factored matrix to a routine
-    ``Solve`` whose source is not available, and the paper solves the BQP approximately. Here
+    ``Solve`` whose source is not available, so that routine is not reproduced. Here
     each BQP is solved by greedy one-flip descent (:func:`solve_bqp`) started from the current
     bit and from ``sgn(-p)`` (the minimiser of the linear part, which dominates because
     ``|Gamma| >> |Omega|``); the better local minimum is kept, so a bit never gets worse than
