@@ -274,7 +274,7 @@ def test_mirflickr_text_codes_beat_random_codes():
         pytest.skip(f"real dataset folder {folder} is absent")
     text = scipy_io.loadmat(folder / "mirflickr25k-yall.mat")["YAll"]
     labels = scipy_io.loadmat(folder / "mirflickr25k-lall.mat")["LAll"]
-    rows = np.random.default_rng(0).permutation(text.shape[0])[:2000]
+    rows = np.random.default_rng(0).permutation(text.shape[0])[:1500]
     features = sp.csr_matrix(text[rows].astype(np.float64))
     labels = labels[rows]
     codes = COSDISH(n_bits=32).fit_encode(features, labels).astype(np.float32) * 2 - 1
