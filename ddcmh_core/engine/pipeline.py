@@ -18,27 +18,24 @@ from ..errors import InputError, NotFittedError
 from ..hasher import Hasher
 from ..plugins import hasher_registry
 from ..validation import check_labels
-from .config import DDCMHConfig
+from .config import DDCMHConfig, NetworkConfig
 from .device import distributed_context, resolve_device
 from .networks import build_network
 from .reconstruction import reconstruct_codes
-from .sources import ArraySource, BatchSource
+from .sources import BatchSource, source_for_view
 from .trainer import TrainingResult, encode_with, train_hash_network
 
 ProgressCallback = Callable[[str], None]
 
 
-def as_source(view: Any) -> BatchSource:
-    """Wrap an array or sparse matrix as a :class:`BatchSource`; pass sources through."""
-    if isinstance(view, BatchSource) and not isinstance(view, (np.ndarray, sp.spmatrix)):
-        return view
-    return ArraySource(view)
+def as_source(view: Any, network: NetworkConfig | None = None) -> BatchSource:
+    """The :class:`BatchSource` of a view (array, sparse matrix, dataset View or a source)."""
+    backbone = network.backbone if network is not None and network.architecture == "cnn" else None
+    return source_for_view(view, backbone=backbone)
 
 
 def rows_as_matrix(source: BatchSource, rows: np.ndarray) -> Any:
     """Rows of a vector view as a numpy array or scipy CSR matrix (for the Stage-1 hasher)."""
-    if isinstance(source, ArraySource):
-        return source.data[rows]
     if hasattr(source, "rows"):
         return source.rows(rows)
     batch = source.batch(rows, train=False)
@@ -125,7 +122,8 @@ class DDCMH:
         """
         config = self.config
         context = distributed_context()
-        image_source, text_source = as_source(image), as_source(text)
+        image_source = as_source(image, config.image_network)
+        text_source = as_source(text, config.text_network)
         n_rows = len(image_source)
         if len(text_source) != n_rows:
             raise InputError(
@@ -161,20 +159,26 @@ class DDCMH:
         self.hasher_ = hasher_registry().create(
             config.hasher, n_bits=config.n_bits, **{"seed": config.seed, **config.hasher_params}
         )
-        stage1_file = folder / "stage1_codes.npy" if folder is not None else None
+        stage1_file = folder / "stage1_codes.npz" if folder is not None else None
         if resume and stage1_file is not None and stage1_file.exists():
-            self.stage1_codes_ = np.load(stage1_file)
+            with np.load(stage1_file) as stored:
+                self.stage1_codes_ = stored["codes"]
+                validation_text_codes = stored["validation_codes"]
             if say:
                 say(f"[stage 1 {config.hasher}] reused codes from {stage1_file}")
         else:
             if say:
                 say(f"[stage 1 {config.hasher}] fitting on {len(fit_rows)} training texts")
-            codes = None
+            codes = validation_codes = None
             if context.is_main:  # computed once, then broadcast to the other ranks
                 codes = self._stage1(rows_as_matrix(text_source, fit_rows), fit_labels)
+                validation_codes = np.zeros((0, config.n_bits), dtype=np.uint8)
+                if len(validation_rows) and self.hasher_.supports_encode:
+                    validation_codes = self.hasher_.encode(rows_as_matrix(text_source, validation_rows))
                 if stage1_file is not None:
-                    _atomic_numpy_save(codes, stage1_file)
+                    _atomic_save_arrays(stage1_file, codes=codes, validation_codes=validation_codes)
             self.stage1_codes_ = _broadcast_array(codes)
+            validation_text_codes = _broadcast_array(validation_codes)
         timings["stage1"] = time.perf_counter() - started
 
         # Stage 2: the image network learns the text codes.
@@ -187,8 +191,17 @@ class DDCMH:
         stage2_targets = _scatter_targets(n_rows, fit_rows, self.stage1_codes_)
 
         def validate_image(network: torch.nn.Module) -> float:
-            codes = encode_with(network, image_source, validation_rows, device=device, mixed_precision=mixed)
-            return _map(codes, self.stage1_codes_, validation_labels, fit_labels)
+            # Both directions, with the database on the fitting rows as in retrieval:
+            # validation images -> Stage-1 text codes, and (when the hasher can encode new texts)
+            # validation Stage-1 text codes -> the network's codes of the fitting images.
+            options = {"device": device, "mixed_precision": mixed}
+            query_images = encode_with(network, image_source, validation_rows, **options)
+            image_to_text = _map(query_images, self.stage1_codes_, validation_labels, fit_labels)
+            if len(validation_text_codes) == 0:
+                return image_to_text
+            database_images = encode_with(network, image_source, fit_rows, **options)
+            text_to_image = _map(validation_text_codes, database_images, validation_labels, fit_labels)
+            return (image_to_text + text_to_image) / 2
 
         started = time.perf_counter()
         self.image_training_ = train_hash_network(
@@ -224,9 +237,19 @@ class DDCMH:
         self.text_network_.to(device)
         stage3_targets = _scatter_targets(n_rows, fit_rows, self.reconstructed_)
 
+        validation_image_codes = encode_with(
+            self.image_network_, image_source, validation_rows, device=device, mixed_precision=mixed
+        )
+
         def validate_text(network: torch.nn.Module) -> float:
-            codes = encode_with(network, text_source, validation_rows, device=device, mixed_precision=mixed)
-            return _map(codes, self.image_codes_, validation_labels, fit_labels)
+            # Mean of text->image (validation texts vs fitting-image codes) and image->text
+            # (validation-image codes vs the network's codes of the fitting texts).
+            options = {"device": device, "mixed_precision": mixed}
+            query_texts = encode_with(network, text_source, validation_rows, **options)
+            database_texts = encode_with(network, text_source, fit_rows, **options)
+            text_to_image = _map(query_texts, self.image_codes_, validation_labels, fit_labels)
+            image_to_text = _map(validation_image_codes, database_texts, validation_labels, fit_labels)
+            return (image_to_text + text_to_image) / 2
 
         started = time.perf_counter()
         self.text_training_ = train_hash_network(
@@ -299,14 +322,14 @@ class DDCMH:
     def encode_image(self, image: Any, *, batch_size: int = 1024) -> np.ndarray:
         """Codes of the first view (images), uint8 {0,1} of shape (n, n_bits)."""
         self._require_fitted()
-        source = as_source(image)
+        source = as_source(image, self.config.image_network)
         self._check_width(source, "image")
         return encode_with(self.image_network_, source, batch_size=batch_size, device=self._device())
 
     def encode_text(self, text: Any, *, batch_size: int = 1024) -> np.ndarray:
         """Codes of the second view (texts), uint8 {0,1} of shape (n, n_bits)."""
         self._require_fitted()
-        source = as_source(text)
+        source = as_source(text, self.config.text_network)
         self._check_width(source, "text")
         return encode_with(self.text_network_, source, batch_size=batch_size, device=self._device())
 
@@ -365,11 +388,11 @@ def _per_epoch(result: TrainingResult) -> float | None:
     return float(np.mean([entry["seconds"] for entry in result.history]))
 
 
-def _atomic_numpy_save(array: np.ndarray, path: Path) -> None:
+def _atomic_save_arrays(path: Path, **arrays: np.ndarray) -> None:
     import os
 
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-    np.save(temporary, array)
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(temporary, **arrays)
     os.replace(temporary, path)
 
 

@@ -35,6 +35,16 @@ class BatchSource(Protocol):
         ...
 
 
+def block_to_tensor(block: Any, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A dense block as a dense tensor, a scipy sparse block as a sparse COO tensor."""
+    if sp.issparse(block):
+        coo = block.tocoo()
+        index = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+        values = torch.from_numpy(coo.data).to(dtype)
+        return torch.sparse_coo_tensor(index, values, coo.shape, check_invariants=False).coalesce()
+    return torch.from_numpy(np.ascontiguousarray(block)).to(dtype)
+
+
 class ArraySource:
     """A dense array or scipy sparse matrix as a :class:`BatchSource`.
 
@@ -61,10 +71,55 @@ class ArraySource:
 
     def batch(self, indices: np.ndarray, *, train: bool) -> torch.Tensor:
         """Rows ``indices`` as a dense or sparse COO tensor (``train`` is ignored)."""
-        rows = self.data[indices]
-        if self.sparse:
-            coo = rows.tocoo()
-            index = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-            values = torch.from_numpy(coo.data).to(self.dtype)
-            return torch.sparse_coo_tensor(index, values, coo.shape, check_invariants=False).coalesce()
-        return torch.from_numpy(np.ascontiguousarray(rows)).to(self.dtype)
+        return block_to_tensor(self.data[indices], self.dtype)
+
+    def rows(self, indices: np.ndarray) -> Any:
+        """Rows ``indices`` as a numpy array or scipy CSR matrix."""
+        return self.data[indices]
+
+
+class ViewSource:
+    """A vector :class:`~ddcmh_core.data.View` (dense, sparse or lazy HDF5) as a BatchSource.
+
+    Rows are read per batch, so a lazily read HDF5 view is never loaded whole.
+    """
+
+    def __init__(self, view: Any, dtype: torch.dtype = torch.float32) -> None:
+        self.view = view
+        self.dtype = dtype
+        self.n_features: int | None = int(view.n_features)
+
+    def __len__(self) -> int:
+        return int(self.view.n_rows)
+
+    def batch(self, indices: np.ndarray, *, train: bool) -> torch.Tensor:
+        """Rows ``indices`` as a dense or sparse COO tensor (``train`` is ignored)."""
+        return block_to_tensor(self.view.take(np.asarray(indices)), self.dtype)
+
+    def rows(self, indices: np.ndarray) -> Any:
+        """Rows ``indices`` as a numpy array or scipy CSR matrix."""
+        return self.view.take(np.asarray(indices))
+
+
+def source_for_view(view: Any, *, backbone: str | None = None, augment: bool = True) -> BatchSource:
+    """The BatchSource for a dataset view: image files become an ImageFileSource for ``backbone``.
+
+    Parameters
+    ----------
+    view : ddcmh_core.data.View, ndarray or scipy sparse matrix
+    backbone : str, optional
+        CNN backbone that consumes an image-file view (its input size and normalisation).
+    augment : bool, default True
+        Augment training batches of image files.
+    """
+    if isinstance(view, BatchSource) and not isinstance(view, np.ndarray):
+        return view
+    if getattr(view, "kind", None) == "image-files":
+        from .images import ImageFileSource
+
+        if backbone is None:
+            raise ValueError("image files need a CNN image network (architecture='cnn')")
+        return ImageFileSource.for_backbone(view.paths, backbone, augment=augment)
+    if hasattr(view, "take") and hasattr(view, "n_rows"):
+        return ViewSource(view)
+    return ArraySource(view)

@@ -133,6 +133,7 @@ class SDH(Hasher):
 
     params: Params
     requires_labels = True
+    balanced_bits = False  # codes follow the labels: a bit may single out a rare label combination
 
     def _check_problem(self, n_samples: int, n_features: int) -> None:
         anchors = min(self.params.n_anchors, n_samples)
