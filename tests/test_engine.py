@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from engine_data import FAST_NETWORK, FAST_TRAINING, two_view_data
 
 from ddcmh_core import InputError, NotFittedError
 from ddcmh_core.engine.config import DDCMHConfig, NetworkConfig
@@ -23,8 +24,6 @@ from ddcmh_core.engine.pipeline import DDCMH
 from ddcmh_core.engine.reconstruction import reconstruct_codes
 from ddcmh_core.engine.sources import ArraySource
 from ddcmh_core.metrics import mean_average_precision, random_code_floor
-
-from engine_data import FAST_NETWORK, FAST_TRAINING, two_view_data
 
 TESTS = Path(__file__).resolve().parent
 
@@ -212,8 +211,13 @@ def test_dropping_unlabelled_rows_reports_them():
     labels = labels.copy()
     labels[[3, 7, 11]] = 0
     model = DDCMH(
-        hasher="lsh", n_bits=8, drop_unlabelled=True, image_training=FAST_TRAINING,
-        text_training=FAST_TRAINING, image_network=FAST_NETWORK, text_network=FAST_NETWORK,
+        hasher="lsh",
+        n_bits=8,
+        drop_unlabelled=True,
+        image_training=FAST_TRAINING,
+        text_training=FAST_TRAINING,
+        image_network=FAST_NETWORK,
+        text_network=FAST_NETWORK,
     ).fit(images, texts, labels)
     assert model.report_["n_dropped_unlabelled"] == 3
     assert not {3, 7, 11} & (set(model.fit_rows_) | set(model.validation_rows_))
@@ -225,8 +229,14 @@ def test_config_rejects_bits_inside_hasher_params():
 
 
 def _train_script(run_dir, output, *extra):
-    return [sys.executable, str(TESTS / "scripts" / "train_for_resume.py"), str(run_dir), str(output),
-            str(TESTS), *extra]
+    return [
+        sys.executable,
+        str(TESTS / "scripts" / "train_for_resume.py"),
+        str(run_dir),
+        str(output),
+        str(TESTS),
+        *extra,
+    ]
 
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
@@ -246,7 +256,9 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     process.wait()
     assert (interrupted_dir / "stage2.ckpt").exists() and not (interrupted_dir / "stage3.ckpt").exists()
     resumed = tmp_path / "resumed.npz"
-    result = subprocess.run(_train_script(interrupted_dir, resumed), check=True, capture_output=True, text=True)
+    result = subprocess.run(
+        _train_script(interrupted_dir, resumed), check=True, capture_output=True, text=True
+    )
     assert "resumed after epoch" in result.stdout
     first, second = np.load(reference), np.load(resumed)
     assert np.array_equal(first["image_codes"], second["image_codes"])
@@ -259,8 +271,14 @@ def test_torchrun_two_processes_match_single_process_quality(tmp_path):
     distributed = tmp_path / "ddp.npz"
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-         *(_train_script(tmp_path / "ddp", distributed)[1:])],
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node=2",
+            *(_train_script(tmp_path / "ddp", distributed)[1:]),
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},

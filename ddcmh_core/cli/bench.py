@@ -1,41 +1,237 @@
-"""``ddcmh-bench``: compare cross-modal retrieval built on single-modal hashers."""
+"""``ddcmh-bench``: compare cross-modal retrieval built on single-modal hashers.
+
+With no arguments it trains DDCMH with the two hashers of the paper's Figure 1 (ITQ, COSDISH) on
+the embedded UCI Multiple Features dataset at 16/32/64 bits and prints a MAP table.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import tempfile
+import time
+import warnings
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
-from ..errors import DdcmhError
+import pydantic
+
+from ..errors import DdcmhError, InputError
 from ..plugins import hasher_registry
 from . import listing
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with errors that end in exit status 2 and a hint (argparse's own behaviour)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also the source of the CLI reference in the docs)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ddcmh-bench",
         description=(
             "Train DDCMH cross-modal hashing on top of single-modal hashers and report "
-            "image->text and text->image retrieval."
+            "image->text and text->image retrieval (MAP, precision@N, precision-recall)."
+        ),
+        epilog=(
+            "Examples: ddcmh-bench  |  ddcmh-bench --hasher itq --bits 32  |  "
+            "ddcmh-bench --dataset wikipedia --data-dir ../shared/data/wikipedia --hasher all --seeds 3"
         ),
     )
-    info = parser.add_argument_group("listing")
-    info.add_argument(
-        "--list-hashers", action="store_true", help="list the installed hashers and exit"
+    run = parser.add_argument_group("what to run")
+    run.add_argument(
+        "--hasher",
+        action="append",
+        metavar="NAME",
+        help="Stage-1 hasher: repeat the flag, give a comma list, or 'all' (default: itq,cosdish)",
     )
+    run.add_argument(
+        "--hasher-opt",
+        action="append",
+        default=[],
+        metavar="[HASHER:]KEY=VALUE",
+        help="hasher hyper-parameter (validated by its Params); 'HASHER:' limits it to one hasher",
+    )
+    run.add_argument("--bits", metavar="B[,B...]", help="code lengths (default: 16,32,64)")
+    run.add_argument(
+        "--dataset",
+        metavar="NAME|PATH",
+        help="registered dataset name or a file/folder path (default: uci-mfeat, embedded)",
+    )
+    run.add_argument("--data-dir", metavar="PATH", help="where a named dataset's files are")
+    run.add_argument("--seeds", type=int, metavar="N", help="repeat with N seeds; report mean ± std")
+    run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: auto (CUDA when present)")
+    run.add_argument(
+        "--baseline",
+        action="append",
+        choices=["pairwise"],
+        help="also run the pairwise DCMH baseline (Jiang & Li 2017)",
+    )
+    run.add_argument(
+        "--method",
+        action="append",
+        choices=["ddcmh", "dcmh"],
+        help="methods to run; 'dcmh' is the same as --baseline pairwise (ddcmh always runs)",
+    )
+    run.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (flags win)")
+    run.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder (default: ./ddcmh-results/<dataset>-<timestamp>); reusing one resumes",
+    )
+    run.add_argument("--quick", action="store_true", help="few epochs and 16/32 bits: a fast first look")
+    info = parser.add_argument_group("listing")
+    info.add_argument("--list-hashers", action="store_true", help="list the installed hashers and exit")
     info.add_argument(
         "--list-plugins",
         action="store_true",
         help="list the installed plugin distributions (with load failures) and exit",
     )
+    info.add_argument("--list-datasets", action="store_true", help="list the registered datasets and exit")
     info.add_argument("--json", action="store_true", help="print listings as JSON")
-    info.add_argument(
-        "--version", action="store_true", help="print the versions of ddcmh and its plugins"
+    info.add_argument("--version", action="store_true", help="print the versions of ddcmh and its plugins")
+    starter = parser.add_argument_group("plugin starter")
+    starter.add_argument(
+        "--new-plugin", metavar="NAME", help="write a ready-to-install ddcmh-NAME hasher plugin package"
     )
+    starter.add_argument("--dir", metavar="PATH", help="folder for --new-plugin (default: current folder)")
     return parser
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _hasher_options(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    options: dict[str, dict[str, Any]] = {}
+    for item in items:
+        target, _, assignment = item.rpartition(":") if ":" in item.split("=", 1)[0] else ("", "", item)
+        key, equals, value = assignment.partition("=")
+        if not equals or not key.strip():
+            raise InputError(
+                f"--hasher-opt {item!r}: expected [HASHER:]KEY=VALUE, e.g. n_iter=20 or sdh:n_anchors=500"
+            )
+        options.setdefault(target.strip().lower() or "*", {})[key.strip()] = _parse_value(value.strip())
+    return options
+
+
+def resolve_config(arguments: argparse.Namespace) -> Any:
+    """Merge defaults, the TOML file and the flags into a validated BenchConfig."""
+    from ..bench.config import BenchConfig, read_config_file
+
+    settings: dict[str, Any] = {}
+    if arguments.config:
+        settings.update(read_config_file(Path(arguments.config)))
+        if "hasher" in settings:  # accept the flag's name in files too
+            settings["hashers"] = settings.pop("hasher")
+        if isinstance(settings.get("hashers"), str):
+            settings["hashers"] = [settings["hashers"]]
+    if arguments.hasher:
+        settings["hashers"] = [name for item in arguments.hasher for name in item.split(",") if name.strip()]
+    if settings.get("hashers") and any(name.strip().lower() == "all" for name in settings["hashers"]):
+        settings["hashers"] = hasher_registry().names()
+    if arguments.hasher_opt:
+        merged = dict(settings.get("hasher_options", {}))
+        for target, values in _hasher_options(arguments.hasher_opt).items():
+            merged[target] = {**merged.get(target, {}), **values}
+        settings["hasher_options"] = merged
+    if arguments.bits:
+        try:
+            settings["bits"] = [int(part) for part in arguments.bits.split(",") if part.strip()]
+        except ValueError:
+            raise InputError(f"--bits {arguments.bits!r}: expected integers like 16,32,64") from None
+    for flag, field in (
+        ("dataset", "dataset"),
+        ("data_dir", "data_dir"),
+        ("seeds", "seeds"),
+        ("device", "device"),
+        ("out", "out"),
+    ):
+        value = getattr(arguments, flag)
+        if value is not None:
+            settings[field] = value
+    if arguments.quick:
+        settings["quick"] = True
+        if not arguments.bits and "bits" not in settings:
+            settings["bits"] = [16, 32]
+    baselines = list(settings.get("baselines", []))
+    baselines += arguments.baseline or []
+    if arguments.method and "dcmh" in arguments.method:
+        baselines.append("pairwise")
+    if baselines:
+        settings["baselines"] = sorted(set(baselines))
+    try:
+        return BenchConfig(**settings)
+    except pydantic.ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in item['loc']) or 'config'}: {item['msg']}" for item in error.errors()
+        )
+        source = f" (in {arguments.config} or the flags)" if arguments.config else ""
+        raise InputError(f"invalid settings{source}: {problems}") from None
+
+
+def prepare_out_dir(requested: Path | None, dataset_name: str) -> Path:
+    """Create the output folder and check it is writable (before any work starts)."""
+    if requested is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        requested = Path("ddcmh-results") / f"{dataset_name}-{stamp}"
+    if requested.exists() and not requested.is_dir():
+        raise InputError(f"--out {requested}: exists and is not a folder; choose another path")
+    try:
+        requested.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=requested, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise InputError(
+            f"--out {requested}: the folder is not writable ({error.strerror}); choose another with --out"
+        ) from None
+    return requested
+
+
+def run_bench(arguments: argparse.Namespace) -> int:
+    """Run the benchmark the arguments describe; return the exit status."""
+    from ..bench.report import markdown_report, write_plots
+    from ..bench.runner import BenchRun, validate_plan, write_json_atomic
+    from ..data import load_dataset
+
+    config = resolve_config(arguments)
+    validate_plan(config)
+    started = time.perf_counter()
+
+    def progress(line: str) -> None:
+        elapsed = time.perf_counter() - started
+        print(f"{int(elapsed) // 60:3d}m{int(elapsed) % 60:02d}s {line}", file=sys.stderr, flush=True)
+
+    progress(f"loading dataset {config.dataset}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dataset = load_dataset(config.dataset, data_dir=config.data_dir)
+    dataset.require_views()
+    dataset = dataset.drop_unlabelled()
+    out_dir = prepare_out_dir(config.out, dataset.name)
+    dataset.split.save(out_dir / "split.h5", dataset_fingerprint=dataset.fingerprint.sha256)
+    progress(f"{dataset.fingerprint}; split {dataset.split.sizes}; results go to {out_dir}")
+    runner = BenchRun(config, dataset, out_dir, progress)
+    results, complete = runner.run()
+    write_json_atomic(out_dir / "results.json", results)
+    report = markdown_report(results, out_dir)
+    temporary = out_dir / ".results.md.tmp"
+    temporary.write_text(report)
+    os.replace(temporary, out_dir / "results.md")
+    if results["records"]:
+        write_plots(results, out_dir)
+    print(report)
+    return 0 if complete else EXIT_INTERRUPTED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,21 +239,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
     try:
-        registry = hasher_registry()
         if arguments.version:
-            print(listing.version_text(registry))
+            print(listing.version_text(hasher_registry()))
             return 0
         if arguments.list_hashers:
-            print(listing.list_hashers(registry, as_json=arguments.json))
+            print(listing.list_hashers(hasher_registry(), as_json=arguments.json))
             return 0
         if arguments.list_plugins:
-            print(listing.list_plugins(registry, as_json=arguments.json))
+            print(listing.list_plugins(hasher_registry(), as_json=arguments.json))
             return 0
-        parser.error("nothing to do yet: use --list-hashers, --list-plugins or --version")
+        if arguments.list_datasets:
+            print(listing.list_datasets(as_json=arguments.json))
+            return 0
+        if arguments.new_plugin:
+            from .new_plugin import run_new_plugin
+
+            return run_new_plugin(arguments.new_plugin, Path(arguments.dir or "."))
+        return run_bench(arguments)
     except DdcmhError as error:
         print(f"ddcmh-bench: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    return 0
+    except KeyboardInterrupt:
+        print("ddcmh-bench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

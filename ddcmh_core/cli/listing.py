@@ -66,16 +66,12 @@ def list_hashers(registry: HasherRegistry, *, as_json: bool) -> str:
         lines.append(f"{name:<16} {kind:<13} {provider:<18} {summary}")
         if record["status"] == "ok":
             parameters = ", ".join(
-                f"{key}={value!r}"
-                for key, value in record["params"].items()
-                if key not in COMMON_PARAMETERS
+                f"{key}={value!r}" for key, value in record["params"].items() if key not in COMMON_PARAMETERS
             )
             if parameters:
                 lines.append(f"{'':<16} {'':<13} {'':<18} params: {parameters}")
     for conflict in conflicts:
-        lines.append(
-            f"CONFLICT: {conflict['name']!r} is claimed by {' and '.join(conflict['providers'])}"
-        )
+        lines.append(f"CONFLICT: {conflict['name']!r} is claimed by {' and '.join(conflict['providers'])}")
     lines.append("")
     lines.append(
         "Every hasher also takes n_bits, seed, kernel_lift ('none'|'rbf') and lift_anchors. "
@@ -112,3 +108,16 @@ def version_text(registry: HasherRegistry) -> str:
         }
     )
     return f"ddcmh {__version__}; plugins: {', '.join(plugins) if plugins else 'none'}"
+
+
+def list_datasets(*, as_json: bool) -> str:
+    """The ``--list-datasets`` output: registered datasets, their files and official sources."""
+    from ..data import describe_datasets
+
+    records = describe_datasets()
+    if as_json:
+        return json.dumps({"datasets": records}, indent=2, default=str)
+    lines = []
+    for record in records:
+        lines.append(f"{record.get('name', '?'):<14} {record.get('summary', '')}")
+    return "\n".join(lines)

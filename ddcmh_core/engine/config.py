@@ -83,9 +83,7 @@ class DDCMHConfig(_Strict):
     reconstruction: Literal["soft", "binary"] = Field(
         "soft", description="Stage-3 targets: soft reconstructed codes, or re-binarised at 0.5."
     )
-    drop_unlabelled: bool = Field(
-        False, description="Drop training rows without labels instead of failing."
-    )
+    drop_unlabelled: bool = Field(False, description="Drop training rows without labels instead of failing.")
     image_network: NetworkConfig = Field(default_factory=NetworkConfig)
     text_network: NetworkConfig = Field(default_factory=NetworkConfig)
     image_training: TrainingConfig = Field(default_factory=TrainingConfig)

@@ -195,9 +195,9 @@ def load_model(path: str | Path, *, device: str = "auto") -> Any:
     model.hasher_record_ = hasher_record
     try:
         model.hasher_ = hasher_registry().create(
-            hasher_record["name"], n_bits=config.n_bits, **{
-                k: v for k, v in hasher_record["params"].items() if k != "n_bits"
-            }
+            hasher_record["name"],
+            n_bits=config.n_bits,
+            **{k: v for k, v in hasher_record["params"].items() if k != "n_bits"},
         )
     except Exception:  # the Stage-1 plugin may be gone; the model still encodes
         model.hasher_ = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -28,13 +29,16 @@ class HashMLP(nn.Module):
         Hidden widths, dropout and normalisation.
     """
 
+    input_shift: torch.Tensor
+    input_scale: torch.Tensor
+
     def __init__(self, n_features: int, n_bits: int, config: NetworkConfig) -> None:
         super().__init__()
         self.n_features = n_features
         self.n_bits = n_bits
         widths = [n_features, *config.hidden_sizes]
         self.linears = nn.ModuleList(
-            nn.Linear(width_in, width_out) for width_in, width_out in zip(widths[:-1], widths[1:], strict=True)
+            nn.Linear(width_in, width_out) for width_in, width_out in itertools.pairwise(widths)
         )
         self.norms = nn.ModuleList(_normalization(config.normalization, w) for w in config.hidden_sizes)
         self.dropout = nn.Dropout(config.dropout)

@@ -1,5 +1,8 @@
-"""The DDCMH pipeline: Stage 1 (hasher on texts) -> Stage 2 (image net) -> reconstruction ->
-Stage 3 (text net). Nothing assumes the two views are images and texts; any two labelled views work.
+"""The DDCMH pipeline: Stage 1, Stage 2, reconstruction, Stage 3.
+
+Stage 1 runs the hasher on the texts, Stage 2 trains the image network on its codes, the image codes
+are reconstructed from label overlap, and Stage 3 trains the text network on them. Nothing assumes
+the two views are images and texts; any two labelled views work.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from ..plugins import hasher_registry
 from ..validation import check_labels
 from .config import DDCMHConfig, NetworkConfig
 from .device import distributed_context, resolve_device
-from .networks import build_network
+from .networks import HashMLP, build_network
 from .reconstruction import reconstruct_codes
 from .sources import BatchSource, source_for_view
 from .trainer import TrainingResult, encode_with, train_hash_network
@@ -49,7 +52,7 @@ def rows_as_matrix(source: BatchSource, rows: np.ndarray) -> Any:
 def split_validation(n_train: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split training positions into (fit, validation), seeded; validation may be empty."""
     order = np.random.default_rng([seed, 7]).permutation(n_train)
-    n_validation = int(round(fraction * n_train))
+    n_validation = round(fraction * n_train)
     return np.sort(order[n_validation:]), np.sort(order[:n_validation])
 
 
@@ -79,6 +82,10 @@ class DDCMH:
     report_ : dict
         Validation MAP in both directions, epochs chosen, time per stage, rows dropped.
     """
+
+    hasher_: Hasher | None
+    extras_: dict[str, Any]
+    hasher_record_: dict[str, Any]
 
     def __init__(self, config: DDCMHConfig | None = None, **overrides: Any) -> None:
         base = config or DDCMHConfig()
@@ -138,7 +145,9 @@ class DDCMH:
                 "reconstruction is undefined for them. Set drop_unlabelled=True to drop them."
             )
         usable = np.setdiff1d(np.arange(n_rows), empty)
-        fit_positions, validation_positions = split_validation(len(usable), config.validation_fraction, config.seed)
+        fit_positions, validation_positions = split_validation(
+            len(usable), config.validation_fraction, config.seed
+        )
         self.fit_rows_ = usable[fit_positions]
         self.validation_rows_ = usable[validation_positions]
         self.dropped_rows_ = empty
@@ -156,7 +165,7 @@ class DDCMH:
 
         # Stage 1: the single-modal hasher on the training texts.
         started = time.perf_counter()
-        self.hasher_ = hasher_registry().create(
+        hasher = self.hasher_ = hasher_registry().create(
             config.hasher, n_bits=config.n_bits, **{"seed": config.seed, **config.hasher_params}
         )
         stage1_file = folder / "stage1_codes.npz" if folder is not None else None
@@ -171,21 +180,19 @@ class DDCMH:
                 say(f"[stage 1 {config.hasher}] fitting on {len(fit_rows)} training texts")
             codes = validation_codes = None
             if context.is_main:  # computed once, then broadcast to the other ranks
-                codes = self._stage1(rows_as_matrix(text_source, fit_rows), fit_labels)
+                codes = self._stage1(hasher, rows_as_matrix(text_source, fit_rows), fit_labels)
                 validation_codes = np.zeros((0, config.n_bits), dtype=np.uint8)
-                if len(validation_rows) and self.hasher_.supports_encode:
-                    validation_codes = self.hasher_.encode(rows_as_matrix(text_source, validation_rows))
+                if len(validation_rows) and hasher.supports_encode:
+                    validation_codes = hasher.encode(rows_as_matrix(text_source, validation_rows))
                 if stage1_file is not None:
-                    _atomic_save_arrays(stage1_file, codes=codes, validation_codes=validation_codes)
+                    _save_stage1(stage1_file, codes, validation_codes)
             self.stage1_codes_ = _broadcast_array(codes)
             validation_text_codes = _broadcast_array(validation_codes)
         timings["stage1"] = time.perf_counter() - started
 
         # Stage 2: the image network learns the text codes.
         torch.manual_seed(config.seed)
-        self.image_network_ = build_network(
-            config.image_network, config.n_bits, image_source.n_features
-        )
+        self.image_network_ = build_network(config.image_network, config.n_bits, image_source.n_features)
         _fit_input_scaling(self.image_network_, image_source, fit_rows)
         self.image_network_.to(device)
         stage2_targets = _scatter_targets(n_rows, fit_rows, self.stage1_codes_)
@@ -220,7 +227,9 @@ class DDCMH:
             label=f"stage 2 image net, {config.hasher}, {config.n_bits} bits",
         )
         timings["stage2"] = time.perf_counter() - started
-        self.image_codes_ = encode_with(self.image_network_, image_source, fit_rows, device=device, mixed_precision=mixed)
+        self.image_codes_ = encode_with(
+            self.image_network_, image_source, fit_rows, device=device, mixed_precision=mixed
+        )
 
         # Reconstruction in O(n c k), then Stage 3: the text network learns the reconstructed codes.
         started = time.perf_counter()
@@ -274,8 +283,7 @@ class DDCMH:
         )
         return self
 
-    def _stage1(self, texts: Any, labels: np.ndarray) -> np.ndarray:
-        hasher = self.hasher_
+    def _stage1(self, hasher: Hasher, texts: Any, labels: np.ndarray) -> np.ndarray:
         supervised = hasher.tags()["uses_labels"]
         return hasher.fit_encode(
             texts, labels if supervised else None, training_codes=self.config.training_codes
@@ -366,11 +374,13 @@ class DDCMH:
 
 
 def _fit_input_scaling(network: torch.nn.Module, source: BatchSource, rows: np.ndarray) -> None:
-    if hasattr(network, "fit_input_scaling"):
+    if isinstance(network, HashMLP):
         network.fit_input_scaling(rows_as_matrix(source, rows))
 
 
-def _map(query_codes: np.ndarray, database_codes: np.ndarray, query_labels: np.ndarray, database_labels: np.ndarray) -> float:
+def _map(
+    query_codes: np.ndarray, database_codes: np.ndarray, query_labels: np.ndarray, database_labels: np.ndarray
+) -> float:
     from ..metrics import mean_average_precision
 
     return float(mean_average_precision(query_codes, database_codes, query_labels, database_labels))
@@ -388,11 +398,11 @@ def _per_epoch(result: TrainingResult) -> float | None:
     return float(np.mean([entry["seconds"] for entry in result.history]))
 
 
-def _atomic_save_arrays(path: Path, **arrays: np.ndarray) -> None:
+def _save_stage1(path: Path, codes: np.ndarray, validation_codes: np.ndarray) -> None:
     import os
 
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(temporary, **arrays)
+    np.savez(temporary, codes=codes, validation_codes=validation_codes)
     os.replace(temporary, path)
 
 

@@ -73,8 +73,10 @@ def reconstruct_codes(
         On shape mismatches, negative labels, or unlabelled rows when ``drop_unlabelled`` is
         False (the message gives their count and first indices).
     """
-    label_matrix = sp.csr_matrix(labels, dtype=np.float64) if sp.issparse(labels) else np.asarray(
-        labels, dtype=np.float64
+    label_matrix = (
+        sp.csr_matrix(labels, dtype=np.float64)
+        if sp.issparse(labels)
+        else np.asarray(labels, dtype=np.float64)
     )
     codes = np.asarray(image_codes, dtype=np.float64)
     if label_matrix.ndim != 2 or codes.ndim != 2:
@@ -84,7 +86,7 @@ def reconstruct_codes(
             f"reconstruct_codes: argument 'image_codes': expected {label_matrix.shape[0]} rows "
             f"(one per label row), got {codes.shape[0]}"
         )
-    values = label_matrix.data if sp.issparse(label_matrix) else label_matrix
+    values = np.asarray(label_matrix.data if sp.issparse(label_matrix) else label_matrix)
     if np.any(values < 0):
         raise InputError("reconstruct_codes: argument 'labels': expected non-negative labels")
     empty = unlabelled_rows(label_matrix)
@@ -106,4 +108,6 @@ def reconstruct_codes(
     targets = np.asarray(label_matrix @ per_label_sums) / normalisers[:, None]
     if binarise:
         targets = (targets > 0.5).astype(np.float64)
-    return Reconstruction(targets=targets, kept=kept, dropped=empty if drop_unlabelled else empty[:0], binarised=binarise)
+    return Reconstruction(
+        targets=targets, kept=kept, dropped=empty if drop_unlabelled else empty[:0], binarised=binarise
+    )

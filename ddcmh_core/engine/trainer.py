@@ -167,7 +167,9 @@ def train_hash_network(
     if resume and checkpoint_path is not None and checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location=device, weights_only=True)
         if state.get("format_version") != CHECKPOINT_FORMAT_VERSION:
-            raise ValueError(f"{checkpoint_path}: checkpoint format {state.get('format_version')} unsupported")
+            raise ValueError(
+                f"{checkpoint_path}: checkpoint format {state.get('format_version')} unsupported"
+            )
         core.load_state_dict(state["network"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler") is not None:
@@ -217,7 +219,7 @@ def train_hash_network(
         if context.active:
             reduced = torch.tensor([total_loss, float(total_rows)], dtype=torch.float64)
             dist.all_reduce(reduced)
-            mean_loss = float(reduced[0] / max(reduced[1], 1.0))
+            mean_loss = float(reduced[0] / reduced[1].clamp(min=1.0))
         score = None
         if validate is not None:
             network.eval()
@@ -254,7 +256,9 @@ def train_hash_network(
                 )
             if progress is not None:
                 remaining = (config.max_epochs - epoch - 1) * seconds
-                validation = "" if score is None else f" val MAP {score:.4f} (best {best_score:.4f} @ {best_epoch})"
+                validation = (
+                    "" if score is None else f" val MAP {score:.4f} (best {best_score:.4f} @ {best_epoch})"
+                )
                 eta = "" if stop else f" ETA {_format_seconds(remaining)}"
                 progress(
                     f"[{label}] epoch {epoch + 1}/{config.max_epochs} loss {mean_loss:.4f}"
@@ -279,7 +283,7 @@ def train_hash_network(
 def _format_seconds(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "?"
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 

@@ -6,10 +6,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, sys.argv[3])  # the tests folder, for engine_data
-from engine_data import two_view_data  # noqa: E402
+from engine_data import two_view_data
 
-from ddcmh_core.engine.device import process_group_from_environment  # noqa: E402
-from ddcmh_core.engine.pipeline import DDCMH  # noqa: E402
+from ddcmh_core.engine.device import process_group_from_environment
+from ddcmh_core.engine.pipeline import DDCMH
 
 run_dir, output = sys.argv[1], sys.argv[2]
 slow = len(sys.argv) > 4 and sys.argv[4] == "slow"
@@ -38,6 +38,10 @@ with process_group_from_environment() as context:
             output,
             image_codes=model.encode_image(images),
             text_codes=model.encode_text(texts),
-            validation=np.array([model.report_["validation_map"]["image->text"],
-                                 model.report_["validation_map"]["text->image"]]),
+            validation=np.array(
+                [
+                    model.report_["validation_map"]["image->text"],
+                    model.report_["validation_map"]["text->image"],
+                ]
+            ),
         )

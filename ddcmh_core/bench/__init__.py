@@ -1,0 +1,1 @@
+"""``ddcmh-bench``'s engine: configuration, the cached run loop, and reports."""

@@ -1,0 +1,95 @@
+"""The resolved configuration of a ``ddcmh-bench`` run (TOML files, flags and defaults in one model)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..errors import InputError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_HASHERS = ("itq", "cosdish")
+"""The two Stage-1 hashers of the DDCMH paper's Figure 1."""
+QUICK_TRAINING = {"max_epochs": 12, "patience": 4}
+PRECISION_AT = (1, 10, 50, 100, 500, 1000)
+MODEL_KEYS_SET_BY_BENCH = ("n_bits", "hasher", "hasher_params", "seed", "device")
+
+
+class BenchConfig(BaseModel):
+    """Everything that defines a ``ddcmh-bench`` run.
+
+    Every field can be set in a TOML file (``--config``) and most from the command line; the
+    command line wins. ``model`` holds :class:`~ddcmh_core.engine.config.DDCMHConfig` fields
+    (networks, training, reconstruction) except those the bench sets itself.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    hashers: list[str] = Field(default_factory=lambda: list(DEFAULT_HASHERS))
+    hasher_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per-hasher hyper-parameters; the key '*' applies to every hasher that has the option.",
+    )
+    bits: list[int] = Field(default_factory=lambda: [16, 32, 64])
+    dataset: str = "uci-mfeat"
+    data_dir: Path | None = None
+    seeds: int = Field(1, ge=1, le=100)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    out: Path | None = None
+    quick: bool = False
+    baselines: list[Literal["pairwise"]] = Field(default_factory=list)
+    map_at_k: int = Field(50, ge=1, description="k of the truncated MAP@k records.")
+    precision_at: list[int] = Field(default_factory=lambda: list(PRECISION_AT))
+    index_order_map: bool = Field(True, description="Also report MAP@all with ties in index order.")
+    model: dict[str, Any] = Field(
+        default_factory=dict, description="DDCMHConfig fields (networks, training...)."
+    )
+
+    @field_validator("bits")
+    @classmethod
+    def _check_bits(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError("at least one bit length is needed")
+        for bits in value:
+            if not 1 <= bits <= 4096:
+                raise ValueError(f"bit length {bits} is outside 1..4096")
+        return sorted(set(value))
+
+    @field_validator("hashers")
+    @classmethod
+    def _check_hashers(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one hasher is needed")
+        return list(dict.fromkeys(name.strip().lower() for name in value))
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in MODEL_KEYS_SET_BY_BENCH:
+            if key in value:
+                raise ValueError(f"model.{key} is set by the bench itself; use the matching flag")
+        return value
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a TOML configuration file into a dictionary (validated later by :class:`BenchConfig`).
+
+    Raises
+    ------
+    InputError
+        If the file is missing or not valid TOML (the message names the file and the position).
+    """
+    if not path.is_file():
+        raise InputError(f"--config: no such file: {path}")
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"--config: {path} is not valid TOML: {error}") from None

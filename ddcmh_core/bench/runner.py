@@ -1,0 +1,444 @@
+"""The ``ddcmh-bench`` run loop: cells (method x hasher x bits x seed), each cached on disk.
+
+A cell trains one model (or draws random codes), encodes the query and database items of the
+split and scores every task. Finished cells are written to ``<out>/cells/`` as JSON, so an
+interrupted run resumes where it stopped; Ctrl-C leaves valid partial results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._version import __version__
+from ..errors import InputError
+from ..metrics import (
+    mean_average_precision,
+    precision_at_n,
+    precision_recall_by_radius,
+    precision_within_radius,
+    random_code_floor,
+)
+from ..plugins import hasher_registry
+from .config import QUICK_TRAINING, BenchConfig
+
+RESULTS_SCHEMA_VERSION = 1
+CROSS_MODAL_TASKS = ("image->text", "text->image")
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work: a method, its Stage-1 hasher (if any), a code length and a seed."""
+
+    method: str
+    hasher: str | None
+    bits: int
+    seed: int
+
+    @property
+    def key(self) -> str:
+        """File-name-safe identifier."""
+        return f"{self.method}-{self.hasher or 'none'}-{self.bits}bits-seed{self.seed}"
+
+    def describe(self) -> str:
+        """Human-readable label for progress lines."""
+        name = {"ddcmh": "DDCMH", "dcmh": "DCMH (pairwise)", "random": "random codes"}[self.method]
+        hasher = f" + {self.hasher}" if self.hasher else ""
+        return f"{name}{hasher}, {self.bits} bits, seed {self.seed}"
+
+
+def plan_cells(config: BenchConfig) -> list[Cell]:
+    """All cells of a run, in the order they are computed."""
+    cells = []
+    for seed in range(config.seeds):
+        for bits in config.bits:
+            cells.append(Cell("random", None, bits, seed))
+            for hasher in config.hashers:
+                cells.append(Cell("ddcmh", hasher, bits, seed))
+            if "pairwise" in config.baselines:
+                cells.append(Cell("dcmh", None, bits, seed))
+    return cells
+
+
+def resolve_hasher_options(config: BenchConfig, hasher: str) -> dict[str, Any]:
+    """Hyper-parameters for ``hasher``: the '*' options it accepts, then its own options."""
+    entry = hasher_registry().get(hasher)
+    fields = entry.spec.load().Params.model_fields
+    options = {key: value for key, value in config.hasher_options.get("*", {}).items() if key in fields}
+    options.update(config.hasher_options.get(entry.spec.name, {}))
+    options.update(config.hasher_options.get(hasher, {}) if hasher != entry.spec.name else {})
+    return options
+
+
+def model_config_for(config: BenchConfig, cell: Cell) -> dict[str, Any]:
+    """The DDCMHConfig (or DCMHConfig) fields of a cell."""
+    fields: dict[str, Any] = {"n_bits": cell.bits, "seed": cell.seed, "device": config.device}
+    model = dict(config.model)
+    if config.quick:
+        for stage in ("image_training", "text_training"):
+            model[stage] = {**QUICK_TRAINING, **model.get(stage, {})}
+    if cell.method == "ddcmh":
+        assert cell.hasher is not None
+        fields.update(model, hasher=cell.hasher, hasher_params=resolve_hasher_options(config, cell.hasher))
+    elif cell.method == "dcmh":
+        for key in ("image_network", "text_network"):
+            if key in model:
+                fields[key] = model[key]
+        if config.quick:
+            fields["training"] = dict(QUICK_TRAINING)
+    return fields
+
+
+def validate_plan(config: BenchConfig) -> None:
+    """Check every hasher name and option before any work starts.
+
+    Raises
+    ------
+    InputError, UnknownNameError, DuplicateNameError
+        With a message naming the hasher and the option.
+    """
+    from ..engine.config import DDCMHConfig
+
+    registry = hasher_registry()
+    for name in list(config.hasher_options):
+        if name != "*":
+            registry.get(name)  # unknown hasher in an option
+    for hasher in config.hashers:
+        registry.create(hasher, n_bits=min(config.bits), **resolve_hasher_options(config, hasher))
+        try:
+            DDCMHConfig(**model_config_for(config, Cell("ddcmh", hasher, config.bits[0], 0)))
+        except Exception as error:
+            raise InputError(f"invalid model settings: {error}") from None
+
+
+def config_digest(config: BenchConfig, fingerprint: str) -> str:
+    """A digest of everything that changes a cell's result (not the list of cells itself)."""
+    relevant = config.model_dump(mode="json", exclude={"out", "seeds", "hashers", "bits", "baselines"})
+    relevant["fingerprint"] = fingerprint
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON to a temporary file beside ``path``, then rename it over ``path``."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(payload, indent=2, default=_json_default))
+    os.replace(temporary, path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def score_task(
+    query_codes: np.ndarray,
+    database_codes: np.ndarray,
+    query_labels: np.ndarray,
+    database_labels: np.ndarray,
+    config: BenchConfig,
+) -> dict[str, Any]:
+    """Every metric of one retrieval task, plus its curves."""
+    arguments = (query_codes, database_codes, query_labels, database_labels)
+    n_database = len(database_codes)
+    metrics: list[dict[str, Any]] = []
+    expected = mean_average_precision(*arguments, tie_policy="expected")
+    metrics.append({"metric": "map@all", "tie_policy": "expected", "value": float(expected)})
+    if config.index_order_map:
+        index_order = mean_average_precision(*arguments, tie_policy="index")
+        metrics.append({"metric": "map@all", "tie_policy": "index", "value": float(index_order)})
+    k = min(config.map_at_k, n_database)
+    at_k = mean_average_precision(*arguments, k=k, tie_policy="expected")
+    metrics.append({"metric": f"map@{k}", "tie_policy": "expected", "value": float(at_k)})
+    within = precision_within_radius(*arguments, radius=2)
+    metrics.append({"metric": "precision@radius2", "tie_policy": None, "value": float(within)})
+    n_values = sorted({min(n, n_database) for n in config.precision_at})
+    curve_n = np.unique(np.clip(np.geomspace(1, n_database, 40).astype(int), 1, n_database))
+    precision = precision_at_n(*arguments, np.union1d(n_values, curve_n), tie_policy="expected")
+    lookup = dict(zip(precision.n_values.tolist(), precision.precision.tolist(), strict=True))
+    for n in n_values:
+        metrics.append({"metric": f"p@{n}", "tie_policy": "expected", "value": float(lookup[n])})
+    radius = precision_recall_by_radius(*arguments)
+    curves = {
+        "p@N": {"n": precision.n_values.tolist(), "precision": precision.precision.tolist()},
+        "pr_by_radius": {
+            "radius": radius.radii.tolist(),
+            "precision": radius.precision.tolist(),
+            "recall": radius.recall.tolist(),
+        },
+    }
+    return {
+        "metrics": metrics,
+        "curves": curves,
+        "queries_without_relevant": int(expected.n_queries_without_relevant),
+    }
+
+
+class BenchRun:
+    """One ``ddcmh-bench`` run over a dataset: plans cells, runs or reuses them, aggregates.
+
+    Parameters
+    ----------
+    config : BenchConfig
+        The resolved configuration (hashers and options already validated).
+    dataset : CrossModalDataset
+        With both views and no unlabelled items.
+    out_dir : Path
+        Output folder (created and checked writable by the caller).
+    progress : callable
+        Receives progress lines.
+    """
+
+    def __init__(self, config: BenchConfig, dataset: Any, out_dir: Path, progress: Progress) -> None:
+        self.config = config
+        self.dataset = dataset
+        self.out_dir = out_dir
+        self.progress = progress
+        self.cells_dir = out_dir / "cells"
+        self.cells_dir.mkdir(parents=True, exist_ok=True)
+        self.digest = config_digest(config, dataset.fingerprint.sha256)
+        split = dataset.split
+        self.train, self.query, self.database = split.train, split.query, split.database
+        self.labels = dataset.labels
+        self.started = time.perf_counter()
+
+    # ------------------------------------------------------------------ cells
+    def run(self) -> tuple[dict[str, Any], bool]:
+        """Run (or reuse) every cell; return the aggregated results and whether all finished.
+
+        A KeyboardInterrupt stops the loop after writing results for the finished cells.
+        """
+        cells = plan_cells(self.config)
+        finished: list[dict[str, Any]] = []
+        complete = True
+        durations: dict[str, list[float]] = {}
+        try:
+            for position, cell in enumerate(cells, start=1):
+                cached = self._cached(cell)
+                if cached is not None:
+                    finished.append(cached)
+                    self.progress(
+                        f"[{position}/{len(cells)}] {cell.describe()}: reused from {self.cells_dir}"
+                    )
+                    continue
+                eta = self._eta(cells[position - 1 :], durations)
+                prefix = f"[{position}/{len(cells)} | {cell.describe()}{eta}]"
+                self.progress(f"{prefix} started")
+                started = time.perf_counter()
+                result = self._run_cell(cell, prefix)
+                result["seconds"]["total"] = time.perf_counter() - started
+                durations.setdefault(cell.method, []).append(result["seconds"]["total"])
+                write_json_atomic(self.cells_dir / f"{cell.key}.json", result)
+                finished.append(result)
+                summary = ", ".join(f"{task} {self._map_of(result, task):.4f}" for task in CROSS_MODAL_TASKS)
+                self.progress(f"{prefix} done in {result['seconds']['total']:.1f}s: MAP@all {summary}")
+        except KeyboardInterrupt:
+            complete = False
+            self.progress(
+                f"interrupted: {len(finished)} of {len(cells)} cells finished; writing partial results "
+                f"(run the same command again to resume)"
+            )
+        return self._aggregate(finished, complete), complete
+
+    @staticmethod
+    def _map_of(result: dict[str, Any], task: str) -> float:
+        for record in result["tasks"].get(task, {}).get("metrics", []):
+            if record["metric"] == "map@all" and record["tie_policy"] == "expected":
+                return float(record["value"])
+        return float("nan")
+
+    def _eta(self, remaining: list[Cell], durations: dict[str, list[float]]) -> str:
+        known = [np.mean(values) for values in durations.values() if values]
+        if not known:
+            return ""
+        fallback = float(np.mean(known))
+        seconds = sum(
+            float(np.mean(durations[cell.method])) if durations.get(cell.method) else fallback
+            for cell in remaining
+        )
+        minutes, secs = divmod(int(seconds), 60)
+        return f" | ETA {minutes}m{secs:02d}s"
+
+    def _cached(self, cell: Cell) -> dict[str, Any] | None:
+        path = self.cells_dir / f"{cell.key}.json"
+        if not path.is_file():
+            return None
+        try:
+            stored = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None  # a damaged cache entry is recomputed
+        if stored.get("digest") != self.digest:
+            return None
+        return dict(stored)
+
+    def _base_result(self, cell: Cell) -> dict[str, Any]:
+        return {
+            "cell": cell.key,
+            "method": cell.method,
+            "hasher": cell.hasher,
+            "bits": cell.bits,
+            "seed": cell.seed,
+            "digest": self.digest,
+            "tasks": {},
+            "seconds": {},
+        }
+
+    def _run_cell(self, cell: Cell, prefix: str) -> dict[str, Any]:
+        result = self._base_result(cell)
+        query_labels, database_labels = self.labels[self.query], self.labels[self.database]
+        if cell.method == "random":
+            for task in CROSS_MODAL_TASKS:
+                floor = random_code_floor(query_labels, database_labels, cell.bits, seed=cell.seed)
+                result["tasks"][task] = {
+                    "metrics": [{"metric": "map@all", "tie_policy": "expected", "value": float(floor)}]
+                }
+            return result
+        model = self._train(cell, prefix)
+        image, text = self.dataset.image, self.dataset.text
+        started = time.perf_counter()
+        codes = {
+            ("image", "query"): model.encode_image(image.select(self.query)),
+            ("image", "database"): model.encode_image(image.select(self.database)),
+            ("text", "query"): model.encode_text(text.select(self.query)),
+            ("text", "database"): model.encode_text(text.select(self.database)),
+        }
+        result["seconds"]["encode"] = time.perf_counter() - started
+        tasks = {
+            "image->text": (codes["image", "query"], codes["text", "database"]),
+            "text->image": (codes["text", "query"], codes["image", "database"]),
+            "text->text": (codes["text", "query"], codes["text", "database"]),
+        }
+        for task, (queries, base) in tasks.items():
+            result["tasks"][task] = score_task(queries, base, query_labels, database_labels, self.config)
+        if cell.method == "ddcmh" and model.hasher_.supports_encode:
+            # The Stage-1 hasher's own text codes, used directly: what Stages 2 and 3 add.
+            stage1_query = model.hasher_.encode(text.select(self.query).take())
+            stage1_database = model.hasher_.encode(text.select(self.database).take())
+            result["stage1"] = {
+                "text->text": score_task(
+                    stage1_query, stage1_database, query_labels, database_labels, self.config
+                )
+            }
+        result["seconds"].update(model.report_.get("seconds", {}))
+        result["report"] = model.report_
+        return result
+
+    def _train(self, cell: Cell, prefix: str) -> Any:
+        fields = model_config_for(self.config, cell)
+        image = self.dataset.image.select(self.train)
+        text = self.dataset.text.select(self.train)
+        labels = self.labels[self.train]
+
+        def say(line: str) -> None:
+            self.progress(f"{prefix} {line}")
+
+        if cell.method == "dcmh":
+            from ..engine.dcmh import DCMH
+
+            return DCMH(**fields).fit(image, text, labels, progress=say)
+        from ..engine.pipeline import DDCMH
+
+        run_dir = self.out_dir / "checkpoints" / cell.key
+        model = DDCMH(**fields).fit(image, text, labels, run_dir=run_dir, resume=True, progress=say)
+        return model
+
+    # ------------------------------------------------------------------ aggregation
+    def _aggregate(self, finished: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
+        from ..engine.model_file import runtime_versions
+
+        groups: dict[tuple[Any, ...], list[tuple[int, float]]] = {}
+        curves: dict[str, Any] = {}
+        for result in finished:
+            entries: Iterable[tuple[str, str | None, str, dict[str, Any]]] = [
+                (result["method"], result["hasher"], task, payload)
+                for task, payload in result["tasks"].items()
+            ]
+            if "stage1" in result:
+                entries = [
+                    *entries,
+                    *(
+                        ("stage1", result["hasher"], task, payload)
+                        for task, payload in result["stage1"].items()
+                    ),
+                ]
+            for method, hasher, task, payload in entries:
+                for record in payload["metrics"]:
+                    key = (method, hasher, result["bits"], task, record["metric"], record["tie_policy"])
+                    groups.setdefault(key, []).append((result["seed"], record["value"]))
+                if "curves" in payload and result["seed"] == 0:
+                    curve_key = f"{method}|{hasher or ''}|{result['bits']}|{task}"
+                    curves[curve_key] = payload["curves"]
+        records = []
+        for (method, hasher, bits, task, metric, tie_policy), values in sorted(
+            groups.items(), key=lambda item: tuple(str(part) for part in item[0])
+        ):
+            numbers = np.array([value for _, value in values])
+            records.append(
+                {
+                    "method": method,
+                    "hasher": hasher,
+                    "bits": bits,
+                    "task": task,
+                    "metric": metric,
+                    "tie_policy": tie_policy,
+                    "value": float(numbers.mean()),
+                    "std": float(numbers.std()),
+                    "seeds": [seed for seed, _ in values],
+                    "per_seed": numbers.tolist(),
+                }
+            )
+        split = self.dataset.split
+        return {
+            "schema_version": RESULTS_SCHEMA_VERSION,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "complete": complete,
+            "ddcmh_version": __version__,
+            "config": self.config.model_dump(mode="json"),
+            "dataset": {
+                "name": self.dataset.name,
+                "fingerprint": self.dataset.fingerprint.as_dict(),
+                "split": {
+                    **split.sizes,
+                    "protocol": split.protocol,
+                    "seed": split.seed,
+                    "checksum": split.checksum(),
+                    "file": "split.h5",
+                },
+                "dropped_unlabelled": int(self.dataset.source.get("dropped_unlabelled", 0)),
+            },
+            "versions": runtime_versions(),
+            "device": _device_description(self.config.device),
+            "wall_seconds": time.perf_counter() - self.started,
+            "cells": [
+                {"cell": r["cell"], "seconds": r["seconds"], "report": r.get("report", {})} for r in finished
+            ],
+            "records": records,
+            "curves": curves,
+        }
+
+
+def _device_description(requested: str) -> str:
+    import platform
+
+    import torch
+
+    from ..engine.device import resolve_device
+
+    device = resolve_device(requested)
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"

@@ -1,0 +1,216 @@
+"""ddcmh-bench end to end on a small generic dataset: outputs, caching, interruption, bad input."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import numpy as np
+import pytest
+
+from ddcmh_core.bench import runner as runner_module
+from ddcmh_core.cli.bench import build_parser, main, resolve_config
+from ddcmh_core.testing import make_bow_data
+
+TINY_CONFIG = """
+[model]
+image_network = { hidden_sizes = [32] }
+text_network = { hidden_sizes = [32] }
+image_training = { max_epochs = 3, patience = 2, batch_size = 64 }
+text_training = { max_epochs = 3, patience = 2, batch_size = 64 }
+"""
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path):
+    texts, labels = make_bow_data(n_samples=240, n_features=40, n_classes=4, seed=3)
+    rng = np.random.default_rng(0)
+    images = labels @ rng.standard_normal((4, 16)) * 2 + rng.standard_normal((240, 16))
+    path = tmp_path / "tiny.npz"
+    np.savez(path, image=images, text=texts.toarray(), labels=labels)
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_CONFIG)
+    return path, config
+
+
+def _run(capsys, *args):
+    status = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_defaults_are_the_papers_two_hashers_on_the_embedded_dataset():
+    config = resolve_config(build_parser().parse_args([]))
+    assert config.hashers == ["itq", "cosdish"]
+    assert config.bits == [16, 32, 64]
+    assert config.dataset == "uci-mfeat" and config.seeds == 1
+    quick = resolve_config(build_parser().parse_args(["--quick"]))
+    assert quick.bits == [16, 32] and quick.quick
+
+
+def test_flags_hasher_lists_options_and_config_files(tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text('hashers = ["sdh"]\nbits = [8]\n[hasher_options.sdh]\nn_anchors = 50\n')
+    parsed = build_parser().parse_args(
+        [
+            "--config",
+            str(toml),
+            "--hasher",
+            "itq,lsh",
+            "--hasher",
+            "pcah",
+            "--hasher-opt",
+            "itq:n_iter=5",
+            "--hasher-opt",
+            "seed=3",
+            "--bits",
+            "16,8",
+        ]
+    )
+    config = resolve_config(parsed)
+    assert config.hashers == ["itq", "lsh", "pcah"]
+    assert config.bits == [8, 16]
+    assert config.hasher_options == {"sdh": {"n_anchors": 50}, "itq": {"n_iter": 5}, "*": {"seed": 3}}
+    every = resolve_config(build_parser().parse_args(["--hasher", "all"]))
+    assert {"itq", "sdh", "ksh", "cosdish", "lsh"} <= set(every.hashers)
+
+
+def test_a_full_run_writes_results_plots_and_resumes_from_cache(tiny_dataset, tmp_path, capsys):
+    data, config = tiny_dataset
+    out = tmp_path / "out"
+    arguments = ["--dataset", data, "--config", config, "--hasher", "lsh,itq", "--bits", "8,16", "--out", out]
+    status, stdout, stderr = _run(capsys, *arguments)
+    assert status == 0, stderr
+    assert "Image query → text database" in stdout and "random codes (floor)" in stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["schema_version"] == 1 and results["complete"] is True
+    assert results["dataset"]["split"]["checksum"] and (out / "split.h5").exists()
+    assert {"ddcmh", "torch", "numpy"} <= set(results["versions"])
+    record_keys = {"method", "hasher", "bits", "task", "metric", "tie_policy", "value", "std", "seeds"}
+    assert all(record_keys <= set(record) for record in results["records"])
+    methods = {(r["method"], r["hasher"]) for r in results["records"]}
+    assert {("ddcmh", "lsh"), ("ddcmh", "itq"), ("random", None), ("stage1", "itq")} <= methods
+    metrics = {r["metric"] for r in results["records"] if r["method"] == "ddcmh"}
+    assert {"map@all", "map@50", "p@10", "precision@radius2"} <= metrics
+    policies = {r["tie_policy"] for r in results["records"] if r["metric"] == "map@all"}
+    assert policies == {"expected", "index"}
+    floor = [r for r in results["records"] if r["method"] == "random"]
+    ddcmh = [
+        r
+        for r in results["records"]
+        if r["method"] == "ddcmh"
+        and r["metric"] == "map@all"
+        and r["tie_policy"] == "expected"
+        and r["hasher"] == "itq"
+        and r["task"] != "text->text"
+    ]
+    assert min(r["value"] for r in ddcmh) > max(r["value"] for r in floor)
+    for image in ("map_vs_bits.png", "pr_curves.png", "precision_at_n.png"):
+        assert (out / image).stat().st_size > 1000
+    assert (out / "results.md").read_text().strip() in stdout
+    assert "stage 2 image net" in stderr and "epoch" in stderr and "ETA" in stderr
+    status, _, stderr = _run(capsys, *arguments)
+    assert status == 0
+    assert stderr.count("reused from") == 6  # 2 bit lengths x (random + 2 hashers)
+
+
+def test_ctrl_c_leaves_valid_partial_results(tiny_dataset, tmp_path, capsys, monkeypatch):
+    data, config = tiny_dataset
+    original = runner_module.BenchRun._run_cell
+    calls = []
+
+    def interrupt_second(self, cell, prefix):
+        calls.append(cell)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, cell, prefix)
+
+    monkeypatch.setattr(runner_module.BenchRun, "_run_cell", interrupt_second)
+    out = tmp_path / "out"
+    status, stdout, _ = _run(
+        capsys, "--dataset", data, "--config", config, "--hasher", "lsh", "--bits", "8", "--out", out
+    )
+    assert status == 130
+    results = json.loads((out / "results.json").read_text())
+    assert results["complete"] is False
+    assert {r["method"] for r in results["records"]} == {"random"}
+    assert "Partial results" in stdout
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--hasher", "itqq"], "unknown hasher 'itqq'. Installed hashers:"),
+        (["--hasher", "itq", "--hasher-opt", "itq:no_such=1"], "argument 'no_such': unknown hyper-parameter"),
+        (["--hasher-opt", "justtext"], "expected [HASHER:]KEY=VALUE"),
+        (["--bits", "8,x"], "expected integers like 16,32,64"),
+        (["--bits", "0"], "bit length 0 is outside 1..4096"),
+        (["--dataset", "no-such-dataset"], "unknown dataset 'no-such-dataset'"),
+        (["--config", "missing.toml"], "no such file"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(arguments, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, _, stderr = _run(capsys, *arguments)
+    assert status == 2
+    assert message in stderr
+    assert not (tmp_path / "ddcmh-results").exists()
+
+
+def test_bad_config_file_and_unwritable_output(tiny_dataset, tmp_path, capsys):
+    data, _ = tiny_dataset
+    bad = tmp_path / "bad.toml"
+    bad.write_text("bits = 'many'\nunknown_key = 1\n")
+    status, _, stderr = _run(capsys, "--config", bad)
+    assert status == 2 and "bits" in stderr and "unknown_key" in stderr
+    broken = tmp_path / "broken.toml"
+    broken.write_text("bits = [16,\n")
+    status, _, stderr = _run(capsys, "--config", broken)
+    assert status == 2 and "is not valid TOML" in stderr
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    status, _, stderr = _run(capsys, "--dataset", data, "--hasher", "lsh", "--out", blocker)
+    assert status == 2 and "exists and is not a folder" in stderr
+
+
+def test_dataset_with_missing_files_names_them_and_the_sources(tmp_path, capsys):
+    status, _, stderr = _run(capsys, "--dataset", "nus-wide", "--data-dir", tmp_path)
+    assert status == 2
+    assert "nus-wide" in stderr.lower() and "http" in stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_parser_documents_every_flag_of_the_issue():
+    text = build_parser().format_help()
+    for flag in (
+        "--hasher",
+        "--hasher-opt",
+        "--bits",
+        "--dataset",
+        "--data-dir",
+        "--seeds",
+        "--device",
+        "--config",
+        "--out",
+        "--quick",
+        "--baseline",
+        "--list-hashers",
+        "--list-plugins",
+        "--json",
+        "--version",
+        "--new-plugin",
+    ):
+        assert flag in text
+
+
+def test_model_settings_are_validated_before_work(tmp_path, capsys, tiny_dataset):
+    data, _ = tiny_dataset
+    config = tmp_path / "model.toml"
+    config.write_text(
+        textwrap.dedent("""
+        [model]
+        image_training = { max_epochs = 0 }
+    """)
+    )
+    status, _, stderr = _run(capsys, "--dataset", data, "--config", config, "--hasher", "lsh")
+    assert status == 2 and "max_epochs" in stderr
