@@ -53,7 +53,7 @@ SMALL = {
 
 
 def _model(**overrides: Any) -> DCMH:
-    settings: dict[str, Any] = {**SMALL, "training": {"max_epochs": 25}}
+    settings: dict[str, Any] = {**SMALL, "training": {"max_epochs": 40}}
     settings.update(overrides)
     return DCMH(**settings)
 
@@ -161,21 +161,24 @@ def test_beats_random_codes_in_both_directions(fitted: DCMH, problem: dict[str, 
     image_to_text = mean_average_precision(image_queries, text_items, test_labels, train_labels)
     text_to_image = mean_average_precision(text_queries, image_items, test_labels, train_labels)
     floor = random_code_floor(test_labels, train_labels, 16)
-    assert float(image_to_text) > float(floor) + 0.12
-    assert float(text_to_image) > float(floor) + 0.12
+    assert float(image_to_text) > float(floor) + 0.2
+    assert float(text_to_image) > float(floor) + 0.2
     report = fitted.report_
     assert set(report["validation_map"]) == {"image->text", "text->image"}
-    assert min(report["validation_map"].values()) > float(floor) + 0.1
+    assert min(report["validation_map"].values()) > float(floor) + 0.15
     assert report["seconds_per_epoch"]["training"] > 0
     assert 1 <= report["best_epoch"] <= report["epochs_run"] == len(fitted.history_)
 
 
 def test_objective_decreases(fitted: DCMH) -> None:
+    """After a transient of a few epochs (the balance term overshoots while F, G are stale), the
+    objective falls epoch after epoch."""
     objectives = [entry["objective"] for entry in fitted.history_]
-    initial = fitted.report_["objective"]["initial"]
-    assert objectives[-1] < 0.9 * initial
-    assert objectives[-1] < objectives[0]
-    assert objectives[-1] <= min(objectives[:5])
+    n_fit = fitted.report_["n_fit"]
+    assert fitted.report_["objective"]["initial"] == pytest.approx(n_fit**2 * np.log(2))  # F = G = B = 0
+    assert objectives[-1] < objectives[0] and objectives[-1] < 0.5 * max(objectives)
+    tail = objectives[len(objectives) // 3 :]
+    assert all(later <= earlier * (1 + 1e-4) for earlier, later in zip(tail, tail[1:], strict=False))
 
 
 # ---------------------------------------------------------------- cost structure

@@ -136,11 +136,11 @@ class DCMHConfig(BaseModel):
             "(logspace(-1.5, -3, max_epochs) in DCMH_demo.m). None uses training.schedule instead."
         ),
     )
-    initialization: Literal["gaussian", "zeros"] = Field(
-        default="gaussian",
+    initialization: Literal["zeros", "gaussian"] = Field(
+        default="zeros",
         description=(
-            "Initial F and G before the first epoch: standard normal (TensorFlow demo, so B starts random) "
-            "or zeros (MATLAB release)."
+            "Initial F and G before the first epoch: zeros, so B starts at 0 (MATLAB release, the "
+            "recommended version), or standard normal, so B starts random (TensorFlow demo)."
         ),
     )
     center_text: bool = Field(
