@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import tracemalloc
 from collections.abc import Iterator
 from typing import Any
@@ -178,7 +179,7 @@ def test_objective_decreases(fitted: DCMH) -> None:
     assert fitted.report_["objective"]["initial"] == pytest.approx(n_fit**2 * np.log(2))  # F = G = B = 0
     assert objectives[-1] < objectives[0] and objectives[-1] < 0.5 * max(objectives)
     tail = objectives[len(objectives) // 3 :]
-    assert all(later <= earlier * (1 + 1e-4) for earlier, later in zip(tail, tail[1:], strict=False))
+    assert all(later <= earlier * (1 + 1e-4) for earlier, later in itertools.pairwise(tail))
 
 
 # ---------------------------------------------------------------- cost structure
