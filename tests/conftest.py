@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -10,6 +11,15 @@ from pathlib import Path
 import pytest
 
 from ddcmh_core.plugins import plugin_set
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Several test processes share the cores: one thread each avoids oversubscription, which
+    # slows small matrix products by an order of magnitude.
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
