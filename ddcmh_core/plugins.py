@@ -15,7 +15,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pluggy
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -321,71 +321,92 @@ def plugin_set(*, refresh: bool = False) -> PluginSet:
         return _plugin_set
 
 
-@dataclass(frozen=True)
-class RegisteredHasher:
-    """One hasher name, the record that provides it and the plugin it comes from."""
+SpecT = TypeVar("SpecT")
 
-    spec: HasherSpec
+
+@dataclass(frozen=True)
+class RegisteredName(Generic[SpecT]):
+    """One name, the record that provides it and the plugin it comes from."""
+
+    spec: SpecT
     plugin: PluginInfo
 
 
-class HasherRegistry:
-    """All hashers offered by the installed plugins.
+RegisteredHasher = RegisteredName["HasherSpec"]
 
-    Use :func:`hasher_registry` to get the registry of the installed plugins.
+
+class NameRegistry(Generic[SpecT]):
+    """Names claimed by the records of the installed plugins (hashers, datasets).
+
+    Every record claims its ``name`` and its ``aliases``. A name claimed by two records is a
+    conflict: looking it up is an error naming every provider, and the other names keep working.
 
     Parameters
     ----------
-    records : sequence of (HasherSpec, PluginInfo)
+    records : sequence of (record, PluginInfo)
         What the plugins yielded.
     plugins : sequence of PluginInfo
         Every entry point, for listings of failures.
     """
 
+    noun = "name"
+    """What the names denote, for messages (``"hasher"``)."""
+
     def __init__(
         self,
-        records: Sequence[tuple[HasherSpec, PluginInfo]],
+        records: Sequence[tuple[SpecT, PluginInfo]],
         plugins: Sequence[PluginInfo] = (),
     ) -> None:
         self.plugins = list(plugins)
-        claims: dict[str, list[RegisteredHasher]] = {}
+        claims: dict[str, list[RegisteredName[SpecT]]] = {}
         for spec, info in records:
-            for claimed in (spec.name, *spec.aliases):
-                claims.setdefault(claimed, []).append(RegisteredHasher(spec, info))
+            for claimed in (spec.name, *spec.aliases):  # type: ignore[attr-defined]
+                claims.setdefault(self.normalize(claimed), []).append(RegisteredName(spec, info))
         self._entries = {name: found[0] for name, found in claims.items() if len(found) == 1}
         self.conflicts = {name: found for name, found in claims.items() if len(found) > 1}
 
+    @staticmethod
+    def normalize(name: str) -> str:
+        """The lookup key of a name (lower case, surrounding blanks removed)."""
+        return name.strip().lower()
+
+    def describe_target(self, spec: SpecT) -> str:
+        """What a record points to, for conflict messages."""
+        return repr(spec)
+
     def names(self) -> list[str]:
-        """Primary names of the usable hashers (no aliases, no conflicting names), sorted."""
+        """Primary names (no aliases, no conflicting names), sorted."""
         return sorted(
-            name for name, entry in self._entries.items() if entry.spec.name == name
+            name for name, entry in self._entries.items() if entry.spec.name == name  # type: ignore[attr-defined]
         )
 
-    def entries(self) -> list[RegisteredHasher]:
-        """The usable hashers, one per primary name, sorted by name."""
+    def entries(self) -> list[RegisteredName[SpecT]]:
+        """The usable records, one per primary name, sorted by name."""
         return [self._entries[name] for name in self.names()]
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return isinstance(name, str) and self.normalize(name) in self._entries
 
-    def get(self, name: str) -> RegisteredHasher:
-        """Look a hasher up by name or alias.
+    def get(self, name: str) -> RegisteredName[SpecT]:
+        """Look a record up by name or alias.
 
         Raises
         ------
         DuplicateNameError
             If several plugins claim ``name``; the message names every provider.
         UnknownNameError
-            If no plugin provides ``name``; the message lists the installed hashers.
+            If no plugin provides ``name``; the message lists the installed names and the
+            plugins that failed to load.
         """
-        key = name.strip().lower()
+        key = self.normalize(name)
         if key in self.conflicts:
             providers = "; ".join(
-                f"{entry.plugin.provider} (entry point {entry.plugin.name!r}, hasher {entry.spec.target})"
+                f"{entry.plugin.provider} (entry point {entry.plugin.name!r}, "
+                f"{self.describe_target(entry.spec)})"
                 for entry in self.conflicts[key]
             )
             raise DuplicateNameError(
-                f"hasher name {key!r} is claimed by {len(self.conflicts[key])} plugins: {providers}. "
+                f"{self.noun} name {key!r} is claimed by {len(self.conflicts[key])} plugins: {providers}. "
                 "Uninstall one of them."
             )
         if key not in self._entries:
@@ -393,13 +414,28 @@ class HasherRegistry:
             failed = [p for p in self.plugins if p.status == "failed"]
             hint = ""
             if failed:
-                hint = " Plugins that failed to load: " + "; ".join(
-                    f"{p.provider} ({p.error})" for p in failed
-                ) + "."
+                hint = (
+                    " Plugins that failed to load: "
+                    + "; ".join(f"{p.provider} ({p.error})" for p in failed)
+                    + "."
+                )
             raise UnknownNameError(
-                f"unknown hasher {name!r}. Installed hashers: {installed}.{hint}"
+                f"unknown {self.noun} {name!r}. Installed {self.noun}s: {installed}.{hint}"
             )
         return self._entries[key]
+
+
+class HasherRegistry(NameRegistry[HasherSpec]):
+    """All hashers offered by the installed plugins.
+
+    Use :func:`hasher_registry` to get the registry of the installed plugins.
+    """
+
+    noun = "hasher"
+
+    def describe_target(self, spec: HasherSpec) -> str:
+        """The hasher class a record points to."""
+        return f"hasher {spec.target}"
 
     def create(self, name: str, **params: Any) -> Hasher:
         """Build the hasher called ``name``, with the record's defaults overridden by ``params``."""

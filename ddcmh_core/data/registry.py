@@ -25,18 +25,18 @@ import importlib
 import inspect
 import os
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..errors import DuplicateNameError, PluginError, UnknownNameError
+from ..errors import PluginError, UnknownNameError
 from ..plugins import (
     IMPORT_PATH_PATTERN,
-    PluginInfo,
+    NameRegistry,
     PluginSet,
+    RegisteredName,
     check_kebab_name,
     collect_records,
     plugin_set,
@@ -222,40 +222,18 @@ class DatasetSpec(BaseModel):
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class RegisteredDataset:
-    """One dataset name, the record that provides it and the plugin it comes from."""
-
-    spec: DatasetSpec
-    plugin: PluginInfo
+RegisteredDataset = RegisteredName[DatasetSpec]
 
 
-class DatasetRegistry:
-    """All datasets offered by the installed plugins (same rules as the hasher registry).
+class DatasetRegistry(NameRegistry[DatasetSpec]):
+    """All datasets offered by the installed plugins (the same naming rules as hashers).
 
     Duplicate names are an error naming every provider; an unknown name lists the installed
-    datasets (and plugins that failed to load).
-
-    Parameters
-    ----------
-    records : sequence of (DatasetSpec, PluginInfo)
-        What the plugins yielded.
-    plugins : sequence of PluginInfo
-        Every entry point, for listings of failures.
+    datasets (and plugins that failed to load). Names are matched case-insensitively with
+    underscores read as hyphens (``NUS_WIDE`` is ``nus-wide``).
     """
 
-    def __init__(
-        self,
-        records: Sequence[tuple[DatasetSpec, PluginInfo]],
-        plugins: Sequence[PluginInfo] = (),
-    ) -> None:
-        self.plugins = list(plugins)
-        claims: dict[str, list[RegisteredDataset]] = {}
-        for spec, info in records:
-            for claimed in (spec.name, *spec.aliases):
-                claims.setdefault(claimed, []).append(RegisteredDataset(spec, info))
-        self._entries = {name: found[0] for name, found in claims.items() if len(found) == 1}
-        self.conflicts = {name: found for name, found in claims.items() if len(found) > 1}
+    noun = "dataset"
 
     @classmethod
     def from_plugin_set(cls, plugins: PluginSet) -> DatasetRegistry:
@@ -268,50 +246,9 @@ class DatasetRegistry:
         """Lower-case, underscores to hyphens (``NUS_WIDE`` -> ``nus-wide``)."""
         return name.strip().lower().replace("_", "-")
 
-    def names(self) -> list[str]:
-        """Primary names of the usable datasets (no aliases, no conflicting names), sorted."""
-        return sorted(name for name, entry in self._entries.items() if entry.spec.name == name)
-
-    def entries(self) -> list[RegisteredDataset]:
-        """The usable datasets, one per primary name, sorted by name."""
-        return [self._entries[name] for name in self.names()]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.normalize(name) in self._entries
-
-    def get(self, name: str) -> RegisteredDataset:
-        """Look a dataset up by name or alias.
-
-        Raises
-        ------
-        DuplicateNameError
-            If several plugins claim ``name``; the message names every provider.
-        UnknownNameError
-            If no plugin provides ``name``; the message lists the installed datasets.
-        """
-        key = self.normalize(name)
-        if key in self.conflicts:
-            providers = "; ".join(
-                f"{entry.plugin.provider} (entry point {entry.plugin.name!r}, loader "
-                f"{_loader_name(entry.spec.loader)})"
-                for entry in self.conflicts[key]
-            )
-            raise DuplicateNameError(
-                f"dataset name {key!r} is claimed by {len(self.conflicts[key])} plugins: {providers}. "
-                "Uninstall one of them."
-            )
-        if key not in self._entries:
-            installed = ", ".join(self.names()) or "none"
-            failed = [p for p in self.plugins if p.status == "failed"]
-            hint = ""
-            if failed:
-                hint = (
-                    " Plugins that failed to load: "
-                    + "; ".join(f"{p.provider} ({p.error})" for p in failed)
-                    + "."
-                )
-            raise UnknownNameError(f"unknown dataset {name!r}. Installed datasets: {installed}.{hint}")
-        return self._entries[key]
+    def describe_target(self, spec: DatasetSpec) -> str:
+        """The loader a record points to."""
+        return f"loader {_loader_name(spec.loader)}"
 
     def load(self, name: str, *, data_dir: str | Path | None = None, **options: Any) -> CrossModalDataset:
         """Load the dataset called ``name`` (see :func:`load_dataset`)."""
