@@ -17,6 +17,8 @@ functions returning Markdown, so tests call them without mkdocs:
 ``hashers``
     Every hasher that ddcmh registers (``ddcmh_hashers`` hook): tags, hyper-parameters with
     their defaults and constraints (from the ``Params`` JSON schema), and the class docstring.
+``config-file``
+    The keys of a ``ddcmh-bench --config`` TOML file (``BenchConfig`` and ``DDCMHConfig``).
 ``conformance-checks``
     Every check of ``ddcmh_core.testing``, with the first line of its docstring.
 """
@@ -256,6 +258,8 @@ def dataset_keys_reference() -> str:
 
 # ----------------------------------------------------------------------------- hashers
 def _schema_type(schema: dict[str, Any]) -> str:
+    if "$ref" in schema:
+        return schema["$ref"].rsplit("/", 1)[-1]
     if "enum" in schema:
         return " \\| ".join(code(repr(value)) for value in schema["enum"])
     if "const" in schema:
@@ -277,21 +281,30 @@ def _schema_bounds(schema: dict[str, Any]) -> str:
     return ", ".join(bounds)
 
 
-def parameter_table(params_model: Any, skip: Iterable[str] = ()) -> list[str]:
+def parameter_table(
+    params_model: Any, skip: Iterable[str] = (), *, label: str = "hyper-parameter"
+) -> list[str]:
     """A Markdown table of a pydantic ``Params`` model: name, type, default, bounds, description."""
+    from pydantic import BaseModel
+
     schema = params_model.model_json_schema()
     skipped = set(skip)
     rows = []
     for name, field in schema.get("properties", {}).items():
         if name in skipped:
             continue
-        default = code(repr(field["default"])) if "default" in field else "required"
+        model_field = params_model.model_fields[name]
+        if model_field.is_required():
+            default = "required"
+        else:
+            value = model_field.get_default(call_default_factory=True)
+            default = "see below" if isinstance(value, BaseModel) else code(repr(value))
         description = docstring_text(field.get("description", "")).replace("|", "\\|")
         cells = [code(name), _schema_type(field), default, _schema_bounds(field), description]
         rows.append("| " + " | ".join(cells) + " |")
     if not rows:
         return []
-    return ["| hyper-parameter | type | default | bounds | meaning |", "|---|---|---|---|---|", *rows, ""]
+    return [f"| {label} | type | default | bounds | meaning |", "|---|---|---|---|---|", *rows, ""]
 
 
 def hasher_reference() -> str:
@@ -345,6 +358,30 @@ def hasher_reference() -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- config files
+def config_reference() -> str:
+    """The keys of a ``--config`` TOML file: the bench settings and the model's ``[model]`` table."""
+    from ddcmh_core.bench.config import MODEL_KEYS_SET_BY_BENCH, BenchConfig
+    from ddcmh_core.engine.config import DDCMHConfig, NetworkConfig, TrainingConfig
+
+    lines = ["### Top-level keys", ""]
+    lines += parameter_table(BenchConfig, label="key")
+    lines += [
+        "### `[model]`: the DDCMH model",
+        "",
+        "Fields of `DDCMHConfig`, except "
+        + ", ".join(code(key) for key in MODEL_KEYS_SET_BY_BENCH)
+        + ", which the bench sets from its own keys.",
+        "",
+    ]
+    lines += parameter_table(DDCMHConfig, skip=MODEL_KEYS_SET_BY_BENCH, label="key")
+    lines += ["### `[model.image_network]`, `[model.text_network]`", ""]
+    lines += parameter_table(NetworkConfig, label="key")
+    lines += ["### `[model.image_training]`, `[model.text_training]`", ""]
+    lines += parameter_table(TrainingConfig, label="key")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- conformance
 def conformance_reference() -> str:
     """A table of every check of the conformance kit, in the order the kit runs them."""
@@ -363,6 +400,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "datasets": dataset_reference,
     "dataset-keys": dataset_keys_reference,
     "hashers": hasher_reference,
+    "config-file": config_reference,
     "conformance-checks": conformance_reference,
 }
 

@@ -189,6 +189,22 @@ def test_generated_references_cover_every_builtin(docs_hooks):
         assert f"`{check.__name__}`" in checks
 
 
+def test_config_file_example_is_valid_and_every_key_is_documented(docs_hooks):
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from 3.11")
+    from ddcmh_core import get_hasher
+    from ddcmh_core.bench.config import BenchConfig
+    from ddcmh_core.engine.config import DDCMHConfig
+
+    settings = tomllib.loads((DOCS / "examples" / "bench.toml").read_text())
+    config = BenchConfig(**settings)
+    DDCMHConfig(**config.model)
+    for name, options in config.hasher_options.items():
+        get_hasher(name, **options)
+    reference = docs_hooks.config_reference()
+    for key in [*BenchConfig.model_fields, *DDCMHConfig.model_fields]:
+        assert f"`{key}`" in reference
+
+
 def test_unknown_generated_section_is_an_error(docs_hooks):
     with pytest.raises(KeyError, match="no-such-section"):
         docs_hooks.render_markers("text\n<!-- ddcmh:no-such-section -->\n", source="page.md")
