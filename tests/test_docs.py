@@ -217,6 +217,19 @@ def test_docstring_text_turns_rest_literals_into_code(docs_hooks):
 
 
 # ------------------------------------------------------------------------- hand-written pages
+def test_quickstart_shows_the_readme_commands():
+    """The quickstart starts with the README's two commands: install-and-run, and the test command."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    quickstart = (DOCS / "quickstart.md").read_text()
+    test_block = re.search(r"<!-- test-command -->\s*```bash\n(.+?)\n```", readme, re.DOTALL)
+    assert test_block, "README.md lost its test-command block"
+    run_block = re.search(r"```bash\n(pip install [^\n]*ddcmh-bench)\n```", readme)
+    assert run_block, "README.md lost its install-and-run command"
+    for command in (run_block.group(1), test_block.group(1).strip()):
+        assert f"```bash\n{command}\n```" in quickstart, f"docs/quickstart.md does not show {command!r}"
+
+
+
 def test_every_conformance_check_is_explained(docs_hooks):
     """Like datasette's test_docs: a new check must come with its explanation."""
     page = (DOCS / "conformance.md").read_text()
