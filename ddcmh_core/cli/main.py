@@ -1,0 +1,294 @@
+"""``ddcmh``: train a DDCMH model, encode images and texts with it, search a database of codes.
+
+ddcmh train  --dataset wikipedia --data-dir DIR --hasher sdh --bits 64 --model wiki.h5
+ddcmh encode --model wiki.h5 --dataset wikipedia --data-dir DIR --part query --view image --out q.h5
+ddcmh encode --model news.h5 --view text --texts captions.txt --out t.h5
+ddcmh search --database db.h5 --queries q.h5 --k 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..errors import DdcmhError, InputError
+
+EXIT_USAGE = 2
+CODES_FORMAT = "ddcmh-codes"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ddcmh`` argument parser."""
+    parser = argparse.ArgumentParser(prog="ddcmh", description="Train, encode and search with DDCMH models.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model on a dataset's training split and save it")
+    train.add_argument("--dataset", required=True, metavar="NAME|PATH")
+    train.add_argument("--data-dir", metavar="PATH")
+    train.add_argument("--hasher", default="itq", metavar="NAME", help="Stage-1 hasher (default: itq)")
+    train.add_argument("--hasher-opt", action="append", default=[], metavar="KEY=VALUE")
+    train.add_argument("--bits", type=int, default=32)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    train.add_argument("--config", metavar="FILE.toml", help="DDCMHConfig fields (networks, training, ...)")
+    train.add_argument("--model", required=True, metavar="FILE.h5", help="where to write the model")
+    train.add_argument("--run-dir", metavar="DIR", help="checkpoints (default: <model>.run/)")
+    train.add_argument("--resume", action="store_true", help="continue from the checkpoints in --run-dir")
+    train.add_argument("--drop-unlabelled", action="store_true", help="drop training items without labels")
+
+    encode = commands.add_parser("encode", help="encode images or texts into codes with a model")
+    encode.add_argument("--model", required=True, metavar="FILE.h5")
+    encode.add_argument("--view", required=True, choices=["image", "text"])
+    source = encode.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", metavar="NAME|PATH", help="encode items of a dataset")
+    source.add_argument("--features", metavar="FILE", help=".npy, .npz or HDF5 file with one feature matrix")
+    source.add_argument(
+        "--texts", metavar="FILE.txt", help="raw texts, one per line (featurised as in training)"
+    )
+    source.add_argument("--images", metavar="FILE.txt", help="image file paths, one per line")
+    encode.add_argument("--data-dir", metavar="PATH")
+    encode.add_argument("--part", choices=["query", "database", "train", "all"], default="all")
+    encode.add_argument("--key", help="array name inside --features (default: the only array)")
+    encode.add_argument("--out", required=True, metavar="FILE.h5", help="codes file to write")
+
+    search = commands.add_parser("search", help="rank a database of codes for query codes")
+    search.add_argument("--database", required=True, metavar="CODES.h5")
+    search.add_argument("--queries", required=True, metavar="CODES.h5")
+    mode = search.add_mutually_exclusive_group()
+    mode.add_argument("--k", type=int, default=10, help="top-k per query (default 10)")
+    mode.add_argument("--radius", type=int, help="every item within this Hamming radius")
+    search.add_argument("--out", metavar="FILE.json", help="write the results as JSON (default: print)")
+    return parser
+
+
+def _read_settings(path: str | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    from ..bench.config import read_config_file
+
+    return read_config_file(Path(path))
+
+
+def _load(dataset: str, data_dir: str | None, **options: Any) -> Any:
+    from ..data import load_dataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_dataset(dataset, data_dir=data_dir, **options)
+
+
+def command_train(arguments: argparse.Namespace) -> int:
+    """``ddcmh train``."""
+    from ..engine.pipeline import DDCMH
+    from .bench import _hasher_options
+
+    options = _hasher_options(arguments.hasher_opt).get("*", {})
+    dataset = _load(arguments.dataset, arguments.data_dir)
+    dataset.require_views()
+    if arguments.drop_unlabelled:
+        dataset = dataset.drop_unlabelled()
+    model_path = Path(arguments.model)
+    run_dir = Path(arguments.run_dir) if arguments.run_dir else model_path.with_name(model_path.name + ".run")
+    model = DDCMH(
+        **_read_settings(arguments.config),
+        hasher=arguments.hasher,
+        hasher_params=options,
+        n_bits=arguments.bits,
+        seed=arguments.seed,
+        device=arguments.device,
+    )
+    train = dataset.split.train
+    started = time.perf_counter()
+    model.fit(
+        dataset.image.select(train),
+        dataset.text.select(train),
+        dataset.labels[train],
+        run_dir=run_dir,
+        resume=arguments.resume,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    extras: dict[str, Any] = {
+        "dataset": dataset.fingerprint.as_dict(),
+        "split": {"protocol": dataset.split.protocol, "checksum": dataset.split.checksum()},
+    }
+    if dataset.text_featurizer is not None:
+        extras["text_featurizer"] = dataset.text_featurizer.to_state()
+    model.save(model_path, **extras)
+    report = model.report_.get("validation_map", {})
+    print(
+        f"saved {model_path} ({arguments.hasher}, {arguments.bits} bits) in {time.perf_counter() - started:.0f}s; "
+        f"validation MAP: " + ", ".join(f"{task} {value:.4f}" for task, value in report.items())
+    )
+    return 0
+
+
+def _features_from_file(path: Path, key: str | None) -> Any:
+    from ..data import open_array_file
+
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    handle = open_array_file(path)
+    names = handle.keys()
+    if key is None:
+        if len(names) != 1:
+            raise InputError(f"{path}: holds {len(names)} arrays ({', '.join(names)}); choose one with --key")
+        key = names[0]
+    if key not in names:
+        raise InputError(f"{path}: no array named {key!r}; the file holds: {', '.join(names)}")
+    return handle.array(key)
+
+
+def command_encode(arguments: argparse.Namespace) -> int:
+    """``ddcmh encode``."""
+    from ..data import ImageFileView, TextFeaturizer
+    from ..engine.pipeline import DDCMH
+
+    model = DDCMH.load(arguments.model)
+    ids: list[str] | None = None
+    if arguments.dataset:
+        dataset = _load(arguments.dataset, arguments.data_dir)
+        view = dataset.image if arguments.view == "image" else dataset.text
+        if view is None:
+            raise InputError(f"{arguments.dataset}: the dataset has no {arguments.view} view")
+        rows = (
+            np.arange(dataset.n_items) if arguments.part == "all" else getattr(dataset.split, arguments.part)
+        )
+        data: Any = view.select(rows)
+        ids = [str(i) for i in rows] if dataset.item_ids is None else [dataset.item_ids[i] for i in rows]
+    elif arguments.features:
+        data = _features_from_file(Path(arguments.features), arguments.key)
+    elif arguments.texts:
+        if arguments.view != "text":
+            raise InputError("--texts needs --view text")
+        state = model.extras_.get("text_featurizer")
+        if state is None:
+            raise InputError(
+                f"{arguments.model}: the model was trained on text features, not raw texts; "
+                "pass --features instead of --texts"
+            )
+        lines = Path(arguments.texts).read_text(encoding="utf-8").splitlines()
+        data = TextFeaturizer.from_state(state).transform(lines)
+    else:
+        if arguments.view != "image":
+            raise InputError("--images needs --view image")
+        paths = [line.strip() for line in Path(arguments.images).read_text().splitlines() if line.strip()]
+        data = ImageFileView(paths, source=str(arguments.images))
+        ids = paths
+    codes = model.encode_image(data) if arguments.view == "image" else model.encode_text(data)
+    write_codes(Path(arguments.out), codes, ids=ids, model=str(arguments.model), view=arguments.view)
+    print(f"wrote {len(codes)} {arguments.view} codes of {codes.shape[1]} bits to {arguments.out}")
+    return 0
+
+
+def write_codes(path: Path, codes: np.ndarray, *, ids: Sequence[str] | None, **attributes: str) -> None:
+    """Write {0,1} codes (and ids) to an HDF5 codes file atomically."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(temporary, "w") as handle:
+            handle.attrs["ddcmh_format"] = CODES_FORMAT
+            handle.attrs["n_bits"] = int(codes.shape[1])
+            for key, value in attributes.items():
+                handle.attrs[key] = value
+            handle.create_dataset("codes", data=codes, compression="gzip")
+            if ids is not None:
+                handle.create_dataset("ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+def read_codes(path: Path) -> tuple[np.ndarray, list[str]]:
+    """Read a codes file written by :func:`write_codes`; ids default to row numbers."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such codes file")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as error:
+        raise InputError(f"{path}: not a readable HDF5 file ({error})") from None
+    with handle:
+        if handle.attrs.get("ddcmh_format") != CODES_FORMAT or "codes" not in handle:
+            raise InputError(f"{path}: not a ddcmh codes file (write one with 'ddcmh encode')")
+        codes = np.asarray(handle["codes"][()], dtype=np.uint8)
+        ids = (
+            [s.decode() if isinstance(s, bytes) else str(s) for s in handle["ids"][()]]
+            if "ids" in handle
+            else None
+        )
+    return codes, ids if ids is not None else [str(i) for i in range(len(codes))]
+
+
+def command_search(arguments: argparse.Namespace) -> int:
+    """``ddcmh search``: exact Hamming search through :class:`~ddcmh_core.index.HammingIndex`."""
+    from ..index import HammingIndex
+
+    database, database_ids = read_codes(Path(arguments.database))
+    queries, query_ids = read_codes(Path(arguments.queries))
+    if database.shape[1] != queries.shape[1]:
+        raise InputError(
+            f"--queries has {queries.shape[1]}-bit codes but --database has {database.shape[1]}-bit codes"
+        )
+    index = HammingIndex(database.shape[1])
+    positions = index.add(database)
+    name_of = dict(zip(positions.tolist(), database_ids, strict=True))
+    results = []
+    if arguments.radius is not None:
+        limits, distances, found = index.range_search(queries, arguments.radius)
+        for row, query in enumerate(query_ids):
+            part = slice(limits[row], limits[row + 1])
+            results.append(
+                {
+                    "query": query,
+                    "hits": [
+                        [name_of[int(i)], int(d)] for i, d in zip(found[part], distances[part], strict=True)
+                    ],
+                }
+            )
+    else:
+        if arguments.k <= 0:
+            raise InputError(f"--k: expected a positive number, got {arguments.k}")
+        distances, found = index.search(queries, arguments.k)
+        for row, query in enumerate(query_ids):
+            results.append(
+                {
+                    "query": query,
+                    "hits": [
+                        [name_of[int(i)], int(d)] for i, d in zip(found[row], distances[row], strict=True)
+                    ],
+                }
+            )
+    text = json.dumps({"results": results}, indent=1)
+    if arguments.out:
+        Path(arguments.out).write_text(text)
+        print(f"wrote {len(results)} result lists to {arguments.out}")
+    else:
+        print(text)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``ddcmh``; returns the exit status."""
+    arguments = build_parser().parse_args(argv)
+    handlers = {"train": command_train, "encode": command_encode, "search": command_search}
+    try:
+        return handlers[arguments.command](arguments)
+    except DdcmhError as error:
+        print(f"ddcmh {arguments.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"ddcmh {arguments.command}: interrupted (resume with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
