@@ -7,8 +7,9 @@ A page asks for a generated section with an HTML comment on a line of its own::
 ``on_page_markdown`` replaces it before the page is rendered. The generators are plain
 functions returning Markdown, so tests call them without mkdocs:
 
-``cli-reference``
-    Every option of ``ddcmh_core.cli.bench.build_parser()``, per argument group, and the full
+``cli-reference``, ``ddcmh-command-reference``
+    Every option of ``ddcmh-bench`` (``ddcmh_core.cli.bench.build_parser()``) and of ``ddcmh``
+    (``ddcmh_core.cli.main.build_parser()``), per argument group and sub-command, and the full
     ``--help`` text.
 ``datasets``
     Every dataset that ddcmh registers (``ddcmh_datasets`` hook): files, sources, folders.
@@ -33,7 +34,7 @@ from typing import Any
 
 BUILTIN_DISTRIBUTION = "ddcmh"
 MARKER = re.compile(r"^<!-- ddcmh:([a-z-]+) -->[ \t]*$", re.MULTILINE)
-HELP_WIDTH = 96
+HELP_WIDTH = 78
 
 
 def escape_markdown(text: str) -> str:
@@ -90,19 +91,28 @@ def _describe_action(parser: argparse.ArgumentParser, action: argparse.Action) -
         help_text = formatter._expand_help(action) if action.help else ""
     except (KeyError, TypeError, ValueError):  # a help string with a stray "%"
         help_text = action.help or ""
+    if isinstance(action, argparse._SubParsersAction):
+        lines = []
+        for choice in action._choices_actions:
+            summary = escape_markdown(choice.help) if choice.help else "see below"
+            lines += [code(f"{parser.prog} {choice.dest}"), f":   {summary}", ""]
+        return lines
     details = []
     shows_choices = action.metavar is None  # argparse then prints {a,b,c} in the invocation
     if action.choices is not None and not shows_choices:
         details.append("choices: " + ", ".join(code(str(choice)) for choice in action.choices))
     if isinstance(action, (argparse._AppendAction, argparse._AppendConstAction)):
         details.append("repeatable")
-    if action.default not in (None, False, [], argparse.SUPPRESS) and action.option_strings:
+    has_default = action.default not in (None, False, [], argparse.SUPPRESS) and action.option_strings
+    if has_default and "default" not in help_text.lower():
         details.append(f"default: {code(str(action.default))}")
     if action.required and action.option_strings:
         details.append("required")
-    body = escape_markdown(help_text) if help_text else "(no description)"
-    if details:
-        body += f" ({'; '.join(details)})"
+    body = escape_markdown(help_text)
+    extra = "; ".join(details)
+    if extra:
+        body = f"{body} ({extra})" if body else extra[:1].upper() + extra[1:] + "."
+    body = body or "—"
     return [code(invocation), f":   {body}", ""]
 
 
@@ -145,13 +155,16 @@ def option_strings(parser: argparse.ArgumentParser) -> list[str]:
     return found
 
 
-def cli_reference(parser: argparse.ArgumentParser | None = None) -> str:
-    """The reference of ``ddcmh-bench`` (or of ``parser``), generated from the argparse parser."""
+def cli_reference(parser: argparse.ArgumentParser | None = None, level: int = 3) -> str:
+    """The reference of ``ddcmh-bench`` (or of ``parser``), generated from the argparse parser.
+
+    Argument groups and sub-commands get headings of ``level``.
+    """
     if parser is None:
         from ddcmh_core.cli.bench import build_parser
 
         parser = build_parser()
-    lines = _parser_reference(parser, level=2)
+    lines = _parser_reference(parser, level=level)
     formatter_class: Any = parser.formatter_class
     parser.formatter_class = functools.partial(formatter_class, width=HELP_WIDTH)
     help_text = parser.format_help().rstrip()
@@ -159,6 +172,20 @@ def cli_reference(parser: argparse.ArgumentParser | None = None) -> str:
     indented = [f"    {line}" if line else "" for line in help_text.splitlines()]
     lines += ["    ```text", *indented, "    ```", ""]
     return "\n".join(lines)
+
+
+def ddcmh_command_reference() -> str:
+    """The reference of the ``ddcmh`` command (train, encode, search)."""
+    from ddcmh_core.cli.main import build_parser
+
+    return cli_reference(build_parser())
+
+
+def command_parsers() -> list[argparse.ArgumentParser]:
+    """The parsers of every console script the CLI page documents (for the drift tests)."""
+    from ddcmh_core.cli import bench, main
+
+    return [bench.build_parser(), main.build_parser()]
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -397,6 +424,7 @@ def conformance_reference() -> str:
 
 GENERATORS: dict[str, Callable[[], str]] = {
     "cli-reference": cli_reference,
+    "ddcmh-command-reference": ddcmh_command_reference,
     "datasets": dataset_reference,
     "dataset-keys": dataset_keys_reference,
     "hashers": hasher_reference,

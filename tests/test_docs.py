@@ -139,16 +139,16 @@ def test_quickstart_own_data_example_runs(tmp_path):
 
 
 # ------------------------------------------------------------------------- generated references
-def test_cli_reference_names_every_option_of_the_parser(docs_hooks):
-    from ddcmh_core.cli.bench import build_parser
-
-    page = docs_hooks.cli_reference()
+@pytest.mark.parametrize("command", ["ddcmh-bench", "ddcmh"])
+def test_cli_reference_names_every_option_of_the_parser(docs_hooks, command):
+    parser = {parser.prog: parser for parser in docs_hooks.command_parsers()}[command]
+    page = docs_hooks.cli_reference(parser)
 
     def has_term(option: str) -> bool:  # a definition-list term such as `-h, --help` or `--bits B`
         term = rf"^`[^`\n]*(?<![\w-]){re.escape(option)}(?![\w-])[^`\n]*`$"
         return re.search(term, page, re.MULTILINE) is not None
 
-    missing = [option for option in docs_hooks.option_strings(build_parser()) if not has_term(option)]
+    missing = [option for option in docs_hooks.option_strings(parser) if not has_term(option)]
     assert not missing, f"options missing from the CLI reference: {missing}"
 
 
@@ -163,9 +163,11 @@ def test_cli_reference_renders_groups_choices_and_subcommands(docs_hooks):
     sub = subcommands.add_parser("run", help="run it")
     sub.add_argument("--fast", action="store_true", help="go fast")
     page = docs_hooks.cli_reference(parser)
-    assert "## Inputs" in page and "`--mode {a,b}`" in page and "the mode (default: a)" in page
+    assert "### Inputs" in page and "`--mode {a,b}`" in page and "the mode (default: a)" in page
+    assert "default: `a`" not in page  # the help text already says it
     assert "`--tag T`" in page and "repeatable" in page
-    assert "`tool run`" in page and "`--fast`" in page
+    assert "### `tool run`" in page and "`--fast`" in page
+    assert "`tool run`\n:   run it" in page
     assert "&lt;things&gt; \\*well\\*" in page
     assert docs_hooks.option_strings(parser) == ["-h", "--help", "--mode", "--tag", "-h", "--help", "--fast"]
 
@@ -269,12 +271,11 @@ def test_site_builds_with_warnings_as_errors(tmp_path):
         capture_output=True, text=True, timeout=600, cwd=REPO_ROOT, env=env_with_path(),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    from ddcmh_core.cli.bench import build_parser
-
+    hooks = load_module("ddcmh_docs_hooks_site", DOCS / "hooks.py")
     cli_page = (site / "cli" / "index.html").read_text()
-    for action in build_parser()._actions:
-        for option in action.option_strings:
-            assert option in cli_page, f"{option} missing from the built CLI page"
+    for parser in hooks.command_parsers():
+        for option in hooks.option_strings(parser):
+            assert option in cli_page, f"{parser.prog} {option} missing from the built CLI page"
     tutorial = (site / "plugins" / "tutorial" / "index.html").read_text()
     assert "PCARR" in tutorial and "ddcmh_hashers" in tutorial
     for page in site.rglob("*.html"):
