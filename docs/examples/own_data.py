@@ -18,7 +18,7 @@ rng = np.random.default_rng(0)
 n_items, n_classes = 600, 6
 labels = np.zeros((n_items, n_classes), dtype=np.uint8)
 labels[np.arange(n_items), rng.integers(0, n_classes, n_items)] = 1
-image = labels @ rng.normal(size=(n_classes, 64)) + 2.0 * rng.normal(size=(n_items, 64))
+image = labels @ rng.normal(size=(n_classes, 64)) + 1.5 * rng.normal(size=(n_items, 64))
 text = rng.poisson(0.2 + labels @ rng.uniform(0, 1, size=(n_classes, 300)))  # word counts
 
 with h5py.File("my_pairs.h5", "w") as handle:
@@ -37,10 +37,10 @@ print(data)
 model = DDCMH(
     hasher="itq",
     n_bits=32,
-    image_network={"hidden_sizes": [128]},  # small and short, for the example only
-    text_network={"hidden_sizes": [128]},
-    image_training={"max_epochs": 4},
-    text_training={"max_epochs": 4},
+    image_network={"hidden_sizes": [64]},  # small and short, for the example only
+    text_network={"hidden_sizes": [64]},
+    image_training={"max_epochs": 3},
+    text_training={"max_epochs": 3},
 )
 model.fit(data.image.take(split.train), data.text.take(split.train), data.labels[split.train])
 
