@@ -25,43 +25,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data"
+from common import REPO_ROOT as ROOT
+from common import SHARED_DATA, describe_machine
 
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = ""
-    try:
-        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        memory = f", {pages / 2**30:.0f} GiB RAM"
-    except (ValueError, OSError):
-        pass
-    import h5py
-    import numpy
-    import scipy
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"{cpu}, {cores} cores available{memory}; {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()}, numpy {numpy.__version__}, scipy {scipy.__version__}, "
-        f"h5py {h5py.__version__}"
-    )
+DEFAULT_DATA = SHARED_DATA
 
 
 # ---------------------------------------------------------------------------------- child side
@@ -174,7 +147,7 @@ def main() -> None:
     for folder in ("wikipedia", "mirflickr25k"):
         if not (args.data_dir / folder).is_dir():
             raise SystemExit(f"missing {args.data_dir / folder}: give --data-dir (the ../shared/data folder)")
-    print(f"machine: {machine()}")
+    print("machine: " + "; ".join(describe_machine(("scipy", "h5py"))))
     print(f"data: {args.data_dir.resolve()}   repeats per case: {args.repeat} (fresh process per case)")
     cases = [
         ("wikipedia", "Wikipedia features + lists (2,866 items)"),

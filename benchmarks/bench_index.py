@@ -14,7 +14,7 @@ import argparse
 import time
 
 import numpy as np
-from bench_metrics import load_average, print_header, timed
+from common import load_average, print_header, timed
 
 from ddcmh_core.index import HammingIndex
 

@@ -11,55 +11,11 @@ to noise because its cost is the same for every query.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import time
 
 import numpy as np
+from common import load_average, print_header, timed
 
 from ddcmh_core.metrics import mean_average_precision
-
-
-def describe_machine() -> list[str]:
-    """Lines naming the CPU, usable cores and library versions."""
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    lines = [
-        f"cpu: {model}; usable cores: {cores}; python {platform.python_version()}; numpy {np.__version__}"
-    ]
-    for name in ("torch", "faiss", "scipy"):
-        try:
-            lines.append(f"{name} {__import__(name).__version__}")
-        except ImportError:
-            lines.append(f"{name} not installed")
-    return lines
-
-
-def print_header(title: str) -> None:
-    """Print the benchmark's title and the machine it runs on."""
-    print(f"== {title} ==")
-    for line in describe_machine():
-        print(line)
-
-
-def load_average() -> str:
-    """The 1-minute load average: other processes compete for the cores when it exceeds the core count."""
-    return f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
-
-
-def timed(function, repeats: int) -> tuple[float, float, object]:
-    """Best wall time and the CPU time (all threads) of that run."""
-    best = (float("inf"), float("inf"), None)
-    for _ in range(repeats):
-        cpu, wall = time.process_time(), time.perf_counter()
-        result = function()
-        best = min(best, (time.perf_counter() - wall, time.process_time() - cpu, result), key=lambda t: t[0])
-    return best
 
 
 def dcmh_calc_map(

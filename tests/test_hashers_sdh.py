@@ -139,7 +139,7 @@ def test_loose_tolerance_stops_after_the_first_iteration(corpus):
 # ----------------------------------------------------------------------------- features
 def test_kernel_follows_demo_sdh(corpus):
     features, labels = corpus
-    hasher = SDH(n_bits=16, n_anchors=120).fit(features, labels)
+    hasher = SDH(n_bits=16, n_anchors=120, bandwidth=0.4).fit(features, labels)
     kernel = hasher.kernel_
     assert kernel.normalize and kernel.bias and kernel.feature_mean is None
     assert kernel.bandwidth == 0.4 and kernel.anchors.shape == (120, features.shape[1])

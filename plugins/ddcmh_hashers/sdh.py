@@ -52,14 +52,15 @@ class SDH(Hasher):
         Seed of the anchor sample and of ``B0``.
     n_anchors : int, default 1000
         Number of anchors ``m`` (``demo_SDH.m``); at most ``n_samples`` are used.
-    bandwidth : float or None, default 0.4
-        Kernel width ``sigma``. 0.4 is the reference value "for normalized data": it only makes
-        sense because the rows are L2-normalised first, so squared distances lie in ``[0, 4]``
-        (0 to 2 for non-negative data such as bag-of-words). ``None`` picks a data-driven width,
-        ``sigma^2 =`` mean squared training-to-anchor distance (the KSH rule). On sparse tag
-        vectors most item-anchor pairs share no tag (``D = 2``, feature ``exp(-6.25)``), so 0.4
-        gives weak features: on MIRFLICKR-25K text (10,000 training items, 64 bits) the
-        text-to-text MAP was 0.63 with 0.4 and 0.69 with ``None`` (random codes: 0.56).
+    bandwidth : float or None, default None
+        Kernel width ``sigma``. ``None`` (the default) picks a data-driven width,
+        ``sigma^2 =`` mean squared training-to-anchor distance (the KSH rule). The reference
+        ``demo_SDH.m`` fixes 0.4 "for normalized data" (dense image features after L2
+        normalisation); pass ``bandwidth=0.4`` to reproduce it. ddcmh departs from it by default
+        because Stage 1 sees sparse text: most item-anchor pairs share no tag (``D = 2``, feature
+        ``exp(-6.25)``), so 0.4 gives weak features. On MIRFLICKR-25K text (10,000 training
+        items, 64 bits) the text-to-text MAP was 0.63 with 0.4 and 0.69 with ``None`` (random
+        codes: 0.56).
     lambda_g : float, default 1.0
         Ridge of the G-step (``gmap.lambda``), the weight of ``||W||^2``.
     nu : float, default 1e-5
@@ -109,11 +110,11 @@ class SDH(Hasher):
     class Params(HasherParams):
         n_anchors: int = Field(1000, ge=2, description="Number of RBF anchors m (demo_SDH.m).")
         bandwidth: float | None = Field(
-            0.4,
+            None,
             gt=0,
             description=(
-                "RBF width sigma for the L2-normalised rows (0.4 in demo_SDH.m); None = "
-                "sqrt of the mean squared training-to-anchor distance."
+                "RBF width sigma for the L2-normalised rows; None = sqrt of the mean squared "
+                "training-to-anchor distance (default; demo_SDH.m fixes 0.4 for dense features)."
             ),
         )
         lambda_g: float = Field(1.0, gt=0, description="Ridge of the G-step (gmap.lambda).")
