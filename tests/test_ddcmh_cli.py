@@ -136,7 +136,7 @@ def test_train_encode_search_round_trip(trained, capsys):
 
 
 def test_errors_exit_2(trained, capsys, tmp_path):
-    folder, data, model, _ = trained
+    _, data, model, _ = trained
     assert (
         main(["search", "--database", str(tmp_path / "none.h5"), "--queries", str(tmp_path / "none.h5")]) == 2
     )

@@ -288,3 +288,17 @@ def test_torchrun_two_processes_match_single_process_quality(tmp_path):
     single_scores, ddp_scores = np.load(single)["validation"], np.load(distributed)["validation"]
     assert np.all(ddp_scores > single_scores - 0.05), (single_scores, ddp_scores)
     assert np.all(ddp_scores > 0.7)
+
+
+def test_refit_trains_again_on_all_rows_for_the_chosen_epochs():
+    images, texts, labels = two_view_data(n_samples=200)
+    model = DDCMH(
+        hasher="itq", n_bits=8, refit=True, image_training=FAST_TRAINING, text_training=FAST_TRAINING,
+        image_network=FAST_NETWORK, text_network=FAST_NETWORK,
+    ).fit(images, texts, labels)
+    selection = model.report_["selection"]
+    assert model.report_["refit"] is True and len(model.fit_rows_) == 200
+    assert model.report_["n_validation"] == 0 and selection["n_validation"] == 20
+    assert model.image_training_.epochs_run == selection["stage2_best_epoch"]
+    assert model.text_training_.epochs_run == selection["stage3_best_epoch"]
+    assert model.report_["validation_map"] == selection["validation_map"]

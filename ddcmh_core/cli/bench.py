@@ -251,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arguments.list_datasets:
             print(listing.list_datasets(as_json=arguments.json))
             return 0
-        if arguments.new_plugin:
+        if arguments.new_plugin is not None:
             from .new_plugin import run_new_plugin
 
             return run_new_plugin(arguments.new_plugin, Path(arguments.dir or "."))
@@ -259,6 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DdcmhError as error:
         print(f"ddcmh-bench: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader of stdout went away (``| head``): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:
         print("ddcmh-bench: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -125,9 +125,10 @@ def command_train(arguments: argparse.Namespace) -> int:
         extras["text_featurizer"] = dataset.text_featurizer.to_state()
     model.save(model_path, **extras)
     report = model.report_.get("validation_map", {})
+    seconds = time.perf_counter() - started
     print(
-        f"saved {model_path} ({arguments.hasher}, {arguments.bits} bits) in {time.perf_counter() - started:.0f}s; "
-        f"validation MAP: " + ", ".join(f"{task} {value:.4f}" for task, value in report.items())
+        f"saved {model_path} ({arguments.hasher}, {arguments.bits} bits) in {seconds:.0f}s; "
+        "validation MAP: " + ", ".join(f"{task} {value:.4f}" for task, value in report.items())
     )
     return 0
 
@@ -285,6 +286,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DdcmhError as error:
         print(f"ddcmh {arguments.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader of stdout went away (``| head``): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:
         print(f"ddcmh {arguments.command}: interrupted (resume with --resume)", file=sys.stderr)
         return 130

@@ -97,6 +97,13 @@ class DDCMHConfig(_Strict):
             "MAP). 0 trains for max_epochs without selection."
         ),
     )
+    refit: bool = Field(
+        False,
+        description=(
+            "After choosing the epochs of both stages on the validation split, train again on all "
+            "training rows for those epochs (twice the training time, a little more data)."
+        ),
+    )
     seed: int = Field(0, ge=0, description="Seed of the split, initialisation and shuffling.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto' picks CUDA when present.")
     mixed_precision: bool | None = Field(

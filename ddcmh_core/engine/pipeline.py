@@ -281,7 +281,58 @@ class DDCMH:
         self.report_ = self._validation_report(
             image_source, text_source, fit_labels, validation_labels, timings, device, mixed
         )
+        if config.refit and len(validation_rows):
+            self._refit_on_all_rows(image, text, labels, folder, resume, progress)
         return self
+
+    def _refit_on_all_rows(
+        self,
+        image: Any,
+        text: Any,
+        labels: Any,
+        folder: Path | None,
+        resume: bool,
+        progress: ProgressCallback | None,
+    ) -> None:
+        """Train again on every training row for the epochs chosen on the validation split."""
+        config = self.config
+        chosen = {
+            "image_training": config.image_training.model_copy(
+                update={"max_epochs": max(self.image_training_.best_epoch, 1)}
+            ),
+            "text_training": config.text_training.model_copy(
+                update={"max_epochs": max(self.text_training_.best_epoch, 1)}
+            ),
+        }
+        if progress is not None and distributed_context().is_main:
+            epochs = (chosen["image_training"].max_epochs, chosen["text_training"].max_epochs)
+            progress(
+                "[refit] training again on all training rows for the chosen epochs "
+                f"(stage 2: {epochs[0]}, stage 3: {epochs[1]})"
+            )
+        final = DDCMH(config.model_copy(update={**chosen, "validation_fraction": 0.0, "refit": False})).fit(
+            image,
+            text,
+            labels,
+            run_dir=folder / "refit" if folder is not None else None,
+            resume=resume,
+            progress=progress,
+        )
+        selection = self.report_
+        for attribute in (
+            "hasher_",
+            "stage1_codes_",
+            "image_network_",
+            "text_network_",
+            "image_codes_",
+            "reconstructed_",
+            "fit_rows_",
+            "image_training_",
+            "text_training_",
+        ):
+            setattr(self, attribute, getattr(final, attribute))
+        self.report_ = {**final.report_, "refit": True, "selection": selection}
+        self.report_["validation_map"] = selection.get("validation_map", {})
 
     def _stage1(self, hasher: Hasher, texts: Any, labels: np.ndarray) -> np.ndarray:
         supervised = hasher.tags()["uses_labels"]
