@@ -15,10 +15,25 @@ from typing import Any
 import numpy as np
 
 from . import linalg
+from .errors import InputError
 from .validation import FeatureMatrix
 
 TRANSFORM_CHUNK_ROWS = 8192
 """Rows per block when computing features, to bound the memory of the distance matrix."""
+
+
+def check_bits_within_anchors(owner: str, n_bits: int, n_anchors: int, n_samples: int) -> None:
+    """Raise :class:`InputError` when ``n_bits`` exceeds the anchors a kernel hasher can use.
+
+    Anchors are sampled from the training rows, so at most ``min(n_anchors, n_samples)`` exist;
+    a projection of anchor features has no more independent directions than that.
+    """
+    anchors = min(n_anchors, n_samples)
+    if n_bits > anchors:
+        raise InputError(
+            f"{owner}: argument 'n_bits': expected at most the number of anchors "
+            f"(min(n_anchors={n_anchors}, n_samples={n_samples}) = {anchors}), got {n_bits}"
+        )
 
 
 @dataclass

@@ -37,7 +37,28 @@ def check_kebab_name(name: str) -> str:
     return name
 
 
-class HasherSpec(BaseModel):
+class NamedRecord(BaseModel):
+    """A frozen plugin record with a lower-case kebab ``name`` and ``aliases`` (validated)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    name: str
+    aliases: tuple[str, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return check_kebab_name(value)
+
+    @field_validator("aliases")
+    @classmethod
+    def _check_aliases(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for alias in value:
+            check_kebab_name(alias)
+        return value
+
+
+class HasherSpec(NamedRecord):
     """A validated, frozen record describing one hasher offered by a plugin.
 
     Parameters
@@ -57,25 +78,9 @@ class HasherSpec(BaseModel):
         ``Params`` when the hasher is built.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
-
-    name: str
     hasher: Any
     summary: str = ""
-    aliases: tuple[str, ...] = ()
     defaults: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, value: str) -> str:
-        return check_kebab_name(value)
-
-    @field_validator("aliases")
-    @classmethod
-    def _check_aliases(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for alias in value:
-            check_kebab_name(alias)
-        return value
 
     @field_validator("hasher")
     @classmethod

@@ -34,10 +34,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..errors import PluginError, UnknownNameError
 from ..plugins import (
     IMPORT_PATH_PATTERN,
+    NamedRecord,
     NameRegistry,
     PluginSet,
     RegisteredName,
-    check_kebab_name,
     collect_records,
     plugin_set,
 )
@@ -80,7 +80,7 @@ class DatasetFile(BaseModel):
         return any(fnmatch.filter(names, pattern.lower()) for pattern in (self.name, *self.alternatives))
 
 
-class DatasetSpec(BaseModel):
+class DatasetSpec(NamedRecord):
     """A validated, frozen record describing one dataset offered by a plugin.
 
     Parameters
@@ -109,30 +109,14 @@ class DatasetSpec(BaseModel):
         Reference to cite.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
-
-    name: str
     loader: Any
     summary: str = ""
     files: tuple[DatasetFile, ...] = ()
     sources: tuple[str, ...] = ()
-    aliases: tuple[str, ...] = ()
     defaults: dict[str, Any] = Field(default_factory=dict)
     folders: tuple[str, ...] = ()
     needs_files: bool = True
     citation: str = ""
-
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, value: str) -> str:
-        return check_kebab_name(value)
-
-    @field_validator("aliases")
-    @classmethod
-    def _check_aliases(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for alias in value:
-            check_kebab_name(alias)
-        return value
 
     @field_validator("loader")
     @classmethod

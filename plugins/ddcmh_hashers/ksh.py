@@ -9,9 +9,8 @@ import scipy.linalg
 from pydantic import Field
 from threadpoolctl import threadpool_limits
 
-from ddcmh_core.errors import InputError
 from ddcmh_core.hasher import Hasher, HasherParams
-from ddcmh_core.kernels import AnchorRBF
+from ddcmh_core.kernels import AnchorRBF, check_bits_within_anchors
 from ddcmh_core.linalg import fix_signs
 from ddcmh_core.validation import FeatureMatrix
 
@@ -356,13 +355,7 @@ class KSH(Hasher):
     requires_labels = True
 
     def _check_problem(self, n_samples: int, n_features: int) -> None:
-        anchors = min(self.params.n_anchors, n_samples)
-        if self.n_bits > anchors:
-            raise InputError(
-                f"{self.name}: argument 'n_bits': expected at most the number of anchors "
-                f"(min(n_anchors={self.params.n_anchors}, n_samples={n_samples}) = {anchors}), "
-                f"got {self.n_bits}"
-            )
+        check_bits_within_anchors(self.name, self.n_bits, self.params.n_anchors, n_samples)
 
     def _fit(self, X: FeatureMatrix, labels: np.ndarray | None, rng: np.random.Generator) -> None:
         assert labels is not None  # requires_labels: the base class guarantees it
