@@ -8,7 +8,8 @@ DCMH learns an image network ``f`` and a text network ``g`` jointly with trainin
 with ``F`` (``G``) the n x k real outputs of the image (text) network on the training pairs,
 ``Theta_ij = F_i . G_j / 2``, ``S_ij = 1`` iff pairs ``i`` and ``j`` share a label, and
 ``B in {-1, +1}^{n x k}``. Training alternates (reference ``jiangqy/DCMH-CVPR2017``,
-``DCMH_tensorflow/DCMH_demo.py``): one epoch of the image network, each mini-batch step
+``DCMH_tensorflow/DCMH_demo.py``; the MATLAB release ``process_DCMH.m`` is the same loop with the
+text pass first): one epoch of the image network, each mini-batch step
 differentiating the loss of its rows against **all n** current text outputs ``G`` (a
 batch x n similarity block); one epoch of the text network against all of ``F``; then
 ``B = sign(gamma (F + G))``. That batch x n block is what makes an epoch cost O(n^2); it is kept
@@ -339,21 +340,33 @@ class DCMH:
         Per epoch: ``epoch``, ``learning_rate``, ``objective`` (or None), ``validation`` (mean of
         both directions, or None), ``image_seconds``, ``text_seconds``, ``codes_seconds``,
         ``training_seconds`` (the three together), ``seconds`` (everything, with objective and
-        validation).
+        validation), ``validation_map`` (both directions, or None).
+    initial_objective_ : float or None
+        The objective before the first epoch (``n^2 log 2`` from the zero start).
     report_ : dict
-        ``best_epoch``, ``epochs_run``, ``seconds``, ``seconds_per_epoch``
-        (``image``, ``text``, ``training``, ``epoch``) and ``validation_map`` (``image->text``,
-        ``text->image``) of the kept weights.
+        ``n_fit``, ``n_validation``, ``n_dropped_unlabelled``, ``best_epoch``, ``epochs_run``,
+        ``seconds`` (``training``), ``seconds_per_epoch`` (``image``, ``text``, ``training``,
+        ``epoch``), ``seconds_to_best_epoch`` (wall time of the epochs up to the kept one),
+        ``objective`` (``initial``, ``final``) when computed, and ``validation_map``
+        (``image->text``, ``text->image``) of the kept weights when there is a validation split.
 
     Notes
     -----
-    Reference behaviour kept: each step's gradient involves the whole of ``G`` (``F``), the loss
-    is divided by ``n * batch`` (``update_net.m`` / TensorFlow demo), ``B`` is updated once per
-    epoch after both networks. ddcmh choices: mini-batches are a fresh permutation per epoch
-    (the reference draws each batch independently), ties of ``sign`` in ``B`` go to +1, the epoch
-    is chosen on a validation split carved from the training rows, networks are initialised by
-    :func:`~ddcmh_core.engine.networks.build_network` (PyTorch defaults), and training is
+    Reference behaviour kept: each step's gradient involves the whole of ``G`` (``F``), with the
+    batch's own rows of ``F`` (``G``) refreshed first and the others as last computed; the loss
+    is divided by ``n * batch`` (``update_net.m`` / TensorFlow demo); ``B`` is updated once per
+    epoch after both networks; the first ``B`` maps exact zeros to 0 (``e_sign``). ddcmh choices:
+    mini-batches are a fresh permutation per epoch (the reference draws each batch independently),
+    later ties of ``sign`` in ``B`` go to +1, the text mean is taken over the fitting rows, the
+    epoch is chosen on a validation split carved from the training rows (mean MAP of both
+    directions; the reference trains all epochs), networks are initialised by
+    :func:`~ddcmh_core.engine.networks.build_network` (PyTorch defaults, where the reference
+    draws N(0, 0.01^2) text weights and starts the image net from CNN-F), and training is
     single-process.
+
+    With the reference learning rate the balance term overshoots for a few epochs while most rows
+    of ``F``/``G`` are stale, so the objective rises before it falls; DCMH needs hundreds of
+    epochs (BASELINES.md §d.1).
     """
 
     def __init__(self, config: DCMHConfig | None = None, **overrides: Any) -> None:
