@@ -169,25 +169,26 @@ class DDCMH:
             config.hasher, n_bits=config.n_bits, **{"seed": config.seed, **config.hasher_params}
         )
         stage1_file = folder / "stage1_codes.npz" if folder is not None else None
-        if resume and stage1_file is not None and stage1_file.exists():
-            with np.load(stage1_file) as stored:
-                self.stage1_codes_ = stored["codes"]
-                validation_text_codes = stored["validation_codes"]
-            if say:
-                say(f"[stage 1 {config.hasher}] reused codes from {stage1_file}")
-        else:
-            if say:
-                say(f"[stage 1 {config.hasher}] fitting on {len(fit_rows)} training texts")
-            codes = validation_codes = None
-            if context.is_main:  # computed once, then broadcast to the other ranks
+        codes = validation_codes = None
+        # Rank 0 alone reads or computes the Stage-1 codes and every rank receives them, so all
+        # ranks take part in the same broadcasts whatever files exist when each one looks.
+        if context.is_main:
+            if resume and stage1_file is not None and stage1_file.exists():
+                with np.load(stage1_file) as stored:
+                    codes, validation_codes = stored["codes"], stored["validation_codes"]
+                if say:
+                    say(f"[stage 1 {config.hasher}] reused codes from {stage1_file}")
+            else:
+                if say:
+                    say(f"[stage 1 {config.hasher}] fitting on {len(fit_rows)} training texts")
                 codes = self._stage1(hasher, rows_as_matrix(text_source, fit_rows), fit_labels)
                 validation_codes = np.zeros((0, config.n_bits), dtype=np.uint8)
                 if len(validation_rows) and hasher.supports_encode:
                     validation_codes = hasher.encode(rows_as_matrix(text_source, validation_rows))
                 if stage1_file is not None:
                     _save_stage1(stage1_file, codes, validation_codes)
-            self.stage1_codes_ = _broadcast_array(codes)
-            validation_text_codes = _broadcast_array(validation_codes)
+        self.stage1_codes_ = _broadcast_array(codes)
+        validation_text_codes = _broadcast_array(validation_codes)
         timings["stage1"] = time.perf_counter() - started
 
         # Stage 2: the image network learns the text codes.

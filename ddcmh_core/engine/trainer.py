@@ -164,7 +164,12 @@ def train_hash_network(
     history: list[dict[str, Any]] = []
     epochs_without_gain = 0
     torch.manual_seed(seed)
-    if resume and checkpoint_path is not None and checkpoint_path.exists():
+    found = bool(resume and checkpoint_path is not None and checkpoint_path.exists())
+    if context.active:  # rank 0 decides, so every rank resumes (or not) together
+        flag = torch.tensor([int(found)])
+        dist.broadcast(flag, src=0)
+        found = bool(flag.item())
+    if found and checkpoint_path is not None:
         state = torch.load(checkpoint_path, map_location=device, weights_only=True)
         if state.get("format_version") != CHECKPOINT_FORMAT_VERSION:
             raise ValueError(
