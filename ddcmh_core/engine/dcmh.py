@@ -41,9 +41,9 @@ from ..validation import check_labels
 from .config import NetworkConfig, TrainingConfig
 from .device import autocast, distributed_context, resolve_device
 from .networks import build_network
-from .pipeline import as_source, rows_as_matrix, split_validation
+from .pipeline import as_source, fit_input_scaling, rows_as_matrix, split_validation, validation_map
 from .sources import BatchSource
-from .trainer import _make_optimizer, _make_scheduler, encode_with, epoch_order
+from .trainer import encode_with, epoch_order, make_optimizer, make_scheduler
 
 ProgressCallback = Callable[[str], None]
 CHECKPOINT_FORMAT_VERSION = 1
@@ -451,10 +451,10 @@ class DCMH:
 
         torch.manual_seed(config.seed)
         image_network = build_network(config.image_network, n_bits, image_source.n_features)
-        _fit_input_scaling(image_network, image_source, fit_rows)
+        fit_input_scaling(image_network, image_source, fit_rows)
         torch.manual_seed(config.seed + 1)
         text_network = build_network(config.text_network, n_bits, text_source.n_features)
-        _fit_input_scaling(text_network, text_source, fit_rows)
+        fit_input_scaling(text_network, text_source, fit_rows)
         if (
             config.center_text
             and config.text_network.input_scaling == "none"
@@ -464,9 +464,9 @@ class DCMH:
             text_network = _CentredInput(text_network, mean, n_bits)
         image_network, text_network = image_network.to(device), text_network.to(device)
         self.image_network_, self.text_network_ = image_network, text_network
-        optimizers = [_make_optimizer(network, config.training) for network in (image_network, text_network)]
+        optimizers = [make_optimizer(network, config.training) for network in (image_network, text_network)]
         schedulers = (
-            [_make_scheduler(optimizer, config.training) for optimizer in optimizers]
+            [make_scheduler(optimizer, config.training) for optimizer in optimizers]
             if config.final_learning_rate is None
             else [None, None]
         )
@@ -484,7 +484,12 @@ class DCMH:
         self.initial_objective_: float | None = None
         if config.compute_objective and not resume:
             self.initial_objective_ = dcmh_objective(
-                image_outputs, text_outputs, codes, label_tensor, config.gamma, config.eta,
+                image_outputs,
+                text_outputs,
+                codes,
+                label_tensor,
+                config.gamma,
+                config.eta,
                 block_rows=config.training.batch_size,
             )
 
@@ -495,8 +500,8 @@ class DCMH:
             database_image = encode_with(image_network, image_source, fit_rows, **options)
             database_text = encode_with(text_network, text_source, fit_rows, **options)
             return (
-                _map(query_image, database_text, validation_labels, fit_labels),
-                _map(query_text, database_image, validation_labels, fit_labels),
+                validation_map(query_image, database_text, validation_labels, fit_labels),
+                validation_map(query_text, database_image, validation_labels, fit_labels),
             )
 
         checkpoint = Path(run_dir) / "dcmh.ckpt" if run_dir is not None else None
@@ -553,7 +558,16 @@ class DCMH:
                 pass_started = time.perf_counter()
                 order = epoch_order(np.arange(n_fit), config.seed + view, epoch)
                 self._train_pass(
-                    network, optimizer, scaler, source, fit_rows, order, own, other, codes, label_tensor,
+                    network,
+                    optimizer,
+                    scaler,
+                    source,
+                    fit_rows,
+                    order,
+                    own,
+                    other,
+                    codes,
+                    label_tensor,
                     mixed,
                 )
                 pass_seconds.append(time.perf_counter() - pass_started)
@@ -568,7 +582,12 @@ class DCMH:
             objective = None
             if config.compute_objective:
                 objective = dcmh_objective(
-                    image_outputs, text_outputs, codes, label_tensor, config.gamma, config.eta,
+                    image_outputs,
+                    text_outputs,
+                    codes,
+                    label_tensor,
+                    config.gamma,
+                    config.eta,
                     block_rows=training.batch_size,
                 )
             score = None
@@ -739,19 +758,6 @@ class DCMH:
                 f"DCMH: argument {view!r}: expected {expected} features per row (as in training), "
                 f"got {source.n_features}"
             )
-
-
-def _map(queries: np.ndarray, items: np.ndarray, query_labels: np.ndarray, item_labels: np.ndarray) -> float:
-    from ..metrics import mean_average_precision
-
-    return float(mean_average_precision(queries, items, query_labels, item_labels))
-
-
-def _fit_input_scaling(network: nn.Module, source: BatchSource, rows: np.ndarray) -> None:
-    """Fit an MLP's input scaling (NetworkConfig.input_scaling) on the fitting rows."""
-    fit = getattr(network, "fit_input_scaling", None)
-    if fit is not None and getattr(network, "scale_inputs", False):
-        fit(rows_as_matrix(source, rows))
 
 
 def _progress_line(

@@ -194,7 +194,7 @@ class DDCMH:
         # Stage 2: the image network learns the text codes.
         torch.manual_seed(config.seed)
         self.image_network_ = build_network(config.image_network, config.n_bits, image_source.n_features)
-        _fit_input_scaling(self.image_network_, image_source, fit_rows)
+        fit_input_scaling(self.image_network_, image_source, fit_rows)
         self.image_network_.to(device)
         stage2_targets = _scatter_targets(n_rows, fit_rows, self.stage1_codes_)
 
@@ -204,11 +204,13 @@ class DDCMH:
             # validation Stage-1 text codes -> the network's codes of the fitting images.
             options = {"device": device, "mixed_precision": mixed}
             query_images = encode_with(network, image_source, validation_rows, **options)
-            image_to_text = _map(query_images, self.stage1_codes_, validation_labels, fit_labels)
+            image_to_text = validation_map(query_images, self.stage1_codes_, validation_labels, fit_labels)
             if len(validation_text_codes) == 0:
                 return image_to_text
             database_images = encode_with(network, image_source, fit_rows, **options)
-            text_to_image = _map(validation_text_codes, database_images, validation_labels, fit_labels)
+            text_to_image = validation_map(
+                validation_text_codes, database_images, validation_labels, fit_labels
+            )
             return (image_to_text + text_to_image) / 2
 
         started = time.perf_counter()
@@ -243,7 +245,7 @@ class DDCMH:
         timings["reconstruction"] = time.perf_counter() - started
         torch.manual_seed(config.seed + 1)
         self.text_network_ = build_network(config.text_network, config.n_bits, text_source.n_features)
-        _fit_input_scaling(self.text_network_, text_source, fit_rows)
+        fit_input_scaling(self.text_network_, text_source, fit_rows)
         self.text_network_.to(device)
         stage3_targets = _scatter_targets(n_rows, fit_rows, self.reconstructed_)
 
@@ -257,8 +259,10 @@ class DDCMH:
             options = {"device": device, "mixed_precision": mixed}
             query_texts = encode_with(network, text_source, validation_rows, **options)
             database_texts = encode_with(network, text_source, fit_rows, **options)
-            text_to_image = _map(query_texts, self.image_codes_, validation_labels, fit_labels)
-            image_to_text = _map(validation_image_codes, database_texts, validation_labels, fit_labels)
+            text_to_image = validation_map(query_texts, self.image_codes_, validation_labels, fit_labels)
+            image_to_text = validation_map(
+                validation_image_codes, database_texts, validation_labels, fit_labels
+            )
             return (image_to_text + text_to_image) / 2
 
         started = time.perf_counter()
@@ -369,8 +373,8 @@ class DDCMH:
             val_text = encode_with(self.text_network_, text_source, self.validation_rows_, **options)
             fit_text = encode_with(self.text_network_, text_source, self.fit_rows_, **options)
             report["validation_map"] = {
-                "image->text": _map(val_image, fit_text, validation_labels, fit_labels),
-                "text->image": _map(val_text, self.image_codes_, validation_labels, fit_labels),
+                "image->text": validation_map(val_image, fit_text, validation_labels, fit_labels),
+                "text->image": validation_map(val_text, self.image_codes_, validation_labels, fit_labels),
             }
         return report
 
@@ -425,14 +429,16 @@ class DDCMH:
         return json.dumps({"config": self.config.model_dump(mode="json"), "report": report}, indent=2)
 
 
-def _fit_input_scaling(network: torch.nn.Module, source: BatchSource, rows: np.ndarray) -> None:
-    if isinstance(network, HashMLP):
+def fit_input_scaling(network: torch.nn.Module, source: BatchSource, rows: np.ndarray) -> None:
+    """Fit an MLP hash network's input scaling on training ``rows`` (other networks: nothing)."""
+    if isinstance(network, HashMLP) and network.scale_inputs:
         network.fit_input_scaling(rows_as_matrix(source, rows))
 
 
-def _map(
+def validation_map(
     query_codes: np.ndarray, database_codes: np.ndarray, query_labels: np.ndarray, database_labels: np.ndarray
 ) -> float:
+    """Tie-aware MAP@all as a plain float (the early-stopping score)."""
     from ..metrics import mean_average_precision
 
     return float(mean_average_precision(query_codes, database_codes, query_labels, database_labels))

@@ -58,7 +58,8 @@ class TrainingResult:
     seconds: float = 0.0
 
 
-def _make_optimizer(network: nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
+def make_optimizer(network: nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
+    """The optimiser a :class:`TrainingConfig` names, over the trainable parameters."""
     parameters = [p for p in network.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
         return torch.optim.SGD(
@@ -67,9 +68,10 @@ def _make_optimizer(network: nn.Module, config: TrainingConfig) -> torch.optim.O
     return torch.optim.Adam(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
-def _make_scheduler(
+def make_scheduler(
     optimizer: torch.optim.Optimizer, config: TrainingConfig
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The learning-rate schedule a :class:`TrainingConfig` names (None for a constant rate)."""
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.max_epochs)
     if config.schedule == "step":
@@ -151,8 +153,8 @@ def train_hash_network(
     if context.active:
         device_ids = [device.index] if device.type == "cuda" else None
         network = nn.parallel.DistributedDataParallel(core, device_ids=device_ids)
-    optimizer = _make_optimizer(core, config)
-    scheduler = _make_scheduler(optimizer, config)
+    optimizer = make_optimizer(core, config)
+    scheduler = make_scheduler(optimizer, config)
     scaler = torch.amp.GradScaler("cuda", enabled=mixed_precision and device.type == "cuda")
     target_tensor = torch.as_tensor(np.asarray(targets, dtype=np.float32))
     loss_function = nn.BCEWithLogitsLoss()
