@@ -133,8 +133,10 @@ def write_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
             ]
             xs = [b for b, p in zip(config["bits"], points, strict=True) if p is not None]
             ys = [p["value"] for p in points if p is not None]
-            style = "--" if method == "random" else "-"
-            axis.plot(xs, ys, style, marker="o", label=label)
+            if method == "random":
+                axis.plot(xs, ys, "--", color="0.5", marker="o", label=label)
+            else:
+                axis.plot(xs, ys, "-", marker="o", label=label)
         axis.set_xscale("log", base=2)
         axis.set_xticks(config["bits"], [str(b) for b in config["bits"]])
         axis.set_xlabel("code length (bits)")
