@@ -37,6 +37,24 @@ def check_kebab_name(name: str) -> str:
     return name
 
 
+def import_target(path: str, *, what: str) -> Any:
+    """Import ``"package.module:attribute.path"`` lazily, for plugin records.
+
+    Raises
+    ------
+    PluginError
+        Naming ``what`` (e.g. ``"hasher 'itq'"``), the path and the import error.
+    """
+    module_name, _, attribute_path = path.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attribute_path.split("."):
+            target = getattr(target, part)
+    except Exception as exc:
+        raise PluginError(f"{what}: cannot import {path!r}: {type(exc).__name__}: {exc}") from exc
+    return target
+
+
 class NamedRecord(BaseModel):
     """A frozen plugin record with a lower-case kebab ``name`` and ``aliases`` (validated)."""
 
@@ -118,15 +136,7 @@ class HasherSpec(NamedRecord):
 
         if not isinstance(self.hasher, str):
             return self.hasher
-        module_name, _, attribute_path = self.hasher.partition(":")
-        try:
-            target: Any = importlib.import_module(module_name)
-            for part in attribute_path.split("."):
-                target = getattr(target, part)
-        except Exception as exc:
-            raise PluginError(
-                f"hasher {self.name!r}: cannot import {self.hasher!r}: {type(exc).__name__}: {exc}"
-            ) from exc
+        target = import_target(self.hasher, what=f"hasher {self.name!r}")
         if not (isinstance(target, type) and issubclass(target, Hasher)):
             raise PluginError(
                 f"hasher {self.name!r}: {self.hasher!r} is not a ddcmh_core.Hasher subclass"

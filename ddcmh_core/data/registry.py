@@ -21,7 +21,6 @@ dataset needs and where its official sources are.
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import inspect
 import os
 import threading
@@ -39,6 +38,7 @@ from ..plugins import (
     PluginSet,
     RegisteredName,
     collect_records,
+    import_target,
     plugin_set,
 )
 from .dataset import CrossModalDataset
@@ -139,15 +139,7 @@ class DatasetSpec(NamedRecord):
         """
         if not isinstance(self.loader, str):
             return self.loader
-        module_name, _, attribute_path = self.loader.partition(":")
-        try:
-            target: Any = importlib.import_module(module_name)
-            for part in attribute_path.split("."):
-                target = getattr(target, part)
-        except Exception as exc:
-            raise PluginError(
-                f"dataset {self.name!r}: cannot import {self.loader!r}: {type(exc).__name__}: {exc}"
-            ) from exc
+        target = import_target(self.loader, what=f"dataset {self.name!r}")
         if not callable(target):
             raise PluginError(f"dataset {self.name!r}: {self.loader!r} is not callable")
         return target
