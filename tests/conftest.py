@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -31,6 +33,21 @@ def shared_data(folder: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"real dataset folder {path} is absent (only present beside a ddcmh checkout)")
     return path
+
+
+def wheel_build_problem() -> str | None:
+    """Why ``pip install --no-build-isolation`` cannot build a setuptools project here, or None."""
+    try:
+        import setuptools
+    except ImportError:
+        return "setuptools is not installed (the test extra installs it)"
+    version = tuple(int(part) for part in re.findall(r"\d+", setuptools.__version__)[:2])
+    if version < (70, 1) and importlib.util.find_spec("wheel") is None:
+        return (
+            f"setuptools {setuptools.__version__} builds wheels only with the 'wheel' package; "
+            "install the test extra (setuptools>=70.1)"
+        )
+    return None
 
 
 class FakeDistributions:

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import wheel_build_problem
 
 from ddcmh_core import hookspecs
 from ddcmh_core.testing import ALL_CHECKS
@@ -31,21 +32,6 @@ def load_module(name: str, path: Path, package_dir: Path | None = None) -> Modul
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
-
-
-def wheel_build_problem() -> str | None:
-    """Why ``pip install --no-build-isolation`` cannot build a setuptools project here, or None."""
-    try:
-        import setuptools
-    except ImportError:
-        return "setuptools is not installed (the test extra installs it)"
-    version = tuple(int(part) for part in re.findall(r"\d+", setuptools.__version__)[:2])
-    if version < (70, 1) and importlib.util.find_spec("wheel") is None:
-        return (
-            f"setuptools {setuptools.__version__} builds wheels only with the 'wheel' package; "
-            "install the test extra (setuptools>=70.1)"
-        )
-    return None
 
 
 @pytest.fixture(scope="module")

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import io
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import wheel_build_problem
 
 from ddcmh_core.cli import new_plugin
 from ddcmh_core.cli.new_plugin import PluginNames, run_new_plugin, write_plugin_skeleton
@@ -35,21 +34,6 @@ def subprocess_env(*paths: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([*map(str, paths), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
-
-
-def wheel_build_problem() -> str | None:
-    """Why ``pip install --no-build-isolation`` cannot build a setuptools project here, or None."""
-    try:
-        import setuptools
-    except ImportError:
-        return "setuptools is not installed (the test extra installs it)"
-    version = tuple(int(part) for part in re.findall(r"\d+", setuptools.__version__)[:2])
-    if version < (70, 1) and importlib.util.find_spec("wheel") is None:
-        return (
-            f"setuptools {setuptools.__version__} builds wheels only with the 'wheel' package; "
-            "install the test extra (setuptools>=70.1)"
-        )
-    return None
 
 
 @pytest.mark.parametrize(

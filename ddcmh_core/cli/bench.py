@@ -22,7 +22,7 @@ import pydantic
 
 from ..errors import DdcmhError, InputError
 from ..plugins import hasher_registry
-from . import listing
+from . import listing, stdout_closed
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -259,10 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DdcmhError as error:
         print(f"ddcmh-bench: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except BrokenPipeError:  # the reader of stdout went away (``| head``): stop quietly
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 1
+    except BrokenPipeError:
+        return stdout_closed()
     except KeyboardInterrupt:
         print("ddcmh-bench: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 
 from ..errors import DdcmhError, InputError
+from . import stdout_closed
 
 EXIT_USAGE = 2
 CODES_FORMAT = "ddcmh-codes"
@@ -286,10 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DdcmhError as error:
         print(f"ddcmh {arguments.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except BrokenPipeError:  # the reader of stdout went away (``| head``): stop quietly
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 1
+    except BrokenPipeError:
+        return stdout_closed()
     except KeyboardInterrupt:
         print(f"ddcmh {arguments.command}: interrupted (resume with --resume)", file=sys.stderr)
         return 130
