@@ -18,7 +18,6 @@ A hasher learns binary codes from training features (the text view in DDCMH), op
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -36,6 +35,7 @@ from .errors import (
     NotFittedError,
     UnsupportedOperationError,
 )
+from .files import atomic_path, open_ddcmh_h5
 from .kernels import AnchorRBF
 from .validation import FeatureMatrix, check_features, check_labels
 
@@ -75,9 +75,7 @@ def _params_error(hasher_name: str, error: pydantic.ValidationError) -> InputErr
         if item["type"] == "extra_forbidden":
             problems.append(f"argument {location!r}: unknown hyper-parameter")
         else:
-            problems.append(
-                f"argument {location!r}: {item['msg']} (got {item.get('input')!r})"
-            )
+            problems.append(f"argument {location!r}: {item['msg']} (got {item.get('input')!r})")
     return InputError(f"{hasher_name}: " + "; ".join(problems))
 
 
@@ -247,9 +245,7 @@ class Hasher:
         self.training_codes_ = np.ascontiguousarray(np.asarray(codes) > 0, dtype=np.uint8)
         if self.supports_encode:
             # Only set when the method has a hash function, so that encode(train) can be compared.
-            self.encoded_training_codes_ = np.ascontiguousarray(
-                self._project(features) > 0, dtype=np.uint8
-            )
+            self.encoded_training_codes_ = np.ascontiguousarray(self._project(features) > 0, dtype=np.uint8)
         self.n_features_in_ = n_features
         return self
 
@@ -364,23 +360,16 @@ class Hasher:
             entry = registry.get(self._registry_name)
         if entry is None or not issubclass(type(self), entry.spec.load()):
             entry = registry.name_for_class(type(self))
-        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        try:
-            with h5py.File(temporary, "w") as handle:
-                handle.attrs["ddcmh_format"] = FILE_FORMAT
-                handle.attrs["format_version"] = FILE_FORMAT_VERSION
-                handle.attrs["ddcmh_version"] = __version__
-                handle.attrs["hasher_name"] = entry.spec.name if entry else ""
-                handle.attrs["hasher_class"] = f"{type(self).__module__}:{type(self).__qualname__}"
-                handle.attrs["provider"] = entry.plugin.distribution if entry else ""
-                handle.attrs["provider_version"] = entry.plugin.version if entry else ""
-                handle.attrs["params"] = json.dumps(self.get_params(), sort_keys=True)
-                state_group = handle.create_group("state")
-                _write_state(state_group, self.fitted_state())
-            os.replace(temporary, target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                temporary.unlink()
+        with atomic_path(target) as temporary, h5py.File(temporary, "w") as handle:
+            handle.attrs["ddcmh_format"] = FILE_FORMAT
+            handle.attrs["format_version"] = FILE_FORMAT_VERSION
+            handle.attrs["ddcmh_version"] = __version__
+            handle.attrs["hasher_name"] = entry.spec.name if entry else ""
+            handle.attrs["hasher_class"] = f"{type(self).__module__}:{type(self).__qualname__}"
+            handle.attrs["provider"] = entry.plugin.distribution if entry else ""
+            handle.attrs["provider_version"] = entry.plugin.version if entry else ""
+            handle.attrs["params"] = json.dumps(self.get_params(), sort_keys=True)
+            _write_state(handle.create_group("state"), self.fitted_state())
         return target
 
 
@@ -460,16 +449,9 @@ def load_hasher(path: str | os.PathLike[str], *, hasher_class: type[Hasher] | No
     source = Path(path)
     if not source.is_file():
         raise HasherFileError(f"{source}: no such file")
-    try:
-        handle = h5py.File(source, "r")
-    except OSError as exc:
-        raise HasherFileError(f"{source}: not a readable HDF5 file ({exc})") from None
-    with handle:
-        if handle.attrs.get("ddcmh_format") != FILE_FORMAT:
-            raise HasherFileError(
-                f"{source}: not a ddcmh hasher file (attribute 'ddcmh_format' is "
-                f"{handle.attrs.get('ddcmh_format')!r}, expected {FILE_FORMAT!r})"
-            )
+    with open_ddcmh_h5(
+        source, kind="hasher file", expected_format=FILE_FORMAT, error=HasherFileError
+    ) as handle:
         version = int(handle.attrs.get("format_version", -1))
         if version != FILE_FORMAT_VERSION:
             raise HasherFileError(

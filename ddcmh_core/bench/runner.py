@@ -21,6 +21,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import InputError
+from ..files import atomic_path
 from ..metrics import (
     mean_average_precision,
     precision_at_n,
@@ -130,9 +131,8 @@ def config_digest(config: BenchConfig, fingerprint: str) -> str:
 
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Write JSON to a temporary file beside ``path``, then rename it over ``path``."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(payload, indent=2, default=_json_default))
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(payload, indent=2, default=_json_default))
 
 
 def _json_default(value: Any) -> Any:

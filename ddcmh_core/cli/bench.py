@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -21,6 +20,7 @@ from typing import Any
 import pydantic
 
 from ..errors import DdcmhError, InputError
+from ..files import atomic_path
 from ..plugins import hasher_registry
 from . import listing, stdout_closed
 
@@ -225,9 +225,8 @@ def run_bench(arguments: argparse.Namespace) -> int:
     results, complete = runner.run()
     write_json_atomic(out_dir / "results.json", results)
     report = markdown_report(results, out_dir)
-    temporary = out_dir / ".results.md.tmp"
-    temporary.write_text(report)
-    os.replace(temporary, out_dir / "results.md")
+    with atomic_path(out_dir / "results.md") as temporary:
+        temporary.write_text(report)
     if results["records"]:
         write_plots(results, out_dir)
     print(report)

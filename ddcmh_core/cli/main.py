@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import warnings
@@ -22,6 +21,7 @@ import h5py
 import numpy as np
 
 from ..errors import DdcmhError, InputError
+from ..files import atomic_path, open_ddcmh_h5
 from . import stdout_closed
 
 EXIT_USAGE = 2
@@ -194,33 +194,26 @@ def command_encode(arguments: argparse.Namespace) -> int:
 
 def write_codes(path: Path, codes: np.ndarray, *, ids: Sequence[str] | None, **attributes: str) -> None:
     """Write {0,1} codes (and ids) to an HDF5 codes file atomically."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with h5py.File(temporary, "w") as handle:
-            handle.attrs["ddcmh_format"] = CODES_FORMAT
-            handle.attrs["n_bits"] = int(codes.shape[1])
-            for key, value in attributes.items():
-                handle.attrs[key] = value
-            handle.create_dataset("codes", data=codes, compression="gzip")
-            if ids is not None:
-                handle.create_dataset("ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
+    with atomic_path(path) as temporary, h5py.File(temporary, "w") as handle:
+        handle.attrs["ddcmh_format"] = CODES_FORMAT
+        handle.attrs["n_bits"] = int(codes.shape[1])
+        for key, value in attributes.items():
+            handle.attrs[key] = value
+        handle.create_dataset("codes", data=codes, compression="gzip")
+        if ids is not None:
+            handle.create_dataset("ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
 
 
 def read_codes(path: Path) -> tuple[np.ndarray, list[str]]:
     """Read a codes file written by :func:`write_codes`; ids default to row numbers."""
     if not path.is_file():
         raise InputError(f"{path}: no such codes file")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as error:
-        raise InputError(f"{path}: not a readable HDF5 file ({error})") from None
-    with handle:
-        if handle.attrs.get("ddcmh_format") != CODES_FORMAT or "codes" not in handle:
-            raise InputError(f"{path}: not a ddcmh codes file (write one with 'ddcmh encode')")
+    hint = "; write one with 'ddcmh encode'"
+    with open_ddcmh_h5(
+        path, kind="codes file", expected_format=CODES_FORMAT, error=InputError, hint=hint
+    ) as handle:
+        if "codes" not in handle:
+            raise InputError(f"{path}: the codes file has no 'codes' dataset{hint}")
         codes = np.asarray(handle["codes"][()], dtype=np.uint8)
         ids = (
             [s.decode() if isinstance(s, bytes) else str(s) for s in handle["ids"][()]]

@@ -12,9 +12,7 @@ Layout::
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import platform
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ import torch
 
 from .._version import __version__
 from ..errors import InputError
+from ..files import atomic_path, open_ddcmh_h5
 from ..plugins import hasher_registry
 from .config import DDCMHConfig
 from .device import resolve_device
@@ -79,37 +78,31 @@ def save_model(model: Any, path: str | Path, **extras: Any) -> Path:
     target = Path(path)
     hasher = model.hasher_
     entry = hasher_registry().get(model.config.hasher)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with h5py.File(temporary, "w") as handle:
-            handle.attrs["ddcmh_format"] = MODEL_FORMAT
-            handle.attrs["format_version"] = MODEL_FORMAT_VERSION
-            handle.attrs["ddcmh_version"] = __version__
-            handle.attrs["config"] = model.config.model_dump_json()
-            handle.attrs["hasher"] = json.dumps(
-                {
-                    "name": entry.spec.name,
-                    "class": entry.spec.target,
-                    "provider": entry.plugin.distribution,
-                    "provider_version": entry.plugin.version,
-                    "params": hasher.get_params(),
-                }
-            )
-            handle.attrs["n_features"] = json.dumps(model.n_features_)
-            handle.attrs["versions"] = json.dumps(runtime_versions())
-            handle.attrs["report"] = json.dumps(getattr(model, "report_", {}), default=float)
-            _write_state_dict(handle.create_group("image_network"), model.image_network_.state_dict())
-            _write_state_dict(handle.create_group("text_network"), model.text_network_.state_dict())
-            extras_group = handle.create_group("extras")
-            for key, value in extras.items():
-                if isinstance(value, np.ndarray):
-                    extras_group.create_dataset(key, data=value)
-                else:
-                    extras_group.attrs[key] = json.dumps(value)
-        os.replace(temporary, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
+    with atomic_path(target) as temporary, h5py.File(temporary, "w") as handle:
+        handle.attrs["ddcmh_format"] = MODEL_FORMAT
+        handle.attrs["format_version"] = MODEL_FORMAT_VERSION
+        handle.attrs["ddcmh_version"] = __version__
+        handle.attrs["config"] = model.config.model_dump_json()
+        handle.attrs["hasher"] = json.dumps(
+            {
+                "name": entry.spec.name,
+                "class": entry.spec.target,
+                "provider": entry.plugin.distribution,
+                "provider_version": entry.plugin.version,
+                "params": hasher.get_params(),
+            }
+        )
+        handle.attrs["n_features"] = json.dumps(model.n_features_)
+        handle.attrs["versions"] = json.dumps(runtime_versions())
+        handle.attrs["report"] = json.dumps(getattr(model, "report_", {}), default=float)
+        _write_state_dict(handle.create_group("image_network"), model.image_network_.state_dict())
+        _write_state_dict(handle.create_group("text_network"), model.text_network_.state_dict())
+        extras_group = handle.create_group("extras")
+        for key, value in extras.items():
+            if isinstance(value, np.ndarray):
+                extras_group.create_dataset(key, data=value)
+            else:
+                extras_group.attrs[key] = json.dumps(value)
     return target
 
 
@@ -127,17 +120,7 @@ def read_model_metadata(path: str | Path) -> dict[str, Any]:
 def _open(source: Path) -> h5py.File:
     if not source.is_file():
         raise ModelFileError(f"{source}: no such model file")
-    try:
-        handle = h5py.File(source, "r")
-    except OSError as error:
-        raise ModelFileError(f"{source}: not a readable HDF5 file ({error})") from None
-    found = handle.attrs.get("ddcmh_format")
-    if found != MODEL_FORMAT:
-        handle.close()
-        raise ModelFileError(
-            f"{source}: not a ddcmh model file (attribute 'ddcmh_format' is {found!r}, "
-            f"expected {MODEL_FORMAT!r})"
-        )
+    handle = open_ddcmh_h5(source, kind="model file", expected_format=MODEL_FORMAT, error=ModelFileError)
     version = int(handle.attrs.get("format_version", -1))
     if version != MODEL_FORMAT_VERSION:
         handle.close()

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 import torch
 
 from ..errors import InputError, NotFittedError
+from ..files import atomic_path
 from ..hasher import Hasher
 from ..plugins import hasher_registry
 from ..validation import check_labels
@@ -457,11 +458,8 @@ def _per_epoch(result: TrainingResult) -> float | None:
 
 
 def _save_stage1(path: Path, codes: np.ndarray, validation_codes: np.ndarray) -> None:
-    import os
-
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(temporary, codes=codes, validation_codes=validation_codes)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary, temporary.open("wb") as handle:
+        np.savez(handle, codes=codes, validation_codes=validation_codes)
 
 
 def _broadcast_array(array: np.ndarray | None) -> np.ndarray:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..files import atomic_path
 from .config import TrainingConfig
 from .device import autocast, distributed_context
 from .sources import BatchSource
@@ -85,9 +85,8 @@ def epoch_order(indices: np.ndarray, seed: int, epoch: int) -> np.ndarray:
 
 
 def _atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
 
 
 def _unwrap(network: nn.Module) -> nn.Module:
