@@ -10,9 +10,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ddcmh_core.plugins import plugin_set
+from ddcmh_core.testing import make_bow_data
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Several test processes share the cores: one thread each avoids oversubscription, which
@@ -61,9 +63,7 @@ class FakeDistributions:
         (self.site / f"{module}.py").write_text(textwrap.dedent(source))
         info = self.site / f"{distribution.replace('-', '_')}-{version}.dist-info"
         info.mkdir()
-        (info / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n"
-        )
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n")
         (info / "entry_points.txt").write_text(f"[ddcmh]\n{module} = {module}\n")
         self.modules.append(module)
         importlib.invalidate_caches()
@@ -85,3 +85,25 @@ def fake_distributions(tmp_path):
             sys.modules.pop(module, None)
         importlib.invalidate_caches()
         plugin_set(refresh=True)
+
+
+TINY_CONFIG = """
+[model]
+image_network = { hidden_sizes = [32] }
+text_network = { hidden_sizes = [32] }
+image_training = { max_epochs = 3, patience = 2, batch_size = 64 }
+text_training = { max_epochs = 3, patience = 2, batch_size = 64 }
+"""
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path):
+    """A small two-view .npz dataset and a TOML file of small networks for ddcmh-bench runs."""
+    texts, labels = make_bow_data(n_samples=240, n_features=40, n_classes=4, seed=3)
+    rng = np.random.default_rng(0)
+    images = labels @ rng.standard_normal((4, 16)) * 2 + rng.standard_normal((240, 16))
+    path = tmp_path / "tiny.npz"
+    np.savez(path, image=images, text=texts.toarray(), labels=labels)
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_CONFIG)
+    return path, config

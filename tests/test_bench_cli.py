@@ -5,32 +5,10 @@ from __future__ import annotations
 import json
 import textwrap
 
-import numpy as np
 import pytest
 
 from ddcmh_core.bench import runner as runner_module
 from ddcmh_core.cli.bench import build_parser, main, resolve_config
-from ddcmh_core.testing import make_bow_data
-
-TINY_CONFIG = """
-[model]
-image_network = { hidden_sizes = [32] }
-text_network = { hidden_sizes = [32] }
-image_training = { max_epochs = 3, patience = 2, batch_size = 64 }
-text_training = { max_epochs = 3, patience = 2, batch_size = 64 }
-"""
-
-
-@pytest.fixture
-def tiny_dataset(tmp_path):
-    texts, labels = make_bow_data(n_samples=240, n_features=40, n_classes=4, seed=3)
-    rng = np.random.default_rng(0)
-    images = labels @ rng.standard_normal((4, 16)) * 2 + rng.standard_normal((240, 16))
-    path = tmp_path / "tiny.npz"
-    np.savez(path, image=images, text=texts.toarray(), labels=labels)
-    config = tmp_path / "tiny.toml"
-    config.write_text(TINY_CONFIG)
-    return path, config
 
 
 def _run(capsys, *args):

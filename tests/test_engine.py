@@ -110,6 +110,53 @@ def test_sparse_and_dense_batches_give_the_same_logits():
     assert torch.allclose(sparse_logits, dense_logits, atol=1e-5)
 
 
+def test_rbf_lift_is_the_kernel_of_scaled_rows_to_training_anchors():
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(40, 6)) * 3 + 1
+    config = NetworkConfig(hidden_sizes=[], kernel_lift="rbf", lift_anchors=25, lift_width_scale=0.5)
+    network = HashMLP(6, 4, config).eval()
+    network.fit_input_scaling(rows, seed=3)
+    scaled = (rows - rows.mean(axis=0)) / rows.std(axis=0)
+    anchors = network.lift_anchors.double().numpy()
+    # every anchor is a distinct scaled training row
+    matches = np.abs(anchors[:, None, :] - scaled[None, :, :]).max(axis=2) < 1e-5
+    assert matches.any(axis=1).all() and len(np.unique(matches.argmax(axis=1))) == 25
+    squared = ((scaled[:, None, :] - anchors[None, :, :]) ** 2).sum(axis=2)
+    default_width = np.sqrt(squared.mean())
+    assert float(network.lift_gamma) == pytest.approx(1 / (2 * (0.5 * default_width) ** 2), rel=1e-5)
+    kernel = np.exp(-float(network.lift_gamma) * squared)
+    kernel = (kernel - kernel.mean(axis=0)) / kernel.std(axis=0)  # standardised on the training rows
+    expected = kernel @ network.hash_layer.weight.double().detach().numpy().T
+    expected += network.hash_layer.bias.double().detach().numpy()
+    logits = network(torch.as_tensor(rows, dtype=torch.float32)).double().detach().numpy()
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+    # sparse rows give the same logits as the same rows dense
+    texts = sp.random(30, 50, density=0.1, random_state=1, format="csr")
+    lifted = NetworkConfig(hidden_sizes=[8], kernel_lift="rbf", lift_anchors=20)
+    sparse_network = HashMLP(50, 8, lifted).eval()
+    sparse_network.fit_input_scaling(texts)
+    dense_network = HashMLP(50, 8, lifted).eval()
+    dense_network.load_state_dict(sparse_network.state_dict())
+    sparse_logits = sparse_network(ArraySource(texts).batch(np.arange(30), train=False))
+    dense_logits = dense_network(ArraySource(texts.toarray()).batch(np.arange(30), train=False))
+    assert torch.allclose(sparse_logits, dense_logits, atol=1e-5)
+
+
+def test_a_lifted_model_takes_at_most_its_fitting_rows_as_anchors_and_round_trips(tmp_path):
+    images, texts, labels = two_view_data(n_samples=200)
+    lifted = {**FAST_NETWORK, "kernel_lift": "rbf", "lift_anchors": 5000}
+    model = DDCMH(
+        hasher="itq", n_bits=8, image_network=lifted, text_network=FAST_NETWORK,
+        image_training=FAST_TRAINING, text_training=FAST_TRAINING,
+    ).fit(images, texts, labels)  # fmt: skip
+    assert model.image_network_.lift_anchors.shape == (180, 24)  # 200 rows less the validation split
+    loaded = DDCMH.load(model.save(tmp_path / "lifted.h5"))
+    np.testing.assert_array_equal(loaded.encode_image(images), model.encode_image(images))
+    floor = float(random_code_floor(labels, labels, n_bits=8, seed=0))
+    codes = (model.encode_image(images), model.encode_text(texts))
+    assert float(mean_average_precision(*codes, labels, labels)) > floor + 0.2
+
+
 @pytest.fixture(scope="module")
 def trained():
     images, texts, labels = two_view_data()

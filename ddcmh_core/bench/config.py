@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..engine.tuning import Objective, flatten_grid
 from ..errors import InputError
 
 if sys.version_info >= (3, 11):
@@ -51,6 +52,18 @@ class BenchConfig(BaseModel):
     model: dict[str, Any] = Field(
         default_factory=dict, description="DDCMHConfig fields (networks, training...)."
     )
+    tune: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description=(
+            "Hyper-parameter grid for DDCMH: dotted DDCMHConfig settings (or nested tables) to lists "
+            "of candidates. Every candidate runs with every seed; per hasher and code length the "
+            "candidate with the best mean validation score is reported (the query set is not looked "
+            "at). 'hasher_params.X' applies to the hashers that have the parameter X."
+        ),
+    )
+    tune_objective: Objective = Field(
+        "mean", description="Validation score of a candidate: 'mean', 'min' or one direction's MAP."
+    )
 
     @field_validator("bits")
     @classmethod
@@ -68,6 +81,20 @@ class BenchConfig(BaseModel):
         if not value:
             raise ValueError("at least one hasher is needed")
         return list(dict.fromkeys(name.strip().lower() for name in value))
+
+    @field_validator("tune", mode="before")
+    @classmethod
+    def _check_tune(cls, value: Any) -> dict[str, list[Any]]:
+        if not isinstance(value, dict):
+            raise ValueError("expected a table of setting = [candidates]")
+        grid = flatten_grid(value, owner="tune")
+        for key in grid:
+            root = key.split(".", 1)[0]
+            if root in MODEL_KEYS_SET_BY_BENCH and root != "hasher_params":
+                raise ValueError(
+                    f"{key} is set by the bench itself (one cell per value); use the matching flag"
+                )
+        return grid
 
     @field_validator("model")
     @classmethod

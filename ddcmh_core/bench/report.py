@@ -89,6 +89,7 @@ def markdown_report(results: dict[str, Any], out_dir: Path | None = None) -> str
                 for b in bits
             ]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += _tuning_lines(results.get("tuning", []))
     index_rows = [r for r in results["records"] if r["tie_policy"] == "index" and r["metric"] == "map@all"]
     if index_rows:
         lines += [
@@ -104,6 +105,38 @@ def markdown_report(results: dict[str, Any], out_dir: Path | None = None) -> str
             "indices), cells/ (cached cells: rerun to resume)."
         ]
     return "\n".join(lines) + "\n"
+
+
+def _tuning_lines(tuning: Sequence[dict[str, Any]]) -> list[str]:
+    """The table of hyper-parameters chosen on the validation split (none when the run did not tune)."""
+    from ..engine.tuning import describe_overrides
+
+    if not tuning:
+        return []
+    lines = [
+        "",
+        f"## Hyper-parameters chosen on the validation split (objective: {tuning[0]['objective']})",
+        "",
+        "The DDCMH rows above are, per hasher and code length, the candidate with the best mean "
+        "validation score over the seeds; the query set played no part in the choice.",
+        "",
+        "| hasher | bits | chosen | validation score | other candidates |",
+        "|---|---|---|---|---|",
+    ]
+    for record in tuning:
+        candidates = record["candidates"]
+        chosen = candidates[record["chosen"]]
+        others = "; ".join(
+            f"{describe_overrides(c['overrides'])}: "
+            + (f"{c['mean_score']:.4f}" if c["mean_score"] is not None else "not run")
+            for c in candidates
+            if c["candidate"] != record["chosen"]
+        )
+        lines.append(
+            f"| {record['hasher']} | {record['bits']} | {describe_overrides(chosen['overrides'])} | "
+            f"{chosen['mean_score']:.4f} | {others or '—'} |"
+        )
+    return lines
 
 
 def write_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:

@@ -7,6 +7,7 @@ interrupted run resumes where it stopped; Ctrl-C leaves valid partial results.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -20,6 +21,13 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
+from ..engine.tuning import (
+    check_setting_path,
+    choose_candidate,
+    expand_grid,
+    set_dotted,
+    validation_score,
+)
 from ..errors import InputError
 from ..files import atomic_path
 from ..metrics import (
@@ -39,33 +47,60 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Cell:
-    """One unit of work: a method, its Stage-1 hasher (if any), a code length and a seed."""
+    """One unit of work: a method, its Stage-1 hasher (if any), a code length and a seed.
+
+    When the run tunes hyper-parameters, ``candidate`` is the position in the hasher's grid.
+    """
 
     method: str
     hasher: str | None
     bits: int
     seed: int
+    candidate: int | None = None
 
     @property
     def key(self) -> str:
         """File-name-safe identifier."""
-        return f"{self.method}-{self.hasher or 'none'}-{self.bits}bits-seed{self.seed}"
+        tuned = f"-candidate{self.candidate}" if self.candidate is not None else ""
+        return f"{self.method}-{self.hasher or 'none'}-{self.bits}bits-seed{self.seed}{tuned}"
 
     def describe(self) -> str:
         """Human-readable label for progress lines."""
         name = {"ddcmh": "DDCMH", "dcmh": "DCMH (pairwise)", "random": "random codes"}[self.method]
         hasher = f" + {self.hasher}" if self.hasher else ""
-        return f"{name}{hasher}, {self.bits} bits, seed {self.seed}"
+        tuned = f", candidate {self.candidate + 1}" if self.candidate is not None else ""
+        return f"{name}{hasher}, {self.bits} bits, seed {self.seed}{tuned}"
+
+
+def tuning_candidates(config: BenchConfig, hasher: str) -> list[dict[str, Any]]:
+    """The grid points of ``hasher`` (empty when the run does not tune).
+
+    ``hasher_params.X`` keys apply only to hashers whose parameters include X, so each hasher gets
+    the combinations of the keys that concern it (no duplicates).
+    """
+    if not config.tune:
+        return []
+    fields = hasher_registry().get(hasher).spec.load().Params.model_fields
+    grid = {
+        key: values
+        for key, values in config.tune.items()
+        if not key.startswith("hasher_params.") or key.split(".", 1)[1] in fields
+    }
+    return expand_grid(grid)
 
 
 def plan_cells(config: BenchConfig) -> list[Cell]:
     """All cells of a run, in the order they are computed."""
+    candidates = {hasher: len(tuning_candidates(config, hasher)) for hasher in config.hashers}
     cells = []
     for seed in range(config.seeds):
         for bits in config.bits:
             cells.append(Cell("random", None, bits, seed))
             for hasher in config.hashers:
-                cells.append(Cell("ddcmh", hasher, bits, seed))
+                if candidates[hasher]:
+                    cells += [Cell("ddcmh", hasher, bits, seed, c) for c in range(candidates[hasher])]
+                else:
+                    cells.append(Cell("ddcmh", hasher, bits, seed))
             if "pairwise" in config.baselines:
                 cells.append(Cell("dcmh", None, bits, seed))
     return cells
@@ -91,6 +126,10 @@ def model_config_for(config: BenchConfig, cell: Cell) -> dict[str, Any]:
     if cell.method == "ddcmh":
         assert cell.hasher is not None
         fields.update(model, hasher=cell.hasher, hasher_params=resolve_hasher_options(config, cell.hasher))
+        if cell.candidate is not None:
+            fields = copy.deepcopy(fields)
+            for dotted, value in tuning_candidates(config, cell.hasher)[cell.candidate].items():
+                set_dotted(fields, dotted, value, owner="tune")
     elif cell.method == "dcmh":
         for key in ("image_network", "text_network"):
             if key in model:
@@ -114,12 +153,31 @@ def validate_plan(config: BenchConfig) -> None:
     for name in list(config.hasher_options):
         if name != "*":
             registry.get(name)  # unknown hasher in an option
+    if config.tune:
+        for key in config.tune:
+            check_setting_path(key, owner="tune")
+        applicable = set()
+        for hasher in config.hashers:
+            applicable |= {key for candidate in tuning_candidates(config, hasher) for key in candidate}
+        unused = [key for key in config.tune if key not in applicable]
+        if unused:
+            raise InputError(
+                f"tune: {', '.join(unused)} applies to none of the hashers {', '.join(config.hashers)}"
+            )
     for hasher in config.hashers:
         registry.create(hasher, n_bits=min(config.bits), **resolve_hasher_options(config, hasher))
-        try:
-            DDCMHConfig(**model_config_for(config, Cell("ddcmh", hasher, config.bits[0], 0)))
-        except Exception as error:
-            raise InputError(f"invalid model settings: {error}") from None
+        for candidate in range(len(tuning_candidates(config, hasher))) or [None]:
+            cell = Cell("ddcmh", hasher, config.bits[0], 0, candidate)
+            fields = model_config_for(config, cell)
+            try:
+                model = DDCMHConfig(**fields)
+            except Exception as error:
+                where = f" (tuning candidate {candidate + 1} of {hasher})" if candidate is not None else ""
+                raise InputError(f"invalid model settings{where}: {error}") from None
+            if candidate is not None:
+                if model.validation_fraction <= 0:
+                    raise InputError("tune: tuning needs a validation split; model.validation_fraction is 0")
+                registry.create(hasher, n_bits=min(config.bits), **model.hasher_params)
 
 
 def config_digest(config: BenchConfig, fingerprint: str) -> str:
@@ -292,6 +350,7 @@ class BenchRun:
             "hasher": cell.hasher,
             "bits": cell.bits,
             "seed": cell.seed,
+            "candidate": cell.candidate,
             "digest": self.digest,
             "tasks": {},
             "seconds": {},
@@ -360,6 +419,8 @@ class BenchRun:
     def _aggregate(self, finished: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
         from ..engine.model_file import runtime_versions
 
+        all_cells = finished
+        finished, tuning = select_tuned_cells(finished, self.config)
         groups: dict[tuple[Any, ...], list[tuple[int, float]]] = {}
         curves: dict[str, Any] = {}
         for result in finished:
@@ -424,11 +485,62 @@ class BenchRun:
             "device": _device_description(self.config.device),
             "wall_seconds": time.perf_counter() - self.started,
             "cells": [
-                {"cell": r["cell"], "seconds": r["seconds"], "report": r.get("report", {})} for r in finished
+                {"cell": r["cell"], "seconds": r["seconds"], "report": r.get("report", {})} for r in all_cells
             ],
+            "tuning": tuning,
             "records": records,
             "curves": curves,
         }
+
+
+def select_tuned_cells(
+    results: list[dict[str, Any]], config: BenchConfig
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Keep, per hasher and code length, only the tuning candidate with the best validation score.
+
+    The score of a cell is :func:`~ddcmh_core.engine.tuning.validation_score` of the validation MAP
+    in its report (``config.tune_objective``), averaged over the seeds that finished; test figures
+    play no part. Returns the kept cell results (untuned ones unchanged) and one record per hasher
+    and code length with every candidate's scores.
+    """
+    tuned: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    kept = []
+    for result in results:
+        if result.get("candidate") is None:
+            kept.append(result)
+        else:
+            tuned.setdefault((result["hasher"], result["bits"]), []).append(result)
+    records = []
+    for (hasher, bits), group in sorted(tuned.items()):
+        grid = tuning_candidates(config, hasher)
+        by_candidate: list[list[dict[str, Any]]] = [[] for _ in grid]
+        for result in group:
+            by_candidate[result["candidate"]].append(result)
+        scores = [
+            [validation_score(r["report"]["validation_map"], config.tune_objective) for r in members]
+            for members in by_candidate
+        ]
+        chosen = choose_candidate(scores)
+        kept += by_candidate[chosen]
+        records.append(
+            {
+                "hasher": hasher,
+                "bits": bits,
+                "objective": config.tune_objective,
+                "chosen": chosen,
+                "candidates": [
+                    {
+                        "candidate": index,
+                        "overrides": grid[index],
+                        "seeds": [r["seed"] for r in members],
+                        "scores": values,
+                        "mean_score": sum(values) / len(values) if values else None,
+                    }
+                    for index, (members, values) in enumerate(zip(by_candidate, scores, strict=True))
+                ],
+            }
+        )
+    return kept, records
 
 
 def _device_description(requested: str) -> str:

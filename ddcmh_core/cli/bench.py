@@ -19,6 +19,7 @@ from typing import Any
 
 import pydantic
 
+from ..engine.tuning import OBJECTIVES
 from ..errors import DdcmhError, InputError
 from ..files import atomic_path
 from ..plugins import hasher_registry
@@ -80,6 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["ddcmh", "dcmh"],
         help="methods to run; 'dcmh' is the same as --baseline pairwise (ddcmh always runs)",
     )
+    run.add_argument(
+        "--tune",
+        action="append",
+        default=[],
+        metavar="SETTING=V1,V2",
+        help=(
+            "choose a DDCMH setting on the validation split among candidates, e.g. "
+            "image_network.dropout=0.3,0.5 or 'image_network.hidden_sizes=[[1024],[512,512]]' (repeatable: "
+            "the grid is every combination)"
+        ),
+    )
+    run.add_argument(
+        "--tune-objective",
+        choices=OBJECTIVES,
+        help="validation score a candidate is chosen by (default: mean of both directions)",
+    )
     run.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (flags win)")
     run.add_argument(
         "--out",
@@ -125,6 +142,22 @@ def _hasher_options(items: Sequence[str]) -> dict[str, dict[str, Any]]:
     return options
 
 
+def _tune_options(items: Sequence[str]) -> dict[str, list[Any]]:
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, equals, text = item.partition("=")
+        if not equals or not key.strip() or not text.strip():
+            raise InputError(
+                f"--tune {item!r}: expected SETTING=V1,V2,... e.g. image_network.dropout=0.3,0.5"
+            )
+        text = text.strip()
+        parsed = _parse_value(text) if text.startswith("[") else None
+        if not isinstance(parsed, list):
+            parsed = [_parse_value(part.strip()) for part in text.split(",")]
+        grid[key.strip()] = parsed
+    return grid
+
+
 def resolve_config(arguments: argparse.Namespace) -> Any:
     """Merge defaults, the TOML file and the flags into a validated BenchConfig."""
     from ..bench.config import BenchConfig, read_config_file
@@ -145,6 +178,10 @@ def resolve_config(arguments: argparse.Namespace) -> Any:
         for target, values in _hasher_options(arguments.hasher_opt).items():
             merged[target] = {**merged.get(target, {}), **values}
         settings["hasher_options"] = merged
+    if arguments.tune:
+        settings["tune"] = {**settings.get("tune", {}), **_tune_options(arguments.tune)}
+    if arguments.tune_objective:
+        settings["tune_objective"] = arguments.tune_objective
     if arguments.bits:
         try:
             settings["bits"] = [int(part) for part in arguments.bits.split(",") if part.strip()]

@@ -36,6 +36,25 @@ class NetworkConfig(_Strict):
             "root mean square, so it stays sparse)."
         ),
     )
+    kernel_lift: Literal["none", "rbf"] = Field(
+        "none",
+        description=(
+            "MLP input lift: 'rbf' replaces each (scaled) input row by its RBF similarities to "
+            "anchors drawn from the training rows, as a kernel machine sees it, before the hidden "
+            "layers. Helps on small, noisy feature sets (e.g. bag-of-visual-words histograms)."
+        ),
+    )
+    lift_anchors: int = Field(
+        1000, ge=1, description="Anchors of the RBF lift (at most the number of training rows)."
+    )
+    lift_width_scale: float = Field(
+        1.0,
+        gt=0,
+        description=(
+            "RBF width of the lift as a multiple of the root-mean-square distance from training "
+            "rows to anchors; below 1 makes the features more local."
+        ),
+    )
     backbone: str = Field("mobilenet_v2", description="CNN backbone name (architecture='cnn').")
     pretrained: str | None = Field(
         None,

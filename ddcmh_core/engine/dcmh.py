@@ -450,11 +450,16 @@ class DCMH:
         label_tensor = torch.as_tensor(fit_labels, dtype=torch.float32, device=device)
 
         torch.manual_seed(config.seed)
-        image_network = build_network(config.image_network, n_bits, image_source.n_features)
-        fit_input_scaling(image_network, image_source, fit_rows)
+        n_fit = len(fit_rows)
+        image_network = build_network(
+            config.image_network, n_bits, image_source.n_features, n_training_rows=n_fit
+        )
+        fit_input_scaling(image_network, image_source, fit_rows, seed=config.seed)
         torch.manual_seed(config.seed + 1)
-        text_network = build_network(config.text_network, n_bits, text_source.n_features)
-        fit_input_scaling(text_network, text_source, fit_rows)
+        text_network = build_network(
+            config.text_network, n_bits, text_source.n_features, n_training_rows=n_fit
+        )
+        fit_input_scaling(text_network, text_source, fit_rows, seed=config.seed)
         if (
             config.center_text
             and config.text_network.input_scaling == "none"

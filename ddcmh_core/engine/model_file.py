@@ -165,7 +165,13 @@ def load_model(path: str | Path, *, device: str = "auto") -> Any:
     target_device = resolve_device(device)
     for view, state in (("image", image_state), ("text", text_state)):
         network_config = getattr(config, f"{view}_network").model_copy(update={"pretrained": None})
-        network = build_network(network_config, config.n_bits, n_features[view])
+        anchors = state.get("lift_anchors")
+        network = build_network(
+            network_config,
+            config.n_bits,
+            n_features[view],
+            n_training_rows=anchors.shape[0] if anchors is not None else None,
+        )
         try:
             network.load_state_dict(state, strict=True)
         except RuntimeError as error:

@@ -12,12 +12,20 @@ from torch import nn
 
 from .config import NetworkConfig
 
+LIFT_STATISTICS_ROWS = 20_000
+"""Training rows (a seeded sample) whose lifted features set the lift's standardisation."""
+
 
 class HashMLP(nn.Module):
     """MLP ending in a linear hash layer of ``n_bits`` logits.
 
     Sparse input (a torch sparse COO batch of bag-of-words rows) goes through the first layer
     with a sparse matrix product, so a vocabulary-sized dense batch is never formed.
+
+    Inputs are scaled with statistics of the training rows and, with ``kernel_lift="rbf"``,
+    replaced by their RBF similarities ``exp(-gamma ||x - a_j||^2)`` to anchors ``a_j`` drawn from
+    the (scaled) training rows, each similarity standardised with training statistics; all of it is
+    fitted by :meth:`fit_input_scaling` and stored as buffers.
 
     Parameters
     ----------
@@ -26,17 +34,34 @@ class HashMLP(nn.Module):
     n_bits : int
         Code length.
     config : NetworkConfig
-        Hidden widths, dropout and normalisation.
+        Hidden widths, dropout, normalisation, input scaling and lift.
+    n_anchors : int, optional
+        Anchors of the RBF lift; default ``config.lift_anchors`` (pass fewer when there are fewer
+        training rows).
     """
 
     input_shift: torch.Tensor
     input_scale: torch.Tensor
+    lift_anchors: torch.Tensor
+    lift_gamma: torch.Tensor
+    lift_shift: torch.Tensor
+    lift_scale: torch.Tensor
 
-    def __init__(self, n_features: int, n_bits: int, config: NetworkConfig) -> None:
+    def __init__(
+        self, n_features: int, n_bits: int, config: NetworkConfig, *, n_anchors: int | None = None
+    ) -> None:
         super().__init__()
         self.n_features = n_features
         self.n_bits = n_bits
-        widths = [n_features, *config.hidden_sizes]
+        self.lifted = config.kernel_lift == "rbf"
+        self.lift_width_scale = config.lift_width_scale
+        if self.lifted:  # no buffers otherwise, so unlifted state dicts keep their keys
+            anchors = n_anchors if n_anchors is not None else config.lift_anchors
+            self.register_buffer("lift_anchors", torch.zeros(anchors, n_features))
+            self.register_buffer("lift_gamma", torch.ones(()))
+            self.register_buffer("lift_shift", torch.zeros(anchors))
+            self.register_buffer("lift_scale", torch.ones(anchors))
+        widths = [self.lift_anchors.shape[0] if self.lifted else n_features, *config.hidden_sizes]
         self.linears = nn.ModuleList(
             nn.Linear(width_in, width_out) for width_in, width_out in itertools.pairwise(widths)
         )
@@ -47,10 +72,18 @@ class HashMLP(nn.Module):
         self.register_buffer("input_shift", torch.zeros(n_features))
         self.register_buffer("input_scale", torch.ones(n_features))
 
-    def fit_input_scaling(self, features: Any) -> None:
-        """Set the input shift and scale from training rows (dense array or scipy sparse)."""
-        if not self.scale_inputs:
-            return
+    def fit_input_scaling(self, features: Any, *, seed: int = 0) -> None:
+        """Fit the input transform on training rows (dense array or scipy sparse).
+
+        Sets the shift and scale and, for a lifted network, draws the anchors (seeded) among the
+        scaled rows and sets the RBF width.
+        """
+        if self.scale_inputs:
+            self._fit_scaling(features)
+        if self.lifted:
+            self._fit_lift(features, seed)
+
+    def _fit_scaling(self, features: Any) -> None:
         if sp.issparse(features):
             squares = np.asarray(features.multiply(features).mean(axis=0)).ravel()
             shift = np.zeros(features.shape[1])
@@ -62,6 +95,59 @@ class HashMLP(nn.Module):
         scale = np.divide(1.0, spread, out=np.ones_like(spread), where=spread > 1e-12)
         self.input_shift.copy_(torch.as_tensor(shift, dtype=self.input_shift.dtype))
         self.input_scale.copy_(torch.as_tensor(scale, dtype=self.input_scale.dtype))
+
+    def _fit_lift(self, features: Any, seed: int) -> None:
+        from ..kernels import AnchorRBF
+
+        scale = self.input_scale.double().cpu().numpy()
+        if sp.issparse(features):
+            scaled = sp.csr_matrix(features.multiply(scale[None, :]))
+        else:
+            scaled = (
+                np.asarray(features, dtype=np.float64) - self.input_shift.double().cpu().numpy()
+            ) * scale
+        n_anchors = self.lift_anchors.shape[0]
+        if scaled.shape[0] < n_anchors:
+            raise ValueError(
+                f"the RBF lift needs {n_anchors} anchors but only {scaled.shape[0]} training rows were given"
+            )
+        rng = np.random.default_rng([seed, 11])
+        feature_map = AnchorRBF.fit(scaled, n_anchors, rng)
+        feature_map.bandwidth *= self.lift_width_scale
+        self.lift_anchors.copy_(torch.as_tensor(feature_map.anchors, dtype=self.lift_anchors.dtype))
+        self.lift_gamma.fill_(1.0 / (2.0 * feature_map.bandwidth**2))
+        # Standardise each similarity with training statistics: narrow kernels give tiny values.
+        sample = np.sort(
+            rng.choice(scaled.shape[0], min(scaled.shape[0], LIFT_STATISTICS_ROWS), replace=False)
+        )
+        similarities = feature_map.transform(scaled[sample])
+        spread = similarities.std(axis=0)
+        self.lift_shift.copy_(torch.as_tensor(similarities.mean(axis=0), dtype=self.lift_shift.dtype))
+        self.lift_scale.copy_(
+            torch.as_tensor(
+                np.divide(1.0, spread, out=np.ones_like(spread), where=spread > 1e-12),
+                dtype=self.lift_scale.dtype,
+            )
+        )
+
+    def _lift(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Standardised RBF similarities of scaled rows to the anchors (float32 even under autocast)."""
+        anchors = self.lift_anchors
+        with torch.autocast(device_type=anchors.device.type, enabled=False):
+            if hidden.is_sparse:
+                coalesced = hidden.coalesce().float()
+                rows = coalesced.indices()[0]
+                squared = torch.zeros(coalesced.shape[0], device=anchors.device)
+                squared = squared.index_add(0, rows, coalesced.values() ** 2)
+                cross = torch.sparse.mm(coalesced, anchors.t())
+            else:
+                dense = hidden.float()
+                squared = (dense * dense).sum(dim=1)
+                cross = dense @ anchors.t()
+            distances = (squared[:, None] - 2.0 * cross + (anchors * anchors).sum(dim=1)[None, :]).clamp_min(
+                0.0
+            )
+            return (torch.exp(-self.lift_gamma * distances) - self.lift_shift) * self.lift_scale
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Logits of shape (batch, n_bits); bit = 1 iff logit > 0."""
@@ -77,6 +163,8 @@ class HashMLP(nn.Module):
             )
         else:
             hidden = (inputs - self.input_shift) * self.input_scale
+        if self.lifted:
+            hidden = self._lift(hidden)
         layers = [*self.linears, self.hash_layer]
         for position, linear in enumerate(layers):
             if hidden.is_sparse:
@@ -96,7 +184,9 @@ def _normalization(kind: str, width: int) -> nn.Module:
     return nn.Identity()
 
 
-def build_network(config: NetworkConfig, n_bits: int, n_features: int | None) -> nn.Module:
+def build_network(
+    config: NetworkConfig, n_bits: int, n_features: int | None, *, n_training_rows: int | None = None
+) -> nn.Module:
     """Build the hash network a :class:`NetworkConfig` describes.
 
     Parameters
@@ -105,6 +195,8 @@ def build_network(config: NetworkConfig, n_bits: int, n_features: int | None) ->
     n_bits : int
     n_features : int or None
         Input width of an MLP (None for image views).
+    n_training_rows : int, optional
+        Rows the network will be fitted on: an RBF lift takes at most this many anchors.
 
     Returns
     -------
@@ -114,7 +206,10 @@ def build_network(config: NetworkConfig, n_bits: int, n_features: int | None) ->
     if config.architecture == "mlp":
         if n_features is None:
             raise ValueError("an MLP hash network needs feature vectors, but the view holds images")
-        return HashMLP(n_features, n_bits, config)
+        n_anchors = None
+        if config.kernel_lift == "rbf" and n_training_rows is not None:
+            n_anchors = min(config.lift_anchors, n_training_rows)
+        return HashMLP(n_features, n_bits, config, n_anchors=n_anchors)
     from .backbones import build_image_network
 
     return build_image_network(

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,6 +28,9 @@ from .networks import HashMLP, build_network
 from .reconstruction import reconstruct_codes
 from .sources import BatchSource, source_for_view
 from .trainer import TrainingResult, encode_with, train_hash_network
+
+if TYPE_CHECKING:
+    from .tuning import TuningResult
 
 ProgressCallback = Callable[[str], None]
 
@@ -81,11 +84,15 @@ class DDCMH:
     fit_rows_, validation_rows_ : ndarray of int
         Positions (within the training rows passed to :meth:`fit`) used to fit and to validate.
     report_ : dict
-        Validation MAP in both directions, epochs chosen, time per stage, rows dropped.
+        Validation MAP in both directions, epochs chosen, time per stage, rows dropped (and the
+        candidates compared, for a model returned by :meth:`tune`).
+    tuning_ : TuningResult
+        Only on a model returned by :meth:`tune`: every candidate's validation score.
     """
 
     hasher_: Hasher | None
     extras_: dict[str, Any]
+    tuning_: TuningResult
     hasher_record_: dict[str, Any]
 
     def __init__(self, config: DDCMHConfig | None = None, **overrides: Any) -> None:
@@ -194,8 +201,10 @@ class DDCMH:
 
         # Stage 2: the image network learns the text codes.
         torch.manual_seed(config.seed)
-        self.image_network_ = build_network(config.image_network, config.n_bits, image_source.n_features)
-        fit_input_scaling(self.image_network_, image_source, fit_rows)
+        self.image_network_ = build_network(
+            config.image_network, config.n_bits, image_source.n_features, n_training_rows=len(fit_rows)
+        )
+        fit_input_scaling(self.image_network_, image_source, fit_rows, seed=config.seed)
         self.image_network_.to(device)
         stage2_targets = _scatter_targets(n_rows, fit_rows, self.stage1_codes_)
 
@@ -245,8 +254,10 @@ class DDCMH:
         self.reconstructed_ = _broadcast_array(targets)
         timings["reconstruction"] = time.perf_counter() - started
         torch.manual_seed(config.seed + 1)
-        self.text_network_ = build_network(config.text_network, config.n_bits, text_source.n_features)
-        fit_input_scaling(self.text_network_, text_source, fit_rows)
+        self.text_network_ = build_network(
+            config.text_network, config.n_bits, text_source.n_features, n_training_rows=len(fit_rows)
+        )
+        fit_input_scaling(self.text_network_, text_source, fit_rows, seed=config.seed)
         self.text_network_.to(device)
         stage3_targets = _scatter_targets(n_rows, fit_rows, self.reconstructed_)
 
@@ -290,6 +301,27 @@ class DDCMH:
         if config.refit and len(validation_rows):
             self._refit_on_all_rows(image, text, labels, folder, resume, progress)
         return self
+
+    @classmethod
+    def tune(cls, image: Any, text: Any, labels: Any, grid: dict[str, Any], **options: Any) -> DDCMH:
+        """Choose hyper-parameters on the validation split and return the chosen model.
+
+        Every combination of ``grid`` (dotted setting paths to candidate values, e.g.
+        ``{"image_network.dropout": [0.3, 0.5]}``) is trained on the fitting rows and scored by its
+        validation MAP; the query set plays no part. ``options`` (``config``, ``repeats``,
+        ``objective``, ``run_dir``, ``resume``, ``progress``) are those of
+        :func:`ddcmh_core.engine.tuning.tune`; the comparison is in ``model.tuning_`` and
+        ``model.report_["tuning"]``.
+
+        Returns
+        -------
+        DDCMH
+            The chosen candidate's fitted model.
+        """
+        from .tuning import tune
+
+        model, _ = tune(image, text, labels, grid, **options)
+        return model
 
     def _refit_on_all_rows(
         self,
@@ -430,10 +462,12 @@ class DDCMH:
         return json.dumps({"config": self.config.model_dump(mode="json"), "report": report}, indent=2)
 
 
-def fit_input_scaling(network: torch.nn.Module, source: BatchSource, rows: np.ndarray) -> None:
-    """Fit an MLP hash network's input scaling on training ``rows`` (other networks: nothing)."""
-    if isinstance(network, HashMLP) and network.scale_inputs:
-        network.fit_input_scaling(rows_as_matrix(source, rows))
+def fit_input_scaling(
+    network: torch.nn.Module, source: BatchSource, rows: np.ndarray, *, seed: int = 0
+) -> None:
+    """Fit an MLP hash network's input scaling and lift on training ``rows`` (others: nothing)."""
+    if isinstance(network, HashMLP) and (network.scale_inputs or network.lifted):
+        network.fit_input_scaling(rows_as_matrix(source, rows), seed=seed)
 
 
 def validation_map(

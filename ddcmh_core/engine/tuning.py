@@ -1,0 +1,418 @@
+"""Hyper-parameter choice on the validation split carved from the training set.
+
+A *grid* maps settings of :class:`~ddcmh_core.engine.config.DDCMHConfig`, written as dotted paths
+(``"image_network.dropout"``, ``"image_training.learning_rate"``, ``"hasher_params.n_anchors"``), to
+lists of candidate values. Every combination is trained with the same validation split and scored
+by its validation MAP; the query set is never looked at. With ``repeats > 1`` each candidate is
+trained once per seed (``seed``, ``seed + 1``, ...), each seed drawing its own validation split,
+and candidates are ranked by their mean score (repeated hold-out), which is much less noisy than
+one split of a small training set.
+
+The settings that define the comparison itself cannot be tuned: the seed and the validation
+fraction (they define the split every candidate is scored on), ``refit``, the device and mixed
+precision.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+import pydantic
+
+from ..errors import InputError
+from .config import DDCMHConfig
+
+if TYPE_CHECKING:
+    from .pipeline import DDCMH
+
+Objective = Literal["mean", "min", "image->text", "text->image"]
+OBJECTIVES: tuple[str, ...] = get_args(Objective)
+"""How a candidate's validation MAP in the two directions becomes one score: their mean, the
+worse of the two, or one direction alone."""
+UNTUNABLE = {
+    "seed": "it defines the validation split every candidate is scored on; use repeats",
+    "validation_fraction": "it defines the validation split every candidate is scored on",
+    "refit": "it is applied to the chosen candidate only",
+    "device": "it does not change the model",
+    "mixed_precision": "it does not change what is being chosen",
+}
+ProgressCallback = Callable[[str], None]
+
+
+def flatten_grid(grid: Mapping[str, Any], *, owner: str = "tuning grid") -> dict[str, list[Any]]:
+    """Dotted-path grid from nested tables or dotted keys (as TOML and JSON give them).
+
+    ``{"image_network": {"dropout": [0.3, 0.5]}}`` and ``{"image_network.dropout": [0.3, 0.5]}`` are
+    the same grid. Every leaf must be a non-empty list of candidate values.
+
+    Raises
+    ------
+    InputError
+        If a leaf is not a non-empty list, or a key is empty.
+    """
+    flat: dict[str, list[Any]] = {}
+
+    def visit(prefix: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            if not value:
+                raise InputError(f"{owner}: {prefix or 'the grid'} is an empty table")
+            for key, inner in value.items():
+                if not str(key).strip():
+                    raise InputError(f"{owner}: empty key under {prefix or 'the grid'}")
+                visit(f"{prefix}.{key}" if prefix else str(key), inner)
+            return
+        if not isinstance(value, (list, tuple)) or not value:
+            raise InputError(
+                f"{owner}: {prefix} must be a non-empty list of candidate values, got {value!r} "
+                f"(e.g. {prefix} = [0.3, 0.5])"
+            )
+        flat[prefix] = list(value)
+
+    if grid:
+        visit("", grid)
+    for key in flat:
+        root = key.split(".", 1)[0]
+        if root in UNTUNABLE:
+            raise InputError(f"{owner}: {key} cannot be tuned: {UNTUNABLE[root]}")
+    return flat
+
+
+def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Every combination of a flat grid, in grid order (the first value of each key first).
+
+    An empty grid has one candidate: no overrides.
+    """
+    keys = list(grid)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def set_dotted(settings: dict[str, Any], dotted: str, value: Any, *, owner: str = "tuning grid") -> None:
+    """Set ``settings["a"]["b"] = value`` for ``dotted == "a.b"``, creating tables as needed.
+
+    A table value is merged into a table already there, so one candidate can change several
+    settings together (``image_network = {kernel_lift = "rbf", lift_width_scale = 0.5}``) and
+    keep the rest.
+
+    Raises
+    ------
+    InputError
+        If a part of the path names a value that is not a table.
+    """
+    parts = dotted.split(".")
+    target = settings
+    for depth, part in enumerate(parts[:-1]):
+        inner = target.setdefault(part, {})
+        if not isinstance(inner, dict):
+            raise InputError(f"{owner}: {dotted}: {'.'.join(parts[: depth + 1])} is not a table of settings")
+        target = inner
+    existing = target.get(parts[-1])
+    if isinstance(value, Mapping) and isinstance(existing, dict):
+        for key, inner_value in value.items():
+            set_dotted(existing, str(key), inner_value, owner=owner)
+    else:
+        target[parts[-1]] = copy.deepcopy(value)
+
+
+def apply_overrides(
+    config: DDCMHConfig, overrides: Mapping[str, Any], *, owner: str = "tuning grid"
+) -> DDCMHConfig:
+    """A copy of ``config`` with dotted-path overrides applied and validated.
+
+    Nested settings not named keep their value in ``config`` (a deep merge).
+
+    Raises
+    ------
+    InputError
+        Naming the setting, if a path does not exist or a value is invalid for it.
+    """
+    settings = config.model_dump()
+    for dotted, value in overrides.items():
+        check_setting_path(dotted, owner=owner)
+        set_dotted(settings, dotted, value, owner=owner)
+    try:
+        return DDCMHConfig.model_validate(settings)
+    except pydantic.ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in error.errors()
+        )
+        raise InputError(f"{owner}: candidate {describe_overrides(overrides)}: {problems}") from None
+
+
+def check_setting_path(dotted: str, *, owner: str = "tuning grid") -> None:
+    """Check that a dotted path names a :class:`DDCMHConfig` setting (any ``hasher_params.X``).
+
+    Raises
+    ------
+    InputError
+        Naming the path and the top-level settings.
+    """
+    if dotted.split(".", 1)[0] == "hasher_params" and "." in dotted:
+        return  # the hasher's own Params check these
+    target: Any = DDCMHConfig().model_dump()
+    for part in dotted.split("."):
+        if not isinstance(target, Mapping) or part not in target:
+            known = ", ".join(sorted(DDCMHConfig.model_fields))
+            raise InputError(f"{owner}: unknown setting {dotted!r} (top-level settings: {known})")
+        target = target[part]
+
+
+def describe_overrides(overrides: Mapping[str, Any]) -> str:
+    """``a.b=1, c=[2]`` (or ``defaults`` when there is nothing to override)."""
+    if not overrides:
+        return "defaults"
+    return ", ".join(f"{key}={json.dumps(value)}" for key, value in overrides.items())
+
+
+def validation_score(validation_map: Mapping[str, float], objective: str = "mean") -> float:
+    """One number from the validation MAP of both directions (see :data:`OBJECTIVES`).
+
+    Raises
+    ------
+    InputError
+        If the objective is unknown or the report has no validation MAP (no validation split).
+    """
+    if objective not in OBJECTIVES:
+        raise InputError(f"tuning objective {objective!r} is not one of {', '.join(OBJECTIVES)}")
+    directions = ("image->text", "text->image")
+    if not all(direction in validation_map for direction in directions):
+        raise InputError("tuning needs a validation MAP in both directions: set validation_fraction above 0")
+    values = [float(validation_map[direction]) for direction in directions]
+    if objective == "mean":
+        return sum(values) / 2
+    if objective == "min":
+        return min(values)
+    return float(validation_map[objective])
+
+
+def choose_candidate(scores: Sequence[Sequence[float]]) -> int:
+    """Index of the candidate with the best mean score; ties go to the earlier candidate.
+
+    Candidates without any score are skipped.
+
+    Raises
+    ------
+    InputError
+        If no candidate has a score.
+    """
+    best_index, best_mean = -1, float("-inf")
+    for index, values in enumerate(scores):
+        if not values:
+            continue
+        mean = sum(values) / len(values)
+        if mean > best_mean:
+            best_index, best_mean = index, mean
+    if best_index < 0:
+        raise InputError("no tuning candidate has a validation score")
+    return best_index
+
+
+@dataclass
+class Candidate:
+    """One point of the grid and how it scored.
+
+    Attributes
+    ----------
+    overrides : dict
+        Dotted settings that differ from the base configuration.
+    scores : list of float
+        Validation score per repeat (seed).
+    validation_map : list of dict
+        Validation MAP per direction, per repeat.
+    best_epochs : list of tuple of int
+        Stage-2 and Stage-3 epochs chosen by early stopping, per repeat.
+    seconds : float
+        Training time of all its repeats.
+    """
+
+    overrides: dict[str, Any]
+    scores: list[float] = field(default_factory=list)
+    validation_map: list[dict[str, float]] = field(default_factory=list)
+    best_epochs: list[tuple[int, int]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def mean_score(self) -> float:
+        """Mean validation score over the repeats."""
+        return sum(self.scores) / len(self.scores) if self.scores else float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready record."""
+        return {
+            "overrides": self.overrides,
+            "scores": self.scores,
+            "mean_score": self.mean_score,
+            "validation_map": self.validation_map,
+            "best_epochs": [list(pair) for pair in self.best_epochs],
+            "seconds": self.seconds,
+        }
+
+
+@dataclass
+class TuningResult:
+    """Every candidate's validation score and the one chosen.
+
+    Attributes
+    ----------
+    objective : str
+        How the two directions were combined (:data:`OBJECTIVES`).
+    seeds : list of int
+        The seed of each repeat (each draws its own validation split).
+    candidates : list of Candidate
+        In grid order.
+    best_index : int
+        Position of the chosen candidate.
+    """
+
+    objective: str
+    seeds: list[int]
+    candidates: list[Candidate]
+    best_index: int
+
+    @property
+    def best(self) -> Candidate:
+        """The chosen candidate."""
+        return self.candidates[self.best_index]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready record (stored in the model's report)."""
+        return {
+            "objective": self.objective,
+            "seeds": self.seeds,
+            "best_index": self.best_index,
+            "candidates": [candidate.as_dict() for candidate in self.candidates],
+        }
+
+    def table(self) -> str:
+        """Plain-text table of the candidates, best marked with ``*``."""
+        lines = [f"validation score ({self.objective}, mean over seeds {self.seeds}) | candidate"]
+        for index, candidate in enumerate(self.candidates):
+            marker = "*" if index == self.best_index else " "
+            lines.append(f"{marker} {candidate.mean_score:.4f} | {describe_overrides(candidate.overrides)}")
+        return "\n".join(lines)
+
+
+def tune(
+    image: Any,
+    text: Any,
+    labels: Any,
+    grid: Mapping[str, Any],
+    *,
+    config: DDCMHConfig | None = None,
+    repeats: int = 1,
+    objective: str = "mean",
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: ProgressCallback | None = None,
+) -> tuple[DDCMH, TuningResult]:
+    """Train every candidate of ``grid``, choose one by validation MAP, return its model.
+
+    Parameters
+    ----------
+    image, text, labels
+        The training pairs, as for :meth:`DDCMH.fit`.
+    grid : mapping
+        Dotted setting paths (or nested tables) to lists of candidate values.
+    config : DDCMHConfig, optional
+        The base configuration the candidates override; its ``validation_fraction`` must be above 0.
+    repeats : int
+        Seeds per candidate (``config.seed``, ``config.seed + 1``, ...); candidates are ranked by
+        their mean validation score.
+    objective : {"mean", "min", "image->text", "text->image"}
+        How the validation MAP of the two directions becomes one score.
+    run_dir : path, optional
+        Checkpoints of every candidate go to ``run_dir/candidate-<i>/seed-<s>`` (for ``resume``).
+    resume : bool
+        Reuse finished and interrupted candidates found in ``run_dir``.
+    progress : callable, optional
+        Receives progress lines.
+
+    Returns
+    -------
+    model : DDCMH
+        The chosen candidate's model trained with ``config.seed`` (refitted on all training rows when
+        ``config.refit``); ``model.report_["tuning"]`` holds the whole comparison.
+    result : TuningResult
+
+    Raises
+    ------
+    InputError
+        For an invalid grid, setting, value, objective or repeat count, before any training.
+    """
+    from ..plugins import hasher_registry
+    from .pipeline import DDCMH
+
+    base = config or DDCMHConfig()
+    if base.validation_fraction <= 0:
+        raise InputError("tuning needs a validation split: set validation_fraction above 0")
+    if repeats < 1:
+        raise InputError(f"tuning: repeats must be at least 1, got {repeats}")
+    if objective not in OBJECTIVES:
+        raise InputError(f"tuning objective {objective!r} is not one of {', '.join(OBJECTIVES)}")
+    candidate_overrides = expand_grid(flatten_grid(grid))
+    configs = [apply_overrides(base, overrides) for overrides in candidate_overrides]
+    for candidate_config, overrides in zip(configs, candidate_overrides, strict=True):
+        try:  # hasher names and parameters are checked before any training
+            hasher_registry().create(
+                candidate_config.hasher, n_bits=candidate_config.n_bits, **candidate_config.hasher_params
+            )
+        except InputError as error:
+            raise InputError(f"tuning grid: candidate {describe_overrides(overrides)}: {error}") from None
+    seeds = [base.seed + offset for offset in range(repeats)]
+    folder = Path(run_dir) if run_dir is not None else None
+    candidates = [Candidate(overrides) for overrides in candidate_overrides]
+    kept: dict[int, DDCMH] = {}  # the seed-`config.seed` model of the best candidate so far
+    for index, (candidate, candidate_config) in enumerate(zip(candidates, configs, strict=True)):
+        started = time.perf_counter()
+        for seed in seeds:
+            label = f"[tune {index + 1}/{len(candidates)} seed {seed}] " + describe_overrides(
+                candidate.overrides
+            )
+
+            def say(line: str, label: str = label) -> None:
+                if progress is not None:
+                    progress(f"{label} {line}")
+
+            model = DDCMH(candidate_config.model_copy(update={"seed": seed, "refit": False})).fit(
+                image,
+                text,
+                labels,
+                run_dir=folder / f"candidate-{index}" / f"seed-{seed}" if folder is not None else None,
+                resume=resume,
+                progress=say if progress is not None else None,
+            )
+            directions = model.report_["validation_map"]
+            candidate.validation_map.append(dict(directions))
+            candidate.scores.append(validation_score(directions, objective))
+            candidate.best_epochs.append(
+                (model.report_["stage2_best_epoch"], model.report_["stage3_best_epoch"])
+            )
+            if seed == base.seed:
+                kept[index] = model
+        candidate.seconds = time.perf_counter() - started
+        if progress is not None:
+            progress(
+                f"[tune {index + 1}/{len(candidates)}] {describe_overrides(candidate.overrides)}: "
+                f"validation score {candidate.mean_score:.4f} ({objective})"
+            )
+        leader = choose_candidate([c.scores for c in candidates])
+        kept = {leader: kept[leader]}
+    best_index = choose_candidate([c.scores for c in candidates])
+    best_model = kept[best_index]
+    result = TuningResult(objective=objective, seeds=seeds, candidates=candidates, best_index=best_index)
+    if base.refit:
+        best_model.config = configs[best_index].model_copy(update={"refit": True})
+        best_model._refit_on_all_rows(
+            image, text, labels, folder / "chosen" if folder is not None else None, resume, progress
+        )
+    best_model.report_["tuning"] = result.as_dict()
+    best_model.tuning_ = result
+    if progress is not None:
+        progress(f"[tune] chosen: {describe_overrides(result.best.overrides)}\n{result.table()}")
+    return best_model, result

@@ -1,0 +1,198 @@
+"""Hyper-parameter choice on the validation split: grids, scores, DDCMH.tune and ddcmh-bench --tune."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from engine_data import FAST_NETWORK, FAST_TRAINING, two_view_data
+
+from ddcmh_core import InputError
+from ddcmh_core.cli.bench import main
+from ddcmh_core.engine.config import DDCMHConfig
+from ddcmh_core.engine.pipeline import DDCMH
+from ddcmh_core.engine.tuning import (
+    apply_overrides,
+    choose_candidate,
+    expand_grid,
+    flatten_grid,
+    validation_score,
+)
+
+FAST = {
+    "image_training": FAST_TRAINING,
+    "text_training": FAST_TRAINING,
+    "image_network": FAST_NETWORK,
+    "text_network": FAST_NETWORK,
+}
+CRIPPLED_LEARNING_RATE = 1e-9  # the networks cannot move from their initialisation
+
+
+def test_nested_tables_and_dotted_keys_give_the_same_grid():
+    nested = flatten_grid({"image_network": {"dropout": [0.1, 0.5]}, "hasher_params": {"n_iter": [5]}})
+    dotted = flatten_grid({"image_network.dropout": [0.1, 0.5], "hasher_params.n_iter": [5]})
+    assert nested == dotted == {"image_network.dropout": [0.1, 0.5], "hasher_params.n_iter": [5]}
+    assert expand_grid(nested) == [
+        {"image_network.dropout": 0.1, "hasher_params.n_iter": 5},
+        {"image_network.dropout": 0.5, "hasher_params.n_iter": 5},
+    ]
+    assert expand_grid({}) == [{}]
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ({"image_network.dropout": 0.5}, "must be a non-empty list of candidate values"),
+        ({"image_network.dropout": []}, "must be a non-empty list"),
+        ({"seed": [0, 1]}, "seed cannot be tuned"),
+        ({"validation_fraction": [0.1, 0.2]}, "validation_fraction cannot be tuned"),
+        ({"image_network": {}}, "is an empty table"),
+    ],
+)
+def test_bad_grids_are_refused_with_the_setting_named(grid, message):
+    with pytest.raises(InputError, match=message):
+        flatten_grid(grid)
+
+
+def test_overrides_merge_into_nested_settings_and_are_validated():
+    base = DDCMHConfig(image_network={"hidden_sizes": [64], "dropout": 0.2})
+    changed = apply_overrides(base, {"image_network.dropout": 0.5, "hasher_params.n_iter": 7})
+    assert changed.image_network.hidden_sizes == [64]  # untouched nested settings survive
+    assert changed.image_network.dropout == 0.5 and changed.hasher_params == {"n_iter": 7}
+    assert base.image_network.dropout == 0.2
+    together = apply_overrides(base, {"image_network": {"kernel_lift": "rbf", "lift_width_scale": 0.5}})
+    assert together.image_network.hidden_sizes == [64] and together.image_network.dropout == 0.2
+    assert together.image_network.kernel_lift == "rbf" and together.image_network.lift_width_scale == 0.5
+    with pytest.raises(InputError, match=r"unknown setting 'image_network\.dropuot'"):
+        apply_overrides(base, {"image_network.dropuot": 0.5})
+    with pytest.raises(InputError, match=r"image_network\.dropout=1\.5: image_network\.dropout"):
+        apply_overrides(base, {"image_network.dropout": 1.5})
+
+
+def test_validation_score_objectives_and_candidate_choice():
+    both = {"image->text": 0.2, "text->image": 0.6}
+    assert validation_score(both) == pytest.approx(0.4)
+    assert validation_score(both, "min") == 0.2
+    assert validation_score(both, "text->image") == 0.6
+    with pytest.raises(InputError, match="validation_fraction above 0"):
+        validation_score({})
+    with pytest.raises(InputError, match="is not one of"):
+        validation_score(both, "max")
+    assert choose_candidate([[0.3, 0.5], [0.4, 0.4], [0.1]]) == 0  # ties keep the earlier one
+    assert choose_candidate([[], [0.2]]) == 1
+    with pytest.raises(InputError, match="no tuning candidate"):
+        choose_candidate([[], []])
+
+
+def test_tune_chooses_by_validation_and_returns_the_chosen_model(tmp_path):
+    images, texts, labels = two_view_data(n_samples=240)
+    base = DDCMHConfig(hasher="itq", n_bits=8, **FAST)
+    grid = {"image_training.learning_rate": [CRIPPLED_LEARNING_RATE, 1e-3]}
+    lines: list[str] = []
+    model = DDCMH.tune(images, texts, labels, grid, config=base, repeats=2, progress=lines.append)
+    result = model.tuning_
+    assert result.best_index == 1 and model.config.image_training.learning_rate == 1e-3
+    assert [len(candidate.scores) for candidate in result.candidates] == [2, 2]
+    assert result.seeds == [0, 1]
+    assert result.candidates[1].mean_score > result.candidates[0].mean_score + 0.05
+    assert model.report_["tuning"]["best_index"] == 1
+    assert any("chosen: image_training.learning_rate=0.001" in line for line in lines)
+    # The returned model is the chosen candidate trained with the base seed, nothing else.
+    plain = DDCMH(apply_overrides(base, {"image_training.learning_rate": 1e-3})).fit(images, texts, labels)
+    np.testing.assert_array_equal(model.encode_image(images), plain.encode_image(images))
+    assert "image_training.learning_rate=1e-09" in result.table()
+
+
+def test_tune_refits_only_the_chosen_candidate():
+    images, texts, labels = two_view_data(n_samples=200)
+    base = DDCMHConfig(hasher="itq", n_bits=8, refit=True, **FAST)
+    model = DDCMH.tune(images, texts, labels, {"text_network.dropout": [0.0, 0.2]}, config=base)
+    assert model.report_["refit"] is True and len(model.fit_rows_) == 200
+    assert model.config.refit is True
+    assert model.report_["tuning"]["candidates"][0]["scores"]
+
+
+def test_tune_refuses_bad_settings_before_training():
+    images, texts, labels = two_view_data(n_samples=100)
+    with pytest.raises(InputError, match="validation split"):
+        no_split = DDCMHConfig(validation_fraction=0)
+        DDCMH.tune(images, texts, labels, {"text_network.dropout": [0.1]}, config=no_split)
+    with pytest.raises(InputError, match="argument 'no_such'"):
+        DDCMH.tune(images, texts, labels, {"hasher_params.no_such": [1]})
+    with pytest.raises(InputError, match="repeats must be at least 1"):
+        DDCMH.tune(images, texts, labels, {"text_network.dropout": [0.1]}, repeats=0)
+
+
+# ------------------------------------------------------------------ ddcmh-bench --tune
+@pytest.fixture
+def tiny_run(tiny_dataset):
+    data, config = tiny_dataset
+    config.write_text(config.read_text() + "[tune.hasher_params]\nn_iter = [3, 10]\n")
+    return data, config
+
+
+def test_bench_reports_the_candidate_chosen_on_validation(tiny_run, tmp_path, capsys):
+    data, config = tiny_run
+    out = tmp_path / "out"
+    arguments = [
+        "--dataset", data, "--config", config, "--hasher", "itq,lsh", "--bits", "8", "--seeds", "2",
+        "--tune", f"text_training.learning_rate={CRIPPLED_LEARNING_RATE},0.001", "--out", out,
+    ]  # fmt: skip
+    assert main([str(a) for a in arguments]) == 0
+    stdout = capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    tuning = {record["hasher"]: record for record in results["tuning"]}
+    # itq has n_iter: 2 x 2 candidates; lsh has not: only the learning rates.
+    assert len(tuning["itq"]["candidates"]) == 4 and len(tuning["lsh"]["candidates"]) == 2
+    for record in tuning.values():
+        chosen = record["candidates"][record["chosen"]]
+        assert chosen["overrides"]["text_training.learning_rate"] == 0.001
+        assert chosen["seeds"] == [0, 1] and len(chosen["scores"]) == 2
+        assert chosen["mean_score"] == max(c["mean_score"] for c in record["candidates"])
+    # The reported DDCMH rows are those of the chosen candidate's cells (both seeds).
+    stored = [json.loads(path.read_text()) for path in (out / "cells").glob("*.json")]
+    cells = {cell["cell"]: cell for cell in stored}
+    chosen_key = f"ddcmh-lsh-8bits-seed{{}}-candidate{tuning['lsh']['chosen']}"
+    expected = np.mean([_map(cells[chosen_key.format(seed)], "image->text") for seed in (0, 1)])
+    reported = _record(results, "lsh", "image->text")
+    assert reported["value"] == pytest.approx(expected) and reported["seeds"] == [0, 1]
+    assert "Hyper-parameters chosen on the validation split (objective: mean)" in stdout
+    assert len(results["cells"]) == 2 * (1 + 4 + 2)  # every cell's report stays in results.json
+
+
+def _map(cell, task):
+    return next(
+        m["value"]
+        for m in cell["tasks"][task]["metrics"]
+        if m["metric"] == "map@all" and m["tie_policy"] == "expected"
+    )
+
+
+def _record(results, hasher, task):
+    return next(
+        r
+        for r in results["records"]
+        if r["method"] == "ddcmh" and r["hasher"] == hasher and r["task"] == task
+        and r["metric"] == "map@all" and r["tie_policy"] == "expected"
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--tune", "seed=1,2"], "seed cannot be tuned"),
+        (["--tune", "n_bits=8,16"], "n_bits is set by the bench itself"),
+        (["--tune", "image_network.dropout"], "expected SETTING=V1,V2"),
+        (["--tune", "image_network.dropout=0.1,3"], "invalid model settings (tuning candidate 2 of itq)"),
+        (["--tune", "image_network.dropuot=0.1"], "unknown setting 'image_network.dropuot'"),
+        (["--hasher", "lsh", "--tune", "hasher_params.n_iter=3,5"], "hasher_params.n_iter applies to none"),
+        (["--tune", "hasher_params.n_iter=-1"], "n_iter"),
+    ],
+)
+def test_bad_tuning_grids_exit_2_before_any_work(arguments, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status = main(["--hasher", "itq", *arguments] if "--hasher" not in arguments else arguments)
+    assert status == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "ddcmh-results").exists()
