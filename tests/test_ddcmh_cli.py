@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ddcmh_core.cli.main import main, read_codes
+from ddcmh_core.engine.pipeline import DDCMH
 from ddcmh_core.testing import make_bow_data
 
 CONFIG = """
@@ -197,3 +198,26 @@ def test_errors_exit_2(trained, capsys, tmp_path):
     assert "not a readable HDF5 file" in capsys.readouterr().err
     assert main(["train", "--dataset", str(data), "--hasher", "nope", "--model", str(tmp_path / "m.h5")]) == 2
     assert "unknown hasher 'nope'" in capsys.readouterr().err
+
+
+def test_train_tunes_on_the_validation_split_and_saves_the_chosen_model(trained, capsys, tmp_path):
+    _, data, _, images = trained
+    config = tmp_path / "tune.toml"
+    config.write_text(CONFIG + "[tune]\nimage_network = [{}, { kernel_lift = 'rbf', lift_anchors = 50 }]\n")
+    model_path = tmp_path / "tuned.h5"
+    arguments = ["train", "--dataset", data, "--hasher", "itq", "--bits", "8", "--config", config]
+    arguments += ["--tune", "text_training.learning_rate=1e-9,0.001", "--tune-repeats", "2"]
+    assert main([str(a) for a in [*arguments, "--model", model_path]]) == 0
+    captured = capsys.readouterr()
+    assert "[tune] chosen:" in captured.err and "text_training.learning_rate=0.001" in captured.err
+    model = DDCMH.load(model_path)
+    tuning = model.report_["tuning"]
+    assert len(tuning["candidates"]) == 4 and tuning["seeds"] == [0, 1]
+    chosen = tuning["candidates"][tuning["best_index"]]
+    assert chosen["overrides"]["text_training.learning_rate"] == 0.001
+    assert model.config.text_training.learning_rate == 0.001
+    assert model.encode_image(images).shape == (len(images), 8)
+    bad = ["train", "--dataset", data, "--model", tmp_path / "bad.h5", "--tune", "seed=1,2"]
+    assert main([str(a) for a in bad]) == 2
+    assert "seed cannot be tuned" in capsys.readouterr().err
+    assert not (tmp_path / "bad.h5").exists()

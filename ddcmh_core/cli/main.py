@@ -20,6 +20,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..engine.tuning import OBJECTIVES
 from ..errors import DdcmhError, InputError
 from ..files import atomic_path, open_ddcmh_h5
 from . import stdout_closed
@@ -46,6 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", metavar="DIR", help="checkpoints (default: <model>.run/)")
     train.add_argument("--resume", action="store_true", help="continue from the checkpoints in --run-dir")
     train.add_argument("--drop-unlabelled", action="store_true", help="drop training items without labels")
+    train.add_argument(
+        "--tune",
+        action="append",
+        default=[],
+        metavar="SETTING=V1,V2",
+        help=(
+            "choose a setting among candidates on the validation split (repeatable; the grid is every "
+            "combination; a [tune] table in --config works too), e.g. image_network.dropout=0.3,0.5"
+        ),
+    )
+    train.add_argument(
+        "--tune-repeats", type=int, default=1, metavar="N", help="seeds per tuning candidate (default 1)"
+    )
+    train.add_argument(
+        "--tune-objective", choices=OBJECTIVES, default="mean", help="validation score to choose by"
+    )
 
     encode = commands.add_parser("encode", help="encode images or texts into codes with a model")
     encode.add_argument("--model", required=True, metavar="FILE.h5")
@@ -88,12 +105,18 @@ def _load(dataset: str, data_dir: str | None, **options: Any) -> Any:
         return load_dataset(dataset, data_dir=data_dir, **options)
 
 
+def _print_progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def command_train(arguments: argparse.Namespace) -> int:
     """``ddcmh train``."""
     from ..engine.pipeline import DDCMH
-    from .bench import _hasher_options
+    from .bench import _hasher_options, _tune_options
 
     options = _hasher_options(arguments.hasher_opt).get("*", {})
+    settings = _read_settings(arguments.config)
+    grid = {**settings.pop("tune", {}), **_tune_options(arguments.tune)}
     dataset = _load(arguments.dataset, arguments.data_dir)
     dataset.require_views()
     if arguments.drop_unlabelled:
@@ -101,7 +124,7 @@ def command_train(arguments: argparse.Namespace) -> int:
     model_path = Path(arguments.model)
     run_dir = Path(arguments.run_dir) if arguments.run_dir else model_path.with_name(model_path.name + ".run")
     model = DDCMH(
-        **_read_settings(arguments.config),
+        **settings,
         hasher=arguments.hasher,
         hasher_params=options,
         n_bits=arguments.bits,
@@ -110,14 +133,19 @@ def command_train(arguments: argparse.Namespace) -> int:
     )
     train = dataset.split.train
     started = time.perf_counter()
-    model.fit(
-        dataset.image.select(train),
-        dataset.text.select(train),
-        dataset.labels[train],
-        run_dir=run_dir,
-        resume=arguments.resume,
-        progress=lambda line: print(line, file=sys.stderr, flush=True),
-    )
+    views = (dataset.image.select(train), dataset.text.select(train), dataset.labels[train])
+    fit_options = {"run_dir": run_dir, "resume": arguments.resume, "progress": _print_progress}
+    if grid:
+        model = DDCMH.tune(
+            *views,
+            grid,
+            config=model.config,
+            repeats=arguments.tune_repeats,
+            objective=arguments.tune_objective,
+            **fit_options,
+        )
+    else:
+        model.fit(*views, **fit_options)
     extras: dict[str, Any] = {
         "dataset": dataset.fingerprint.as_dict(),
         "split": {"protocol": dataset.split.protocol, "checksum": dataset.split.checksum()},
