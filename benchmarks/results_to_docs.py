@@ -41,7 +41,12 @@ def convert(run_dir: Path, name: str, title: str | None, command: str | None, sl
         f"{results['versions'].get('torch')}; dataset fingerprint sha256 "
         f"{results['dataset']['fingerprint']['sha256'][:16]}; split checksum "
         f"{results['dataset']['split']['checksum'][:16]}; hashers {', '.join(config['hashers'])}; "
-        f"bits {config['bits']}; seeds {config['seeds']}; model settings {json.dumps(config['model'])}."
+        f"bits {config['bits']}; seeds {config['seeds']}; model settings {json.dumps(config['model'])}"
+        + (
+            f"; tuning grid {json.dumps(config['tune'])} (objective {config['tune_objective']})."
+            if config.get("tune")
+            else "."
+        )
     )
     images = "\n".join(f"![{plot[:-4]}]({name}/{slug}/{plot})" for plot in PLOTS if (run_dir / plot).exists())
     command_line = f"\n\nCommand: `{command}`" if command else ""
