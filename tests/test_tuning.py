@@ -113,6 +113,21 @@ def test_tune_refits_only_the_chosen_candidate():
     assert model.report_["tuning"]["candidates"][0]["scores"]
 
 
+def test_tune_resumes_from_its_run_folder(tmp_path):
+    images, texts, labels = two_view_data(n_samples=160)
+    base = DDCMHConfig(hasher="itq", n_bits=8, **FAST)
+    grid = {"text_network.dropout": [0.0, 0.2]}
+    first = DDCMH.tune(images, texts, labels, grid, config=base, run_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["candidate-0", "candidate-1"]
+    lines: list[str] = []
+    again = DDCMH.tune(
+        images, texts, labels, grid, config=base, run_dir=tmp_path, resume=True, progress=lines.append
+    )
+    assert sum("reused codes" in line for line in lines) == 2
+    assert [c.scores for c in again.tuning_.candidates] == [c.scores for c in first.tuning_.candidates]
+    np.testing.assert_array_equal(again.encode_text(texts), first.encode_text(texts))
+
+
 def test_tune_refuses_bad_settings_before_training():
     images, texts, labels = two_view_data(n_samples=100)
     with pytest.raises(InputError, match="validation split"):
