@@ -173,6 +173,8 @@ def test_bench_reports_the_candidate_chosen_on_validation(tiny_run, tmp_path, ca
     reported = _record(results, "lsh", "image->text")
     assert reported["value"] == pytest.approx(expected) and reported["seeds"] == [0, 1]
     assert "Hyper-parameters chosen on the validation split (objective: mean)" in stdout
+    chosen_row = next(line for line in stdout.splitlines() if line.startswith("| 2. text_training"))
+    assert chosen_row.endswith(f"| **{tuning['lsh']['candidates'][1]['mean_score']:.4f}** |")
     assert len(results["cells"]) == 2 * (1 + 4 + 2)  # every cell's report stays in results.json
 
 

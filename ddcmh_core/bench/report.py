@@ -97,7 +97,12 @@ def markdown_report(results: dict[str, Any], out_dir: Path | None = None) -> str
             "MAP@all with ties broken by database index (what most published code computes), "
             "MAP@k, P@N and precision within Hamming radius 2 are in results.json.",
         ]
-    lines += ["", f"Device: {results['device']}. Wall time: {results['wall_seconds']:.0f} s."]
+    compute = results.get("cell_seconds")
+    lines += [
+        "",
+        f"Device: {results['device']}. Wall time: {results['wall_seconds']:.0f} s"
+        + (f" (cells' own compute time, cached ones included: {compute:.0f} s)." if compute else "."),
+    ]
     if out_dir is not None:
         lines += [
             f"Files in {out_dir}: results.json (every metric, config, versions, split), results.md "
@@ -108,7 +113,7 @@ def markdown_report(results: dict[str, Any], out_dir: Path | None = None) -> str
 
 
 def _tuning_lines(tuning: Sequence[dict[str, Any]]) -> list[str]:
-    """The table of hyper-parameters chosen on the validation split (none when the run did not tune)."""
+    """Per hasher, every candidate's mean validation score per code length, the chosen in bold."""
     from ..engine.tuning import describe_overrides
 
     if not tuning:
@@ -117,25 +122,26 @@ def _tuning_lines(tuning: Sequence[dict[str, Any]]) -> list[str]:
         "",
         f"## Hyper-parameters chosen on the validation split (objective: {tuning[0]['objective']})",
         "",
-        "The DDCMH rows above are, per hasher and code length, the candidate with the best mean "
-        "validation score over the seeds; the query set played no part in the choice.",
-        "",
-        "| hasher | bits | chosen | validation score | other candidates |",
-        "|---|---|---|---|---|",
+        "Mean validation score over the seeds of every candidate; the DDCMH rows above are those of "
+        "the candidate in bold, chosen per hasher and code length. The query set played no part in "
+        "the choice.",
     ]
+    by_hasher: dict[str, list[dict[str, Any]]] = {}
     for record in tuning:
-        candidates = record["candidates"]
-        chosen = candidates[record["chosen"]]
-        others = "; ".join(
-            f"{describe_overrides(c['overrides'])}: "
-            + (f"{c['mean_score']:.4f}" if c["mean_score"] is not None else "not run")
-            for c in candidates
-            if c["candidate"] != record["chosen"]
-        )
-        lines.append(
-            f"| {record['hasher']} | {record['bits']} | {describe_overrides(chosen['overrides'])} | "
-            f"{chosen['mean_score']:.4f} | {others or '—'} |"
-        )
+        by_hasher.setdefault(record["hasher"], []).append(record)
+    for hasher, records in by_hasher.items():
+        records = sorted(records, key=lambda record: record["bits"])
+        lines += ["", f"**{hasher}**", ""]
+        lines += ["| candidate | " + " | ".join(f"{r['bits']} bits" for r in records) + " |"]
+        lines.append("|---|" + "---|" * len(records))
+        for index, candidate in enumerate(records[0]["candidates"]):
+            cells = []
+            for record in records:
+                score = record["candidates"][index]["mean_score"]
+                text = "not run" if score is None else f"{score:.4f}"
+                cells.append(f"**{text}**" if record["chosen"] == index else text)
+            label = describe_overrides(candidate["overrides"])
+            lines.append(f"| {index + 1}. {label} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -484,6 +484,7 @@ class BenchRun:
             "versions": runtime_versions(),
             "device": _device_description(self.config.device),
             "wall_seconds": time.perf_counter() - self.started,
+            "cell_seconds": float(sum(r["seconds"].get("total", 0.0) for r in all_cells)),
             "cells": [
                 {"cell": r["cell"], "seconds": r["seconds"], "report": r.get("report", {})} for r in all_cells
             ],
