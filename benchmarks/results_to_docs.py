@@ -1,11 +1,11 @@
 """Copy a ``ddcmh-bench`` run's table and plots into the documentation's results page.
 
-Run: ``python benchmarks/results_to_docs.py RUN_DIR NAME [--title T] [--command C] [--slug S] [--append]``
+Run: ``python benchmarks/results_to_docs.py RUN_DIR NAME [--title T] [--command C] [--slug S] [--append|--prepend]``
 
 Writes ``docs/results/NAME.md`` (the run's ``results.md`` with headings moved one level down,
 the machine-specific file list dropped, and the plots linked) and copies the PNG plots to
-``docs/results/NAME/``. With ``--append`` the section is added to an existing page (a second run
-of the same dataset, e.g. with another configuration).
+``docs/results/NAME/``. With ``--append`` (``--prepend``) the section is added after (before) an
+existing page's sections (a second run of the same dataset, e.g. with another configuration).
 """
 
 from __future__ import annotations
@@ -59,7 +59,9 @@ def main() -> None:
     parser.add_argument("name")
     parser.add_argument("--title")
     parser.add_argument("--command")
-    parser.add_argument("--append", action="store_true")
+    placement = parser.add_mutually_exclusive_group()
+    placement.add_argument("--append", action="store_true", help="add the section after the page's")
+    placement.add_argument("--prepend", action="store_true", help="add the section before the page's")
     parser.add_argument("--slug", help="folder name of the plots (default: the run folder's name)")
     arguments = parser.parse_args()
     section = convert(
@@ -70,8 +72,9 @@ def main() -> None:
         arguments.slug or arguments.run_dir.name,
     )
     page = DOCS_RESULTS / f"{arguments.name}.md"
-    existing = page.read_text() if arguments.append and page.exists() else ""
-    page.write_text(existing + section)
+    keep = (arguments.append or arguments.prepend) and page.exists()
+    existing = page.read_text() if keep else ""
+    page.write_text(section + existing if arguments.prepend else existing + section)
     print(f"wrote {page}")
 
 
