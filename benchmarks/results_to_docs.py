@@ -1,6 +1,7 @@
 """Copy a ``ddcmh-bench`` run's table and plots into the documentation's results page.
 
-Run: ``python benchmarks/results_to_docs.py RUN_DIR NAME [--title T] [--command C] [--slug S] [--append|--prepend]``
+Run: ``python benchmarks/results_to_docs.py RUN_DIR NAME [--title T] [--command C] [--slug S]
+[--append | --prepend]``
 
 Writes ``docs/results/NAME.md`` (the run's ``results.md`` with headings moved one level down,
 the machine-specific file list dropped, and the plots linked) and copies the PNG plots to
