@@ -22,6 +22,7 @@ import numpy as np
 
 from .._version import __version__
 from ..engine.tuning import (
+    check_candidate,
     check_setting_path,
     choose_candidate,
     expand_grid,
@@ -166,18 +167,16 @@ def validate_plan(config: BenchConfig) -> None:
             )
     for hasher in config.hashers:
         registry.create(hasher, n_bits=min(config.bits), **resolve_hasher_options(config, hasher))
-        for candidate in range(len(tuning_candidates(config, hasher))) or [None]:
-            cell = Cell("ddcmh", hasher, config.bits[0], 0, candidate)
-            fields = model_config_for(config, cell)
+        candidates = tuning_candidates(config, hasher)
+        for candidate in range(len(candidates)) or [None]:
+            cell = Cell("ddcmh", hasher, min(config.bits), 0, candidate)
             try:
-                model = DDCMHConfig(**fields)
+                model = DDCMHConfig(**model_config_for(config, cell))
             except Exception as error:
                 where = f" (tuning candidate {candidate + 1} of {hasher})" if candidate is not None else ""
                 raise InputError(f"invalid model settings{where}: {error}") from None
             if candidate is not None:
-                if model.validation_fraction <= 0:
-                    raise InputError("tune: tuning needs a validation split; model.validation_fraction is 0")
-                registry.create(hasher, n_bits=min(config.bits), **model.hasher_params)
+                check_candidate(model, candidates[candidate], owner="tune")
 
 
 def config_digest(config: BenchConfig, fingerprint: str) -> str:
@@ -419,11 +418,10 @@ class BenchRun:
     def _aggregate(self, finished: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
         from ..engine.model_file import runtime_versions
 
-        all_cells = finished
-        finished, tuning = select_tuned_cells(finished, self.config)
+        reported, tuning = select_tuned_cells(finished, self.config)
         groups: dict[tuple[Any, ...], list[tuple[int, float]]] = {}
         curves: dict[str, Any] = {}
-        for result in finished:
+        for result in reported:
             entries: Iterable[tuple[str, str | None, str, dict[str, Any]]] = [
                 (result["method"], result["hasher"], task, payload)
                 for task, payload in result["tasks"].items()
@@ -484,9 +482,9 @@ class BenchRun:
             "versions": runtime_versions(),
             "device": _device_description(self.config.device),
             "wall_seconds": time.perf_counter() - self.started,
-            "cell_seconds": float(sum(r["seconds"].get("total", 0.0) for r in all_cells)),
+            "cell_seconds": float(sum(r["seconds"].get("total", 0.0) for r in finished)),
             "cells": [
-                {"cell": r["cell"], "seconds": r["seconds"], "report": r.get("report", {})} for r in all_cells
+                {"cell": r["cell"], "seconds": r["seconds"], "report": r.get("report", {})} for r in finished
             ],
             "tuning": tuning,
             "records": records,

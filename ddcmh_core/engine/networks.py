@@ -92,7 +92,7 @@ class HashMLP(nn.Module):
             values = np.asarray(features, dtype=np.float64)
             shift = values.mean(axis=0)
             spread = values.std(axis=0)
-        scale = np.divide(1.0, spread, out=np.ones_like(spread), where=spread > 1e-12)
+        scale = _inverse_spread(spread)
         self.input_shift.copy_(torch.as_tensor(shift, dtype=self.input_shift.dtype))
         self.input_scale.copy_(torch.as_tensor(scale, dtype=self.input_scale.dtype))
 
@@ -121,13 +121,9 @@ class HashMLP(nn.Module):
             rng.choice(scaled.shape[0], min(scaled.shape[0], LIFT_STATISTICS_ROWS), replace=False)
         )
         similarities = feature_map.transform(scaled[sample])
-        spread = similarities.std(axis=0)
         self.lift_shift.copy_(torch.as_tensor(similarities.mean(axis=0), dtype=self.lift_shift.dtype))
         self.lift_scale.copy_(
-            torch.as_tensor(
-                np.divide(1.0, spread, out=np.ones_like(spread), where=spread > 1e-12),
-                dtype=self.lift_scale.dtype,
-            )
+            torch.as_tensor(_inverse_spread(similarities.std(axis=0)), dtype=self.lift_scale.dtype)
         )
 
     def _lift(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -174,6 +170,11 @@ class HashMLP(nn.Module):
             if position < len(self.linears):
                 hidden = self.dropout(torch.relu(self.norms[position](hidden)))
         return hidden
+
+
+def _inverse_spread(spread: np.ndarray) -> np.ndarray:
+    """``1 / spread`` per feature, and 1 where a feature is constant on the training rows."""
+    return np.divide(1.0, spread, out=np.ones_like(spread), where=spread > 1e-12)
 
 
 def _normalization(kind: str, width: int) -> nn.Module:

@@ -170,6 +170,25 @@ def describe_overrides(overrides: Mapping[str, Any]) -> str:
     return ", ".join(f"{key}={json.dumps(value)}" for key, value in overrides.items())
 
 
+def check_candidate(config: DDCMHConfig, overrides: Mapping[str, Any], *, owner: str = "tuning grid") -> None:
+    """Check, before any training, that a candidate's configuration can be tuned and trained.
+
+    Raises
+    ------
+    InputError
+        If there is no validation split to score it on, or its hasher rejects its parameters
+        (the message names the candidate).
+    """
+    from ..plugins import hasher_registry
+
+    if config.validation_fraction <= 0:
+        raise InputError(f"{owner}: tuning needs a validation split: set validation_fraction above 0")
+    try:
+        hasher_registry().create(config.hasher, n_bits=config.n_bits, **config.hasher_params)
+    except InputError as error:
+        raise InputError(f"{owner}: candidate {describe_overrides(overrides)}: {error}") from None
+
+
 def validation_score(validation_map: Mapping[str, float], objective: str = "mean") -> float:
     """One number from the validation MAP of both directions (see :data:`OBJECTIVES`).
 
@@ -345,12 +364,9 @@ def tune(
     InputError
         For an invalid grid, setting, value, objective or repeat count, before any training.
     """
-    from ..plugins import hasher_registry
     from .pipeline import DDCMH
 
     base = config or DDCMHConfig()
-    if base.validation_fraction <= 0:
-        raise InputError("tuning needs a validation split: set validation_fraction above 0")
     if repeats < 1:
         raise InputError(f"tuning: repeats must be at least 1, got {repeats}")
     if objective not in OBJECTIVES:
@@ -358,12 +374,7 @@ def tune(
     candidate_overrides = expand_grid(flatten_grid(grid))
     configs = [apply_overrides(base, overrides) for overrides in candidate_overrides]
     for candidate_config, overrides in zip(configs, candidate_overrides, strict=True):
-        try:  # hasher names and parameters are checked before any training
-            hasher_registry().create(
-                candidate_config.hasher, n_bits=candidate_config.n_bits, **candidate_config.hasher_params
-            )
-        except InputError as error:
-            raise InputError(f"tuning grid: candidate {describe_overrides(overrides)}: {error}") from None
+        check_candidate(candidate_config, overrides)
     seeds = [base.seed + offset for offset in range(repeats)]
     folder = Path(run_dir) if run_dir is not None else None
     candidates = [Candidate(overrides) for overrides in candidate_overrides]
