@@ -20,7 +20,7 @@ from common import SHARED_DATA, print_header
 
 from ddcmh_core import hasher_registry
 from ddcmh_core.data import load_dataset
-from ddcmh_core.metrics import mean_average_precision, random_code_floor
+from ddcmh_core.evaluation.metrics import mean_average_precision, random_code_floor
 
 
 def main() -> None:

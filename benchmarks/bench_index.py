@@ -16,7 +16,7 @@ import time
 import numpy as np
 from common import load_average, print_header, timed
 
-from ddcmh_core.index import HammingIndex
+from ddcmh_core.evaluation.index import HammingIndex
 
 
 def measured_bandwidth(n_bytes: int = 512 * 2**20) -> float:
@@ -84,7 +84,7 @@ def main() -> None:
     bandwidth = measured_bandwidth()
     database_bytes = database.nbytes
     per_query_stream = arguments.queries * database_bytes
-    from ddcmh_core import index as index_module
+    from ddcmh_core.evaluation import index as index_module
 
     blocked_stream = -(-arguments.queries // index_module._QUERY_BLOCK) * database_bytes
     print(f"memory bandwidth (numpy copy of 512 MiB, read+write): {bandwidth / 1e9:.1f} GB/s")

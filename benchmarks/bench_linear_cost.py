@@ -38,9 +38,9 @@ import scipy.sparse as sp
 import torch
 
 from ddcmh_core.engine.config import NetworkConfig
-from ddcmh_core.engine.dcmh import DCMH
-from ddcmh_core.engine.pipeline import DDCMH
-from ddcmh_core.metrics import mean_average_precision, random_code_floor
+from ddcmh_core.evaluation.metrics import mean_average_precision, random_code_floor
+from ddcmh_core.methods.dcmh import DCMH
+from ddcmh_core.methods.ddcmh import DDCMH
 
 WIKIPEDIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikipedia"
 HIDDEN = [1024]

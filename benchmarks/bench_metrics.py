@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 from common import load_average, print_header, timed
 
-from ddcmh_core.metrics import mean_average_precision
+from ddcmh_core.evaluation.metrics import mean_average_precision
 
 
 def dcmh_calc_map(

@@ -38,11 +38,11 @@ import scipy.sparse
 import torch
 
 from ddcmh_core.data.folder import load_web_news
-from ddcmh_core.engine.config import DDCMHConfig, NetworkConfig, TrainingConfig
+from ddcmh_core.engine.config import NetworkConfig, TrainingConfig
 from ddcmh_core.engine.images import ImageFileSource
-from ddcmh_core.engine.pipeline import DDCMH
 from ddcmh_core.engine.weights import locate_weights
-from ddcmh_core.metrics import mean_average_precision
+from ddcmh_core.evaluation.metrics import mean_average_precision
+from ddcmh_core.methods.ddcmh import DDCMH, DDCMHConfig
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "web_news"
 VARIANTS = ("pretrained", "scratch", "frozen")

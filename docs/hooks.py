@@ -389,7 +389,8 @@ def hasher_reference() -> str:
 def config_reference() -> str:
     """The keys of a ``--config`` TOML file: the bench settings and the model's ``[model]`` table."""
     from ddcmh_core.bench.config import MODEL_KEYS_SET_BY_BENCH, BenchConfig
-    from ddcmh_core.engine.config import DDCMHConfig, NetworkConfig, TrainingConfig
+    from ddcmh_core.engine.config import NetworkConfig, TrainingConfig
+    from ddcmh_core.methods.ddcmh import DDCMHConfig
 
     lines = ["### Top-level keys", ""]
     lines += parameter_table(BenchConfig, label="key")

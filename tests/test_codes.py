@@ -1,12 +1,14 @@
-"""Tests of ddcmh_core.codes: validation, packing and Hamming kernels against a bit-by-bit reference."""
+"""Tests of ddcmh_core.evaluation.codes: validation, packing and Hamming kernels against a bit-by-bit
+reference."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ddcmh_core import codes as codes_module
-from ddcmh_core.codes import (
+from ddcmh_core.evaluation import codes as codes_module
+from ddcmh_core.errors import InputError
+from ddcmh_core.evaluation.codes import (
     InvalidCodesError,
     as_words,
     check_codes,
@@ -18,7 +20,6 @@ from ddcmh_core.codes import (
     popcount,
     unpack_codes,
 )
-from ddcmh_core.errors import InputError
 
 
 def reference_distances(queries: np.ndarray, database: np.ndarray) -> np.ndarray:

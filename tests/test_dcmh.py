@@ -14,15 +14,15 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from ddcmh_core.engine.dcmh import (
+from ddcmh_core.errors import InputError, NotFittedError
+from ddcmh_core.evaluation.metrics import mean_average_precision, random_code_floor
+from ddcmh_core.methods.dcmh import (
     DCMH,
     DCMHConfig,
     dcmh_objective,
     pairwise_batch_loss,
     similarity_block,
 )
-from ddcmh_core.errors import InputError, NotFittedError
-from ddcmh_core.metrics import mean_average_precision, random_code_floor
 
 N_CLASSES = 6
 

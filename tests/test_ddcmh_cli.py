@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ddcmh_core.cli.main import main, read_codes
-from ddcmh_core.engine.pipeline import DDCMH
+from ddcmh_core.methods.ddcmh import DDCMH
 from ddcmh_core.testing import make_bow_data
 
 CONFIG = """

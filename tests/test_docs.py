@@ -181,7 +181,7 @@ def test_config_file_example_is_valid_and_every_key_is_documented(docs_hooks):
     tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from 3.11")
     from ddcmh_core import get_hasher
     from ddcmh_core.bench.config import BenchConfig
-    from ddcmh_core.engine.config import DDCMHConfig
+    from ddcmh_core.methods.ddcmh import DDCMHConfig
 
     settings = tomllib.loads((DOCS / "examples" / "bench.toml").read_text())
     config = BenchConfig(**settings)
@@ -270,8 +270,9 @@ def test_site_builds_with_warnings_as_errors(tmp_path):
         assert "<!-- ddcmh:" not in text, f"{page}: an unfilled generated section"
     api = (site / "python-api" / "index.html").read_text()
     documented = (
-        "ddcmh_core.Hasher", "ddcmh_core.testing.check_hasher", "ddcmh_core.metrics.mean_average_precision",
-        "ddcmh_core.index.HammingIndex", "ddcmh_core.engine.pipeline.DDCMH",
+        "ddcmh_core.Hasher", "ddcmh_core.testing.check_hasher",
+        "ddcmh_core.evaluation.metrics.mean_average_precision",
+        "ddcmh_core.evaluation.index.HammingIndex", "ddcmh_core.methods.ddcmh.DDCMH",
     )  # fmt: skip
     for name in documented:
         assert f'id="{name}"' in api, f"{name} missing from the API reference"

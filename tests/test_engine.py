@@ -16,13 +16,13 @@ import torch
 from engine_data import FAST_NETWORK, FAST_TRAINING, two_view_data
 
 from ddcmh_core import InputError, NotFittedError
-from ddcmh_core.engine.config import DDCMHConfig, NetworkConfig
-from ddcmh_core.engine.model_file import MODEL_FORMAT_VERSION, ModelFileError, read_model_metadata
+from ddcmh_core.engine.config import NetworkConfig
 from ddcmh_core.engine.networks import HashMLP
-from ddcmh_core.engine.pipeline import DDCMH
-from ddcmh_core.engine.reconstruction import reconstruct_codes
 from ddcmh_core.engine.sources import ArraySource
-from ddcmh_core.metrics import mean_average_precision, random_code_floor
+from ddcmh_core.evaluation.metrics import mean_average_precision, random_code_floor
+from ddcmh_core.methods.ddcmh import DDCMH, DDCMHConfig
+from ddcmh_core.methods.reconstruction import reconstruct_codes
+from ddcmh_core.model_file import MODEL_FORMAT_VERSION, ModelFileError, read_model_metadata
 
 TESTS = Path(__file__).resolve().parent
 

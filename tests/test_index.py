@@ -1,4 +1,4 @@
-"""Tests of ddcmh_core.index against a brute-force reference (full distance matrix + explicit sort)."""
+"""Tests of ddcmh_core.evaluation.index against a brute-force reference (distance matrix + sort)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import h5py
 import numpy as np
 import pytest
 
-from ddcmh_core.codes import InvalidCodesError
 from ddcmh_core.errors import InputError
-from ddcmh_core.index import FaissBinaryIndex, HammingIndex, IndexFileError, recall_at_k
+from ddcmh_core.evaluation.codes import InvalidCodesError
+from ddcmh_core.evaluation.index import FaissBinaryIndex, HammingIndex, IndexFileError, recall_at_k
 
 
 def brute_top_k(

@@ -1,4 +1,4 @@
-"""Tests of ddcmh_core.metrics against slow, obviously correct references written here.
+"""Tests of ddcmh_core.evaluation.metrics against slow, obviously correct references written here.
 
 References:
 - index order: sort the database by (distance, index) explicitly and walk the ranking;
@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import scipy.sparse
 
-from ddcmh_core.codes import InvalidCodesError
 from ddcmh_core.errors import InputError
-from ddcmh_core.metrics import (
+from ddcmh_core.evaluation.codes import InvalidCodesError
+from ddcmh_core.evaluation.metrics import (
     InvalidLabelsError,
     MetricValue,
     mean_average_precision,

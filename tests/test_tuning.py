@@ -10,9 +10,8 @@ from engine_data import FAST_NETWORK, FAST_TRAINING, two_view_data
 
 from ddcmh_core import InputError
 from ddcmh_core.cli.bench import main
-from ddcmh_core.engine.config import DDCMHConfig
-from ddcmh_core.engine.pipeline import DDCMH
-from ddcmh_core.engine.tuning import (
+from ddcmh_core.methods.ddcmh import DDCMH, DDCMHConfig
+from ddcmh_core.tuning import (
     apply_overrides,
     choose_candidate,
     expand_grid,

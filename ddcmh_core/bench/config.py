@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..engine.tuning import Objective, flatten_grid
 from ..errors import InputError
+from ..tuning import Objective, flatten_grid
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -114,7 +114,7 @@ def markdown_report(results: dict[str, Any], out_dir: Path | None = None) -> str
 
 def _tuning_lines(tuning: Sequence[dict[str, Any]]) -> list[str]:
     """Per hasher, every candidate's mean validation score per code length, the chosen in bold."""
-    from ..engine.tuning import describe_overrides
+    from ..tuning import describe_overrides
 
     if not tuning:
         return []

@@ -21,7 +21,17 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..engine.tuning import (
+from ..errors import InputError
+from ..evaluation.metrics import (
+    mean_average_precision,
+    precision_at_n,
+    precision_recall_by_radius,
+    precision_within_radius,
+    random_code_floor,
+)
+from ..files import atomic_path
+from ..plugins import hasher_registry
+from ..tuning import (
     check_candidate,
     check_setting_path,
     choose_candidate,
@@ -29,16 +39,6 @@ from ..engine.tuning import (
     set_dotted,
     validation_score,
 )
-from ..errors import InputError
-from ..files import atomic_path
-from ..metrics import (
-    mean_average_precision,
-    precision_at_n,
-    precision_recall_by_radius,
-    precision_within_radius,
-    random_code_floor,
-)
-from ..plugins import hasher_registry
 from .config import QUICK_TRAINING, BenchConfig
 
 RESULTS_SCHEMA_VERSION = 1
@@ -148,7 +148,7 @@ def validate_plan(config: BenchConfig) -> None:
     InputError, UnknownNameError, DuplicateNameError
         With a message naming the hasher and the option.
     """
-    from ..engine.config import DDCMHConfig
+    from ..methods.ddcmh import DDCMHConfig
 
     registry = hasher_registry()
     for name in list(config.hasher_options):
@@ -405,10 +405,10 @@ class BenchRun:
             self.progress(f"{prefix} {line}")
 
         if cell.method == "dcmh":
-            from ..engine.dcmh import DCMH
+            from ..methods.dcmh import DCMH
 
             return DCMH(**fields).fit(image, text, labels, progress=say)
-        from ..engine.pipeline import DDCMH
+        from ..methods.ddcmh import DDCMH
 
         run_dir = self.out_dir / "checkpoints" / cell.key
         model = DDCMH(**fields).fit(image, text, labels, run_dir=run_dir, resume=True, progress=say)
@@ -416,7 +416,7 @@ class BenchRun:
 
     # ------------------------------------------------------------------ aggregation
     def _aggregate(self, finished: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
-        from ..engine.model_file import runtime_versions
+        from ..model_file import runtime_versions
 
         reported, tuning = select_tuned_cells(finished, self.config)
         groups: dict[tuple[Any, ...], list[tuple[int, float]]] = {}
@@ -497,7 +497,7 @@ def select_tuned_cells(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Keep, per hasher and code length, only the tuning candidate with the best validation score.
 
-    The score of a cell is :func:`~ddcmh_core.engine.tuning.validation_score` of the validation MAP
+    The score of a cell is :func:`~ddcmh_core.tuning.validation_score` of the validation MAP
     in its report (``config.tune_objective``), averaged over the seeds that finished; test figures
     play no part. Returns the kept cell results (untuned ones unchanged) and one record per hasher
     and code length with every candidate's scores.

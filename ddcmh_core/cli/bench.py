@@ -19,10 +19,10 @@ from typing import Any
 
 import pydantic
 
-from ..engine.tuning import OBJECTIVES
 from ..errors import DdcmhError, InputError
 from ..files import atomic_path
 from ..plugins import hasher_registry
+from ..tuning import OBJECTIVES
 from . import listing, stdout_closed
 
 EXIT_USAGE = 2

@@ -20,9 +20,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..engine.tuning import OBJECTIVES
 from ..errors import DdcmhError, InputError
 from ..files import atomic_path, open_ddcmh_h5
+from ..tuning import OBJECTIVES
 from . import stdout_closed
 
 EXIT_USAGE = 2
@@ -111,7 +111,7 @@ def _print_progress(line: str) -> None:
 
 def command_train(arguments: argparse.Namespace) -> int:
     """``ddcmh train``."""
-    from ..engine.pipeline import DDCMH
+    from ..methods.ddcmh import DDCMH
     from .bench import _hasher_options, _tune_options
 
     options = _hasher_options(arguments.hasher_opt).get("*", {})
@@ -181,7 +181,7 @@ def _features_from_file(path: Path, key: str | None) -> Any:
 def command_encode(arguments: argparse.Namespace) -> int:
     """``ddcmh encode``."""
     from ..data import ImageFileView, TextFeaturizer
-    from ..engine.pipeline import DDCMH
+    from ..methods.ddcmh import DDCMH
 
     model = DDCMH.load(arguments.model)
     ids: list[str] | None = None
@@ -252,8 +252,8 @@ def read_codes(path: Path) -> tuple[np.ndarray, list[str]]:
 
 
 def command_search(arguments: argparse.Namespace) -> int:
-    """``ddcmh search``: exact Hamming search through :class:`~ddcmh_core.index.HammingIndex`."""
-    from ..index import HammingIndex
+    """``ddcmh search``: exact Hamming search through :class:`~ddcmh_core.evaluation.index.HammingIndex`."""
+    from ..evaluation.index import HammingIndex
 
     database, database_ids = read_codes(Path(arguments.database))
     queries, query_ids = read_codes(Path(arguments.queries))

@@ -1,1 +1,4 @@
-"""The DDCMH engine: Stage-2/3 networks, reconstruction, training, model files."""
+"""The training engine of the deep methods.
+
+Networks, backbones, images, weights, trainer, checkpoints, devices and the validation hold-out.
+"""

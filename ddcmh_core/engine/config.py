@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Strict(BaseModel):
@@ -81,56 +81,3 @@ class TrainingConfig(_Strict):
     schedule: Literal["cosine", "step", "none"] = Field(
         "cosine", description="Learning-rate schedule over max_epochs."
     )
-
-
-class DDCMHConfig(_Strict):
-    """Everything that defines a DDCMH model and how it is trained.
-
-    See METHOD.md §2 for the decisions behind ``training_codes``, ``reconstruction`` and
-    ``drop_unlabelled``.
-    """
-
-    n_bits: int = Field(32, ge=1, le=4096, description="Code length.")
-    hasher: str = Field("itq", description="Stage-1 hasher name (ddcmh-bench --list-hashers).")
-    hasher_params: dict[str, Any] = Field(
-        default_factory=dict, description="Stage-1 hyper-parameters (validated by the hasher)."
-    )
-    training_codes: Literal["optimised", "encoded"] = Field(
-        "optimised",
-        description="Stage-2 targets: the hasher's optimised training codes, or sgn(f(text)).",
-    )
-    reconstruction: Literal["soft", "binary"] = Field(
-        "soft", description="Stage-3 targets: soft reconstructed codes, or re-binarised at 0.5."
-    )
-    drop_unlabelled: bool = Field(False, description="Drop training rows without labels instead of failing.")
-    image_network: NetworkConfig = Field(default_factory=NetworkConfig)
-    text_network: NetworkConfig = Field(default_factory=NetworkConfig)
-    image_training: TrainingConfig = Field(default_factory=TrainingConfig)
-    text_training: TrainingConfig = Field(default_factory=TrainingConfig)
-    validation_fraction: float = Field(
-        0.1,
-        ge=0.0,
-        lt=0.5,
-        description=(
-            "Share of the training set held out to choose epochs (early stopping on validation "
-            "MAP). 0 trains for max_epochs without selection."
-        ),
-    )
-    refit: bool = Field(
-        False,
-        description=(
-            "After choosing the epochs of both stages on the validation split, train again on all "
-            "training rows for those epochs (twice the training time, a little more data)."
-        ),
-    )
-    seed: int = Field(0, ge=0, description="Seed of the split, initialisation and shuffling.")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto' picks CUDA when present.")
-    mixed_precision: bool | None = Field(
-        None, description="Autocast on CUDA; None means on for CUDA, off for CPU."
-    )
-
-    @model_validator(mode="after")
-    def _no_bits_in_hasher_params(self) -> DDCMHConfig:
-        if "n_bits" in self.hasher_params:
-            raise ValueError("set the code length with n_bits, not inside hasher_params")
-        return self

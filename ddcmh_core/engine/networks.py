@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .config import NetworkConfig
+from .sources import BatchSource, rows_as_matrix
 
 LIFT_STATISTICS_ROWS = 20_000
 """Training rows (a seeded sample) whose lifted features set the lift's standardisation."""
@@ -216,3 +217,11 @@ def build_network(
     return build_image_network(
         config.backbone, n_bits, pretrained=config.pretrained, freeze=config.freeze_backbone
     )
+
+
+def fit_input_scaling(
+    network: torch.nn.Module, source: BatchSource, rows: np.ndarray, *, seed: int = 0
+) -> None:
+    """Fit an MLP hash network's input scaling and lift on training ``rows`` (others: nothing)."""
+    if isinstance(network, HashMLP) and (network.scale_inputs or network.lifted):
+        network.fit_input_scaling(rows_as_matrix(source, rows), seed=seed)

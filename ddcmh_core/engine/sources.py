@@ -7,11 +7,14 @@ HDF5 dataset. The trainer only needs :class:`BatchSource`.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+
+if TYPE_CHECKING:
+    from .config import NetworkConfig
 
 
 @runtime_checkable
@@ -123,3 +126,21 @@ def source_for_view(view: Any, *, backbone: str | None = None, augment: bool = T
     if hasattr(view, "take") and hasattr(view, "n_rows"):
         return ViewSource(view)
     return ArraySource(view)
+
+
+def as_source(view: Any, network: NetworkConfig | None = None) -> BatchSource:
+    """The :class:`BatchSource` of a view (array, sparse matrix, dataset View or a source)."""
+    backbone = network.backbone if network is not None and network.architecture == "cnn" else None
+    return source_for_view(view, backbone=backbone)
+
+
+def rows_as_matrix(source: BatchSource, rows: np.ndarray) -> Any:
+    """Rows of a vector view as a numpy array or scipy CSR matrix (for the Stage-1 hasher)."""
+    if hasattr(source, "rows"):
+        return source.rows(rows)
+    batch = source.batch(rows, train=False)
+    if batch.is_sparse:
+        coo = batch.coalesce()
+        indices = coo.indices().numpy()
+        return sp.csr_matrix((coo.values().numpy(), (indices[0], indices[1])), shape=tuple(coo.shape))
+    return batch.numpy()

@@ -8,9 +8,9 @@ import h5py
 import numpy as np
 
 from ddcmh_core.data import load_dataset
-from ddcmh_core.engine.pipeline import DDCMH
-from ddcmh_core.index import HammingIndex
-from ddcmh_core.metrics import mean_average_precision, random_code_floor
+from ddcmh_core.evaluation.index import HammingIndex
+from ddcmh_core.evaluation.metrics import mean_average_precision, random_code_floor
+from ddcmh_core.methods.ddcmh import DDCMH
 
 # --8<-- [start:write]
 # 1. Your data: one row per item in each view, and a {0,1} label matrix.

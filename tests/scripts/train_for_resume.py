@@ -9,7 +9,7 @@ sys.path.insert(0, sys.argv[3])  # the tests folder, for engine_data
 from engine_data import two_view_data
 
 from ddcmh_core.engine.device import process_group_from_environment
-from ddcmh_core.engine.pipeline import DDCMH
+from ddcmh_core.methods.ddcmh import DDCMH
 
 run_dir, output = sys.argv[1], sys.argv[2]
 slow = len(sys.argv) > 4 and sys.argv[4] == "slow"

@@ -21,13 +21,13 @@ import h5py
 import numpy as np
 import torch
 
-from .._version import __version__
-from ..errors import InputError
-from ..files import atomic_path, open_ddcmh_h5
-from ..plugins import hasher_registry
-from .config import DDCMHConfig
-from .device import resolve_device
-from .networks import build_network
+from ._version import __version__
+from .engine.device import resolve_device
+from .engine.networks import build_network
+from .errors import InputError
+from .files import atomic_path, open_ddcmh_h5
+from .methods.ddcmh import DDCMHConfig
+from .plugins import hasher_registry
 
 MODEL_FORMAT = "ddcmh-model"
 MODEL_FORMAT_VERSION = 1
@@ -60,7 +60,7 @@ def _read_state_dict(group: h5py.Group) -> dict[str, torch.Tensor]:
 
 
 def save_model(model: Any, path: str | Path, **extras: Any) -> Path:
-    """Write a fitted :class:`~ddcmh_core.engine.pipeline.DDCMH` to ``path`` atomically.
+    """Write a fitted :class:`~ddcmh_core.methods.ddcmh.DDCMH` to ``path`` atomically.
 
     Parameters
     ----------
@@ -146,7 +146,7 @@ def load_model(path: str | Path, *, device: str = "auto") -> Any:
         Ready to encode. ``hasher_`` is an unfitted hasher with the recorded params (Stage 1 is
         not needed at query time).
     """
-    from .pipeline import DDCMH
+    from .methods.ddcmh import DDCMH
 
     source = Path(path)
     with _open(source) as handle:

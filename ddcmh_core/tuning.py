@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import pydantic
 
-from ..errors import InputError
-from .config import DDCMHConfig
+from .errors import InputError
+from .methods.ddcmh import DDCMHConfig
 
 if TYPE_CHECKING:
-    from .pipeline import DDCMH
+    from .methods.ddcmh import DDCMH
 
 Objective = Literal["mean", "min", "image->text", "text->image"]
 OBJECTIVES: tuple[str, ...] = get_args(Objective)
@@ -179,7 +179,7 @@ def check_candidate(config: DDCMHConfig, overrides: Mapping[str, Any], *, owner:
         If there is no validation split to score it on, or its hasher rejects its parameters
         (the message names the candidate).
     """
-    from ..plugins import hasher_registry
+    from .plugins import hasher_registry
 
     if config.validation_fraction <= 0:
         raise InputError(f"{owner}: tuning needs a validation split: set validation_fraction above 0")
@@ -364,7 +364,7 @@ def tune(
     InputError
         For an invalid grid, setting, value, objective or repeat count, before any training.
     """
-    from .pipeline import DDCMH
+    from .methods.ddcmh import DDCMH
 
     base = config or DDCMHConfig()
     if repeats < 1:

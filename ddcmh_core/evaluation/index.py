@@ -1,6 +1,6 @@
 """Exact Hamming search over packed binary codes, and adapters to faiss binary indexes.
 
-:class:`HammingIndex` keeps packed codes (``np.packbits`` layout, see :mod:`ddcmh_core.codes`)
+:class:`HammingIndex` keeps packed codes (``np.packbits`` layout, see :mod:`ddcmh_core.evaluation.codes`)
 with user ids, and answers exact top-k and radius queries by a blocked linear scan: XOR +
 popcount on 64-bit words, one query block against one cache-sized database block at a time,
 threads over query blocks. Top-k selection exploits that distances are small integers: each
@@ -24,7 +24,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ddcmh_core.codes import (
+from ddcmh_core.errors import DdcmhError, InputError
+from ddcmh_core.evaluation.codes import (
     ScratchBuffers,
     as_words,
     available_cpus,
@@ -36,7 +37,6 @@ from ddcmh_core.codes import (
     pack_codes,
     unpack_codes,
 )
-from ddcmh_core.errors import DdcmhError, InputError
 
 __all__ = ["FaissBinaryIndex", "HammingIndex", "IndexFileError", "recall_at_k"]
 

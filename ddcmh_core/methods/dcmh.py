@@ -35,15 +35,15 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
+from ..engine.config import NetworkConfig, TrainingConfig
+from ..engine.device import autocast, distributed_context, resolve_device
+from ..engine.holdout import split_validation, validation_map
+from ..engine.networks import build_network, fit_input_scaling
+from ..engine.sources import BatchSource, as_source, rows_as_matrix
+from ..engine.trainer import encode_with, epoch_order, make_optimizer, make_scheduler
 from ..errors import InputError, NotFittedError
 from ..linalg import column_mean
 from ..validation import check_labels
-from .config import NetworkConfig, TrainingConfig
-from .device import autocast, distributed_context, resolve_device
-from .networks import build_network
-from .pipeline import as_source, fit_input_scaling, rows_as_matrix, split_validation, validation_map
-from .sources import BatchSource
-from .trainer import encode_with, epoch_order, make_optimizer, make_scheduler
 
 ProgressCallback = Callable[[str], None]
 CHECKPOINT_FORMAT_VERSION = 1
@@ -315,7 +315,7 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 class DCMH:
     """Deep Cross-Modal Hashing (Jiang & Li, CVPR 2017): the pairwise baseline.
 
-    Same public interface as :class:`~ddcmh_core.engine.pipeline.DDCMH`: ``fit`` on paired,
+    Same public interface as :class:`~ddcmh_core.methods.ddcmh.DDCMH`: ``fit`` on paired,
     labelled training views, then ``encode_image`` / ``encode_text``; ``report_`` holds the
     validation MAP and the seconds per epoch.
 

@@ -11,53 +11,84 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import scipy.sparse as sp
 import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..engine.config import NetworkConfig, TrainingConfig
+from ..engine.device import distributed_context, resolve_device
+from ..engine.holdout import split_validation, validation_map
+from ..engine.networks import build_network, fit_input_scaling
+from ..engine.sources import BatchSource, as_source, rows_as_matrix
+from ..engine.trainer import TrainingResult, encode_with, train_hash_network
 from ..errors import InputError, NotFittedError
 from ..files import atomic_path
 from ..hasher import Hasher
 from ..plugins import hasher_registry
 from ..validation import check_labels
-from .config import DDCMHConfig, NetworkConfig
-from .device import distributed_context, resolve_device
-from .networks import HashMLP, build_network
 from .reconstruction import reconstruct_codes
-from .sources import BatchSource, source_for_view
-from .trainer import TrainingResult, encode_with, train_hash_network
 
 if TYPE_CHECKING:
-    from .tuning import TuningResult
+    from ..tuning import TuningResult
 
 ProgressCallback = Callable[[str], None]
 
 
-def as_source(view: Any, network: NetworkConfig | None = None) -> BatchSource:
-    """The :class:`BatchSource` of a view (array, sparse matrix, dataset View or a source)."""
-    backbone = network.backbone if network is not None and network.architecture == "cnn" else None
-    return source_for_view(view, backbone=backbone)
+class DDCMHConfig(BaseModel):
+    """Everything that defines a DDCMH model and how it is trained.
 
+    See METHOD.md §2 for the decisions behind ``training_codes``, ``reconstruction`` and
+    ``drop_unlabelled``.
+    """
 
-def rows_as_matrix(source: BatchSource, rows: np.ndarray) -> Any:
-    """Rows of a vector view as a numpy array or scipy CSR matrix (for the Stage-1 hasher)."""
-    if hasattr(source, "rows"):
-        return source.rows(rows)
-    batch = source.batch(rows, train=False)
-    if batch.is_sparse:
-        coo = batch.coalesce()
-        indices = coo.indices().numpy()
-        return sp.csr_matrix((coo.values().numpy(), (indices[0], indices[1])), shape=tuple(coo.shape))
-    return batch.numpy()
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    n_bits: int = Field(32, ge=1, le=4096, description="Code length.")
+    hasher: str = Field("itq", description="Stage-1 hasher name (ddcmh-bench --list-hashers).")
+    hasher_params: dict[str, Any] = Field(
+        default_factory=dict, description="Stage-1 hyper-parameters (validated by the hasher)."
+    )
+    training_codes: Literal["optimised", "encoded"] = Field(
+        "optimised",
+        description="Stage-2 targets: the hasher's optimised training codes, or sgn(f(text)).",
+    )
+    reconstruction: Literal["soft", "binary"] = Field(
+        "soft", description="Stage-3 targets: soft reconstructed codes, or re-binarised at 0.5."
+    )
+    drop_unlabelled: bool = Field(False, description="Drop training rows without labels instead of failing.")
+    image_network: NetworkConfig = Field(default_factory=NetworkConfig)
+    text_network: NetworkConfig = Field(default_factory=NetworkConfig)
+    image_training: TrainingConfig = Field(default_factory=TrainingConfig)
+    text_training: TrainingConfig = Field(default_factory=TrainingConfig)
+    validation_fraction: float = Field(
+        0.1,
+        ge=0.0,
+        lt=0.5,
+        description=(
+            "Share of the training set held out to choose epochs (early stopping on validation "
+            "MAP). 0 trains for max_epochs without selection."
+        ),
+    )
+    refit: bool = Field(
+        False,
+        description=(
+            "After choosing the epochs of both stages on the validation split, train again on all "
+            "training rows for those epochs (twice the training time, a little more data)."
+        ),
+    )
+    seed: int = Field(0, ge=0, description="Seed of the split, initialisation and shuffling.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto' picks CUDA when present.")
+    mixed_precision: bool | None = Field(
+        None, description="Autocast on CUDA; None means on for CUDA, off for CPU."
+    )
 
-def split_validation(n_train: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split training positions into (fit, validation), seeded; validation may be empty."""
-    order = np.random.default_rng([seed, 7]).permutation(n_train)
-    n_validation = round(fraction * n_train)
-    return np.sort(order[n_validation:]), np.sort(order[:n_validation])
+    @model_validator(mode="after")
+    def _no_bits_in_hasher_params(self) -> DDCMHConfig:
+        if "n_bits" in self.hasher_params:
+            raise ValueError("set the code length with n_bits, not inside hasher_params")
+        return self
 
 
 class DDCMH:
@@ -310,7 +341,7 @@ class DDCMH:
         ``{"image_network.dropout": [0.3, 0.5]}``) is trained on the fitting rows and scored by its
         validation MAP; the query set plays no part. ``options`` (``config``, ``repeats``,
         ``objective``, ``run_dir``, ``resume``, ``progress``) are those of
-        :func:`ddcmh_core.engine.tuning.tune`; the comparison is in ``model.tuning_`` and
+        :func:`ddcmh_core.tuning.tune`; the comparison is in ``model.tuning_`` and
         ``model.report_["tuning"]``.
 
         Returns
@@ -318,7 +349,7 @@ class DDCMH:
         DDCMH
             The chosen candidate's fitted model.
         """
-        from .tuning import tune
+        from ..tuning import tune
 
         model, _ = tune(image, text, labels, grid, **options)
         return model
@@ -443,8 +474,8 @@ class DDCMH:
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | Path, **extras: Any) -> Path:
-        """Write the model to one self-describing HDF5 file (see :mod:`ddcmh_core.engine.model_file`)."""
-        from .model_file import save_model
+        """Write the model to one self-describing HDF5 file (see :mod:`ddcmh_core.model_file`)."""
+        from ..model_file import save_model
 
         self._require_fitted()
         return save_model(self, path, **extras)
@@ -452,7 +483,7 @@ class DDCMH:
     @classmethod
     def load(cls, path: str | Path, *, device: str = "auto") -> DDCMH:
         """Load a model written by :meth:`save`; no pickled code is executed."""
-        from .model_file import load_model
+        from ..model_file import load_model
 
         return load_model(path, device=device)
 
@@ -460,23 +491,6 @@ class DDCMH:
         """One paragraph describing the trained model."""
         report = getattr(self, "report_", {})
         return json.dumps({"config": self.config.model_dump(mode="json"), "report": report}, indent=2)
-
-
-def fit_input_scaling(
-    network: torch.nn.Module, source: BatchSource, rows: np.ndarray, *, seed: int = 0
-) -> None:
-    """Fit an MLP hash network's input scaling and lift on training ``rows`` (others: nothing)."""
-    if isinstance(network, HashMLP) and (network.scale_inputs or network.lifted):
-        network.fit_input_scaling(rows_as_matrix(source, rows), seed=seed)
-
-
-def validation_map(
-    query_codes: np.ndarray, database_codes: np.ndarray, query_labels: np.ndarray, database_labels: np.ndarray
-) -> float:
-    """Tie-aware MAP@all as a plain float (the early-stopping score)."""
-    from ..metrics import mean_average_precision
-
-    return float(mean_average_precision(query_codes, database_codes, query_labels, database_labels))
 
 
 def _scatter_targets(n_rows: int, rows: np.ndarray, values: np.ndarray) -> np.ndarray:

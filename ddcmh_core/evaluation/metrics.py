@@ -51,7 +51,8 @@ import numpy as np
 import scipy.sparse
 from scipy.special import gammaln
 
-from ddcmh_core.codes import (
+from ddcmh_core.errors import InputError
+from ddcmh_core.evaluation.codes import (
     InvalidCodesError,
     ScratchBuffers,
     as_words,
@@ -61,7 +62,6 @@ from ddcmh_core.codes import (
     hamming_distances_torch,
     hamming_distances_words,
 )
-from ddcmh_core.errors import InputError
 
 if TYPE_CHECKING:
     import torch

@@ -1,0 +1,1 @@
+"""Evaluation: packed binary codes, Hamming search indexes and retrieval metrics."""
