@@ -6,7 +6,8 @@ exposed through an entry point in the ``ddcmh`` group of its distribution::
     [project.entry-points.ddcmh]
     foo = "ddcmh_foo.plugin"
 
-The built-in hashers are registered by ddcmh's own ``pyproject.toml`` in exactly the same way.
+The built-in hashers, methods and datasets are registered by ddcmh's own ``pyproject.toml`` in
+exactly the same way.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from .plugins import HasherSpec
+    from .plugins import HasherSpec, MethodSpec
 
 PROJECT_NAME = "ddcmh"
 """pluggy project name, and the entry-point group that plugins register under."""
@@ -42,6 +43,26 @@ def ddcmh_hashers() -> Iterable[HasherSpec]:  # type: ignore[empty-body]
     >>> @hookimpl
     ... def ddcmh_hashers():
     ...     yield HasherSpec(name="my-lsh", hasher="my_pkg.lsh:MyLSH", summary="Sign random projections")
+    """
+
+
+@hookspec
+def ddcmh_methods() -> Iterable[MethodSpec]:  # type: ignore[empty-body]
+    """Provide whole cross-modal methods (DDCMH, DCMH, SePH...).
+
+    Returns
+    -------
+    Iterable[MethodSpec]
+        One validated record per method, naming a
+        :class:`~ddcmh_core.methods.base.CrossModalMethod` subclass (or its import path). Names
+        are lower-case kebab and share no name with another installed method.
+
+    Examples
+    --------
+    >>> from ddcmh_core import MethodSpec, hookimpl
+    >>> @hookimpl
+    ... def ddcmh_methods():
+    ...     yield MethodSpec(name="cca-sign", method="my_pkg.cca:CCASign", summary="CCA + sign")
     """
 
 

@@ -1,36 +1,41 @@
-"""One self-describing HDF5 file per trained DDCMH model; loading executes no pickled code.
+"""One self-describing HDF5 file per trained cross-modal model; loading executes no pickled code.
+
+The format is generic: it knows nothing of DDCMH or DCMH. A method gives its state as JSON
+metadata plus named arrays (:meth:`~ddcmh_core.methods.base.CrossModalMethod.get_state`) and
+takes it back (``set_state``); the file records which installed method (by registry name and
+provider) wrote it, and loading builds that method through the method registry.
 
 Layout::
 
-    /                attrs: ddcmh_format="ddcmh-model", format_version, ddcmh_version,
-                            config (JSON), hasher (JSON: name, provider, version, params),
-                            n_features (JSON), versions (JSON), report (JSON)
-    /image_network/  one dataset per state-dict tensor (names as in the state dict)
-    /text_network/   likewise
-    /extras/         optional arrays and JSON attributes (e.g. a text featuriser's vocabulary)
+    /          attrs: ddcmh_format="ddcmh-model", format_version, ddcmh_version,
+                      method (JSON: name, class, provider, provider_version), params (JSON),
+                      meta (JSON), n_features (JSON), versions (JSON), report (JSON)
+    /state/    the method's arrays; a name "a/b" is dataset b of group a
+    /extras/   optional arrays and JSON attributes (e.g. a text featuriser's vocabulary)
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
-import torch
 
 from ._version import __version__
-from .engine.device import resolve_device
-from .engine.networks import build_network
-from .errors import InputError
+from .errors import DdcmhError, InputError
 from .files import atomic_path, open_ddcmh_h5
-from .methods.ddcmh import DDCMHConfig
-from .plugins import hasher_registry
+from .plugins import hasher_registry, method_registry
+
+if TYPE_CHECKING:
+    from .methods.base import CrossModalMethod
 
 MODEL_FORMAT = "ddcmh-model"
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2
+METADATA_KEYS = ("method", "params", "meta", "n_features", "versions", "report")
 
 
 class ModelFileError(InputError):
@@ -39,6 +44,8 @@ class ModelFileError(InputError):
 
 def runtime_versions() -> dict[str, str]:
     """Versions of ddcmh, Python, numpy, torch and every installed ddcmh plugin distribution."""
+    import torch
+
     versions = {
         "ddcmh": __version__,
         "python": platform.python_version(),
@@ -50,22 +57,14 @@ def runtime_versions() -> dict[str, str]:
     return versions
 
 
-def _write_state_dict(group: h5py.Group, state: dict[str, torch.Tensor]) -> None:
-    for name, tensor in state.items():
-        group.create_dataset(name, data=tensor.detach().cpu().numpy())
-
-
-def _read_state_dict(group: h5py.Group) -> dict[str, torch.Tensor]:
-    return {name: torch.from_numpy(np.asarray(group[name][()])) for name in group}
-
-
-def save_model(model: Any, path: str | Path, **extras: Any) -> Path:
-    """Write a fitted :class:`~ddcmh_core.methods.ddcmh.DDCMH` to ``path`` atomically.
+def save_model(model: CrossModalMethod, path: str | os.PathLike[str], **extras: Any) -> Path:
+    """Write a fitted cross-modal method to ``path`` atomically.
 
     Parameters
     ----------
-    model : DDCMH
-        A fitted model.
+    model : CrossModalMethod
+        A fitted method registered through the ``ddcmh_methods`` hook (its class must be the one a
+        registered name points to, so that loading can build it again).
     path : str or Path
         Destination (``*.h5``).
     **extras : ndarray or JSON-compatible value
@@ -74,29 +73,40 @@ def save_model(model: Any, path: str | Path, **extras: Any) -> Path:
     Returns
     -------
     Path
+
+    Raises
+    ------
+    ModelFileError
+        If no installed method name points to the model's class.
     """
     target = Path(path)
-    hasher = model.hasher_
-    entry = hasher_registry().get(model.config.hasher)
+    entry = method_registry().name_for_class(type(model))
+    if entry is None:
+        raise ModelFileError(
+            f"{target}: {type(model).__qualname__} is not registered as a method (ddcmh_methods hook), "
+            "so a model file could not be loaded again; register it in a plugin first"
+        )
+    state = model.get_state()
     with atomic_path(target) as temporary, h5py.File(temporary, "w") as handle:
         handle.attrs["ddcmh_format"] = MODEL_FORMAT
         handle.attrs["format_version"] = MODEL_FORMAT_VERSION
         handle.attrs["ddcmh_version"] = __version__
-        handle.attrs["config"] = model.config.model_dump_json()
-        handle.attrs["hasher"] = json.dumps(
+        handle.attrs["method"] = json.dumps(
             {
                 "name": entry.spec.name,
                 "class": entry.spec.target,
                 "provider": entry.plugin.distribution,
                 "provider_version": entry.plugin.version,
-                "params": hasher.get_params(),
             }
         )
+        handle.attrs["params"] = model.params.model_dump_json()
+        handle.attrs["meta"] = json.dumps(state.meta, default=_json_default)
         handle.attrs["n_features"] = json.dumps(model.n_features_)
         handle.attrs["versions"] = json.dumps(runtime_versions())
-        handle.attrs["report"] = json.dumps(getattr(model, "report_", {}), default=float)
-        _write_state_dict(handle.create_group("image_network"), model.image_network_.state_dict())
-        _write_state_dict(handle.create_group("text_network"), model.text_network_.state_dict())
+        handle.attrs["report"] = json.dumps(getattr(model, "report_", {}), default=_json_default)
+        group = handle.create_group("state")
+        for name, array in state.arrays.items():
+            group.create_dataset(name, data=np.asarray(array))
         extras_group = handle.create_group("extras")
         for key, value in extras.items():
             if isinstance(value, np.ndarray):
@@ -106,15 +116,19 @@ def save_model(model: Any, path: str | Path, **extras: Any) -> Path:
     return target
 
 
-def read_model_metadata(path: str | Path) -> dict[str, Any]:
-    """The JSON metadata of a model file (config, hasher, versions, report) without loading weights."""
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return float(value)
+
+
+def read_model_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON metadata of a model file (method, params, meta, versions, report) without its arrays."""
     source = Path(path)
     with _open(source) as handle:
-        return {
-            key: json.loads(handle.attrs[key])
-            for key in ("config", "hasher", "n_features", "versions", "report")
-            if key in handle.attrs
-        }
+        return {key: json.loads(handle.attrs[key]) for key in METADATA_KEYS if key in handle.attrs}
 
 
 def _open(source: Path) -> h5py.File:
@@ -132,62 +146,66 @@ def _open(source: Path) -> h5py.File:
     return handle
 
 
-def load_model(path: str | Path, *, device: str = "auto") -> Any:
-    """Load a model written by :func:`save_model` (weights only; no pickle).
+def _read_arrays(group: h5py.Group) -> dict[str, np.ndarray]:
+    arrays: dict[str, np.ndarray] = {}
+
+    def visit(name: str, item: Any) -> None:
+        if isinstance(item, h5py.Dataset):
+            arrays[name] = np.asarray(item[()])
+
+    group.visititems(visit)
+    return arrays
+
+
+def load_model(path: str | os.PathLike[str], *, device: str = "auto") -> CrossModalMethod:
+    """Load a model written by :func:`save_model` (arrays and JSON only; no pickle).
 
     Parameters
     ----------
     path : str or Path
     device : {"auto", "cpu", "cuda"}
+        Where a deep method's networks go.
 
     Returns
     -------
-    DDCMH
-        Ready to encode. ``hasher_`` is an unfitted hasher with the recorded params (Stage 1 is
-        not needed at query time).
+    CrossModalMethod
+        The method that wrote the file, ready to encode; ``report_`` and ``extras_`` hold what
+        was saved with it.
+
+    Raises
+    ------
+    ModelFileError
+        For a missing, foreign, corrupted or incompatible file, or one written by a method that
+        is not installed.
     """
-    from .methods.ddcmh import DDCMH
+    from .methods.base import MethodState
 
     source = Path(path)
     with _open(source) as handle:
         try:
-            config = DDCMHConfig.model_validate_json(handle.attrs["config"])
-            hasher_record = json.loads(handle.attrs["hasher"])
+            record = json.loads(handle.attrs["method"])
+            params = json.loads(handle.attrs["params"])
+            meta = json.loads(handle.attrs.get("meta", "{}"))
             n_features = json.loads(handle.attrs["n_features"])
             report = json.loads(handle.attrs.get("report", "{}"))
-            image_state = _read_state_dict(handle["image_network"])
-            text_state = _read_state_dict(handle["text_network"])
+            arrays = _read_arrays(handle["state"])
             extras = {key: handle["extras"][key][()] for key in handle.get("extras", {})}
             extras.update({key: json.loads(value) for key, value in handle["extras"].attrs.items()})
-        except (KeyError, ValueError) as error:
+        except (KeyError, ValueError, TypeError) as error:
             raise ModelFileError(f"{source}: corrupted model file ({error})") from None
-    model = DDCMH(config)
-    target_device = resolve_device(device)
-    for view, state in (("image", image_state), ("text", text_state)):
-        network_config = getattr(config, f"{view}_network").model_copy(update={"pretrained": None})
-        anchors = state.get("lift_anchors")
-        network = build_network(
-            network_config,
-            config.n_bits,
-            n_features[view],
-            n_training_rows=anchors.shape[0] if anchors is not None else None,
-        )
-        try:
-            network.load_state_dict(state, strict=True)
-        except RuntimeError as error:
-            raise ModelFileError(f"{source}: the {view} network's weights do not fit: {error}") from None
-        network.to(target_device).eval()
-        setattr(model, f"{view}_network_", network)
-    model.n_features_ = n_features
+    try:
+        method_class = method_registry().get(record["name"]).spec.load()
+    except DdcmhError as error:
+        raise ModelFileError(
+            f"{source}: written by method {record.get('name')!r} of {record.get('provider')} "
+            f"{record.get('provider_version')}, which cannot be loaded here: {error}"
+        ) from None
+    try:
+        model = method_class(params)
+        model.n_features_ = n_features
+        model.set_state(MethodState(meta=meta, arrays=arrays), device=device)
+    except (InputError, KeyError, ValueError, TypeError, RuntimeError) as error:
+        raise ModelFileError(f"{source}: {error}") from None
     model.report_ = report
     model.extras_ = extras
-    model.hasher_record_ = hasher_record
-    try:
-        model.hasher_ = hasher_registry().create(
-            hasher_record["name"],
-            n_bits=config.n_bits,
-            **{k: v for k, v in hasher_record["params"].items() if k != "n_bits"},
-        )
-    except Exception:  # the Stage-1 plugin may be gone; the model still encodes
-        model.hasher_ = None
     return model

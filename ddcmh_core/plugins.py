@@ -25,9 +25,11 @@ from .errors import DuplicateNameError, PluginError, UnknownNameError
 
 if TYPE_CHECKING:
     from .hasher import Hasher
+    from .methods.base import CrossModalMethod
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 IMPORT_PATH_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+ClassT = TypeVar("ClassT")
 
 
 def check_kebab_name(name: str) -> str:
@@ -105,24 +107,12 @@ class HasherSpec(NamedRecord):
     def _check_hasher(cls, value: Any) -> Any:
         from .hasher import Hasher
 
-        if isinstance(value, str):
-            if not IMPORT_PATH_PATTERN.match(value):
-                raise ValueError(
-                    f"hasher import path {value!r} must look like 'package.module:ClassName'"
-                )
-            return value
-        if isinstance(value, type) and issubclass(value, Hasher):
-            return value
-        raise ValueError(
-            f"hasher must be a ddcmh_core.Hasher subclass or an import path string, got {value!r}"
-        )
+        return check_class_or_path(value, Hasher, what="hasher")
 
     @property
     def target(self) -> str:
         """The hasher's import path, ``"package.module:Class"``."""
-        if isinstance(self.hasher, str):
-            return self.hasher
-        return f"{self.hasher.__module__}:{self.hasher.__qualname__}"
+        return class_path(self.hasher)
 
     def load(self) -> type[Hasher]:
         """Return the hasher class, importing it first when it was given as an import path.
@@ -134,14 +124,92 @@ class HasherSpec(NamedRecord):
         """
         from .hasher import Hasher
 
-        if not isinstance(self.hasher, str):
-            return self.hasher
-        target = import_target(self.hasher, what=f"hasher {self.name!r}")
-        if not (isinstance(target, type) and issubclass(target, Hasher)):
-            raise PluginError(
-                f"hasher {self.name!r}: {self.hasher!r} is not a ddcmh_core.Hasher subclass"
-            )
-        return target
+        return load_class(self.hasher, Hasher, what=f"hasher {self.name!r}")
+
+
+class MethodSpec(NamedRecord):
+    """A validated, frozen record describing one cross-modal method offered by a plugin.
+
+    Parameters
+    ----------
+    name : str
+        Lower-case kebab name users type (``dcmh``, ``seph``).
+    method : type[CrossModalMethod] or str
+        The :class:`~ddcmh_core.methods.base.CrossModalMethod` subclass, or its import path
+        ``"package.module:Class"``, imported only when the method is used.
+    summary : str
+        One line for listings.
+    aliases : tuple of str
+        Other names for the same method.
+    defaults : dict
+        Parameter values that differ from the class defaults for this name, validated by the
+        method's ``Params`` when it is built.
+    """
+
+    method: Any
+    summary: str = ""
+    defaults: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("method")
+    @classmethod
+    def _check_method(cls, value: Any) -> Any:
+        from .methods.base import CrossModalMethod
+
+        return check_class_or_path(value, CrossModalMethod, what="method")
+
+    @property
+    def target(self) -> str:
+        """The method's import path, ``"package.module:Class"``."""
+        return class_path(self.method)
+
+    def load(self) -> type[CrossModalMethod]:
+        """Return the method class, importing it first when it was given as an import path.
+
+        Raises
+        ------
+        PluginError
+            If the import path cannot be imported or does not name a CrossModalMethod subclass.
+        """
+        from .methods.base import CrossModalMethod
+
+        return load_class(self.method, CrossModalMethod, what=f"method {self.name!r}")  # type: ignore[type-abstract]
+
+
+def check_class_or_path(value: Any, base: type, *, what: str) -> Any:
+    """``value`` if it is a subclass of ``base`` or an import path string, else ValueError."""
+    if isinstance(value, str):
+        if not IMPORT_PATH_PATTERN.match(value):
+            raise ValueError(f"{what} import path {value!r} must look like 'package.module:ClassName'")
+        return value
+    if isinstance(value, type) and issubclass(value, base):
+        return value
+    raise ValueError(
+        f"{what} must be a {base.__module__.split('.')[0]}.{base.__name__} subclass or an import path "
+        f"string, got {value!r}"
+    )
+
+
+def class_path(value: Any) -> str:
+    """The import path ``"package.module:Class"`` of a class or of an import path string."""
+    if isinstance(value, str):
+        return value
+    return f"{value.__module__}:{value.__qualname__}"
+
+
+def load_class(value: Any, base: type[ClassT], *, what: str) -> type[ClassT]:
+    """The class ``value`` names (importing an import path first), checked to subclass ``base``.
+
+    Raises
+    ------
+    PluginError
+        Naming ``what`` when the import fails or the target is not a subclass of ``base``.
+    """
+    if not isinstance(value, str):
+        return value
+    target = import_target(value, what=what)
+    if not (isinstance(target, type) and issubclass(target, base)):
+        raise PluginError(f"{what}: {value!r} is not a {base.__name__} subclass")
+    return target
 
 
 @dataclass
@@ -332,7 +400,7 @@ def plugin_set(*, refresh: bool = False) -> PluginSet:
     with _lock:
         if _plugin_set is None or refresh:
             _plugin_set = load_entry_points()
-            _hasher_registry_cache.clear()
+            _registry_cache.clear()
         return _plugin_set
 
 
@@ -471,7 +539,7 @@ class HasherRegistry(NameRegistry[HasherSpec]):
         return None
 
 
-_hasher_registry_cache: dict[str, HasherRegistry] = {}
+_registry_cache: dict[str, Any] = {}
 
 
 def hasher_registry(*, refresh: bool = False) -> HasherRegistry:
@@ -484,10 +552,10 @@ def hasher_registry(*, refresh: bool = False) -> HasherRegistry:
     """
     plugins = plugin_set(refresh=refresh)
     with _lock:
-        if "hashers" not in _hasher_registry_cache:
+        if "hashers" not in _registry_cache:
             records = collect_records(plugins, "ddcmh_hashers", HasherSpec, lambda r: r.name)
-            _hasher_registry_cache["hashers"] = HasherRegistry(records, plugins.plugins)
-        return _hasher_registry_cache["hashers"]
+            _registry_cache["hashers"] = HasherRegistry(records, plugins.plugins)
+        return _registry_cache["hashers"]
 
 
 def get_hasher(name: str, **params: Any) -> Hasher:
@@ -501,3 +569,60 @@ def get_hasher(name: str, **params: Any) -> Hasher:
         If a hyper-parameter is unknown or has a wrong value.
     """
     return hasher_registry().create(name, **params)
+
+
+RegisteredMethod = RegisteredName["MethodSpec"]
+
+
+class MethodRegistry(NameRegistry[MethodSpec]):
+    """All cross-modal methods offered by the installed plugins (DDCMH and DCMH included).
+
+    Use :func:`method_registry` to get the registry of the installed plugins.
+    """
+
+    noun = "method"
+
+    def describe_target(self, spec: MethodSpec) -> str:
+        """The method class a record points to."""
+        return f"method {spec.target}"
+
+    def create(self, name: str, **params: Any) -> CrossModalMethod:
+        """Build the method called ``name``, with the record's defaults overridden by ``params``."""
+        entry = self.get(name)
+        return entry.spec.load()(**{**entry.spec.defaults, **params})
+
+    def name_for_class(self, method_class: type) -> RegisteredMethod | None:
+        """The registered entry whose class is ``method_class`` and that has no defaults."""
+        for entry in self.entries():
+            if not entry.spec.defaults and entry.spec.target == class_path(method_class):
+                return entry
+        return None
+
+
+def method_registry(*, refresh: bool = False) -> MethodRegistry:
+    """The registry of the cross-modal methods of all installed plugins (built-ins included).
+
+    Parameters
+    ----------
+    refresh : bool, default False
+        Reload the entry points first.
+    """
+    plugins = plugin_set(refresh=refresh)
+    with _lock:
+        if "methods" not in _registry_cache:
+            records = collect_records(plugins, "ddcmh_methods", MethodSpec, lambda r: r.name)
+            _registry_cache["methods"] = MethodRegistry(records, plugins.plugins)
+        return _registry_cache["methods"]
+
+
+def get_method(name: str, **params: Any) -> CrossModalMethod:
+    """Build an installed cross-modal method by name: ``get_method("dcmh", n_bits=64)``.
+
+    Raises
+    ------
+    UnknownNameError, DuplicateNameError
+        See :meth:`MethodRegistry.get`.
+    InputError
+        If a parameter is unknown or has a wrong value.
+    """
+    return method_registry().create(name, **params)

@@ -1,8 +1,10 @@
 """Hyper-parameter choice on the validation split carved from the training set.
 
-A *grid* maps settings of :class:`~ddcmh_core.engine.config.DDCMHConfig`, written as dotted paths
-(``"image_network.dropout"``, ``"image_training.learning_rate"``, ``"hasher_params.n_anchors"``), to
-lists of candidate values. Every combination is trained with the same validation split and scored
+Works on any cross-modal method (:class:`~ddcmh_core.methods.base.CrossModalMethod`) whose fit
+reports a validation MAP in both directions: DDCMH, DCMH, plugin methods. A *grid* maps settings of
+the method's ``Params``, written as dotted paths (``"image_network.dropout"``,
+``"image_training.learning_rate"``, ``"hasher_params.n_anchors"`` for DDCMH), to lists of candidate
+values. Every combination is trained with the same validation split and scored
 by its validation MAP; the query set is never looked at. With ``repeats > 1`` each candidate is
 trained once per seed (``seed``, ``seed + 1``, ...), each seed drawing its own validation split,
 and candidates are ranked by their mean score (repeated hold-out), which is much less noisy than
@@ -22,15 +24,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 import pydantic
 
 from .errors import InputError
-from .methods.ddcmh import DDCMHConfig
+from .methods.base import CrossModalMethod, MethodParams
 
 if TYPE_CHECKING:
-    from .methods.ddcmh import DDCMH
+    from pydantic import BaseModel
 
 Objective = Literal["mean", "min", "image->text", "text->image"]
 OBJECTIVES: tuple[str, ...] = get_args(Objective)
@@ -44,6 +46,7 @@ UNTUNABLE = {
     "mixed_precision": "it does not change what is being chosen",
 }
 ProgressCallback = Callable[[str], None]
+ParamsT = TypeVar("ParamsT", bound="BaseModel")
 
 
 def flatten_grid(grid: Mapping[str, Any], *, owner: str = "tuning grid") -> dict[str, list[Any]]:
@@ -120,9 +123,7 @@ def set_dotted(settings: dict[str, Any], dotted: str, value: Any, *, owner: str 
         target[parts[-1]] = copy.deepcopy(value)
 
 
-def apply_overrides(
-    config: DDCMHConfig, overrides: Mapping[str, Any], *, owner: str = "tuning grid"
-) -> DDCMHConfig:
+def apply_overrides(config: ParamsT, overrides: Mapping[str, Any], *, owner: str = "tuning grid") -> ParamsT:
     """A copy of ``config`` with dotted-path overrides applied and validated.
 
     Nested settings not named keep their value in ``config`` (a deep merge).
@@ -134,10 +135,10 @@ def apply_overrides(
     """
     settings = config.model_dump()
     for dotted, value in overrides.items():
-        check_setting_path(dotted, owner=owner)
+        check_setting_path(dotted, owner=owner, params_class=type(config))
         set_dotted(settings, dotted, value, owner=owner)
     try:
-        return DDCMHConfig.model_validate(settings)
+        return type(config).model_validate(settings)
     except pydantic.ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in error.errors()
@@ -145,8 +146,12 @@ def apply_overrides(
         raise InputError(f"{owner}: candidate {describe_overrides(overrides)}: {problems}") from None
 
 
-def check_setting_path(dotted: str, *, owner: str = "tuning grid") -> None:
-    """Check that a dotted path names a :class:`DDCMHConfig` setting (any ``hasher_params.X``).
+def check_setting_path(
+    dotted: str, *, owner: str = "tuning grid", params_class: type[BaseModel] | None = None
+) -> None:
+    """Check that a dotted path names a setting of ``params_class`` (default: DDCMH's).
+
+    Any ``hasher_params.X`` passes here: the hasher's own ``Params`` check those.
 
     Raises
     ------
@@ -155,10 +160,14 @@ def check_setting_path(dotted: str, *, owner: str = "tuning grid") -> None:
     """
     if dotted.split(".", 1)[0] == "hasher_params" and "." in dotted:
         return  # the hasher's own Params check these
-    target: Any = DDCMHConfig().model_dump()
+    if params_class is None:
+        from .methods.ddcmh import DDCMHConfig
+
+        params_class = DDCMHConfig
+    target: Any = params_class().model_dump()
     for part in dotted.split("."):
         if not isinstance(target, Mapping) or part not in target:
-            known = ", ".join(sorted(DDCMHConfig.model_fields))
+            known = ", ".join(sorted(params_class.model_fields))
             raise InputError(f"{owner}: unknown setting {dotted!r} (top-level settings: {known})")
         target = target[part]
 
@@ -170,21 +179,24 @@ def describe_overrides(overrides: Mapping[str, Any]) -> str:
     return ", ".join(f"{key}={json.dumps(value)}" for key, value in overrides.items())
 
 
-def check_candidate(config: DDCMHConfig, overrides: Mapping[str, Any], *, owner: str = "tuning grid") -> None:
+def check_candidate(config: BaseModel, overrides: Mapping[str, Any], *, owner: str = "tuning grid") -> None:
     """Check, before any training, that a candidate's configuration can be tuned and trained.
 
     Raises
     ------
     InputError
-        If there is no validation split to score it on, or its hasher rejects its parameters
-        (the message names the candidate).
+        If there is no validation split to score it on, or its Stage-1 hasher (for a method that
+        has one) rejects its parameters (the message names the candidate).
     """
     from .plugins import hasher_registry
 
-    if config.validation_fraction <= 0:
+    if getattr(config, "validation_fraction", 0) <= 0:
         raise InputError(f"{owner}: tuning needs a validation split: set validation_fraction above 0")
+    hasher = getattr(config, "hasher", None)
+    if hasher is None:
+        return
     try:
-        hasher_registry().create(config.hasher, n_bits=config.n_bits, **config.hasher_params)
+        hasher_registry().create(hasher, n_bits=config.n_bits, **config.hasher_params)  # type: ignore[attr-defined]
     except InputError as error:
         raise InputError(f"{owner}: candidate {describe_overrides(overrides)}: {error}") from None
 
@@ -244,8 +256,9 @@ class Candidate:
         Validation score per repeat (seed).
     validation_map : list of dict
         Validation MAP per direction, per repeat.
-    best_epochs : list of tuple of int
-        Stage-2 and Stage-3 epochs chosen by early stopping, per repeat.
+    best_epochs : list of dict
+        The epochs chosen by early stopping (the ``*best_epoch`` entries of the method's report,
+        e.g. ``stage2_best_epoch`` and ``stage3_best_epoch`` for DDCMH), per repeat.
     seconds : float
         Training time of all its repeats.
     """
@@ -253,7 +266,7 @@ class Candidate:
     overrides: dict[str, Any]
     scores: list[float] = field(default_factory=list)
     validation_map: list[dict[str, float]] = field(default_factory=list)
-    best_epochs: list[tuple[int, int]] = field(default_factory=list)
+    best_epochs: list[dict[str, int]] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -268,7 +281,7 @@ class Candidate:
             "scores": self.scores,
             "mean_score": self.mean_score,
             "validation_map": self.validation_map,
-            "best_epochs": [list(pair) for pair in self.best_epochs],
+            "best_epochs": self.best_epochs,
             "seconds": self.seconds,
         }
 
@@ -323,25 +336,28 @@ def tune(
     labels: Any,
     grid: Mapping[str, Any],
     *,
-    config: DDCMHConfig | None = None,
+    method: str | type[CrossModalMethod] = "ddcmh",
+    params: MethodParams | None = None,
     repeats: int = 1,
     objective: str = "mean",
     run_dir: str | Path | None = None,
     resume: bool = False,
     progress: ProgressCallback | None = None,
-) -> tuple[DDCMH, TuningResult]:
+) -> tuple[CrossModalMethod, TuningResult]:
     """Train every candidate of ``grid``, choose one by validation MAP, return its model.
 
     Parameters
     ----------
     image, text, labels
-        The training pairs, as for :meth:`DDCMH.fit`.
+        The training pairs, as for :meth:`CrossModalMethod.fit`.
     grid : mapping
         Dotted setting paths (or nested tables) to lists of candidate values.
-    config : DDCMHConfig, optional
-        The base configuration the candidates override; its ``validation_fraction`` must be above 0.
+    method : str or CrossModalMethod subclass
+        The method to tune: a registered name (``"ddcmh"``, ``"dcmh"``) or a class.
+    params : the method's Params, optional
+        The base parameters the candidates override; its ``validation_fraction`` must be above 0.
     repeats : int
-        Seeds per candidate (``config.seed``, ``config.seed + 1``, ...); candidates are ranked by
+        Seeds per candidate (``params.seed``, ``params.seed + 1``, ...); candidates are ranked by
         their mean validation score.
     objective : {"mean", "min", "image->text", "text->image"}
         How the validation MAP of the two directions becomes one score.
@@ -354,9 +370,10 @@ def tune(
 
     Returns
     -------
-    model : DDCMH
-        The chosen candidate's model trained with ``config.seed`` (refitted on all training rows when
-        ``config.refit``); ``model.report_["tuning"]`` holds the whole comparison.
+    model : CrossModalMethod
+        The chosen candidate's model trained with ``params.seed`` (refitted on all training rows when
+        ``params.refit`` and the method can refit); ``model.report_["tuning"]`` holds the whole
+        comparison and ``model.tuning_`` the :class:`TuningResult`.
     result : TuningResult
 
     Raises
@@ -364,9 +381,10 @@ def tune(
     InputError
         For an invalid grid, setting, value, objective or repeat count, before any training.
     """
-    from .methods.ddcmh import DDCMH
+    from .plugins import method_registry
 
-    base = config or DDCMHConfig()
+    method_class = method_registry().get(method).spec.load() if isinstance(method, str) else method
+    base = params if params is not None else method_class.Params()
     if repeats < 1:
         raise InputError(f"tuning: repeats must be at least 1, got {repeats}")
     if objective not in OBJECTIVES:
@@ -378,7 +396,7 @@ def tune(
     seeds = [base.seed + offset for offset in range(repeats)]
     folder = Path(run_dir) if run_dir is not None else None
     candidates = [Candidate(overrides) for overrides in candidate_overrides]
-    kept: dict[int, DDCMH] = {}  # the seed-`config.seed` model of the best candidate so far
+    kept: dict[int, CrossModalMethod] = {}  # the seed-`params.seed` model of the best candidate so far
     for index, (candidate, candidate_config) in enumerate(zip(candidates, configs, strict=True)):
         started = time.perf_counter()
         for seed in seeds:
@@ -390,7 +408,8 @@ def tune(
                 if progress is not None:
                     progress(f"{label} {line}")
 
-            model = DDCMH(candidate_config.model_copy(update={"seed": seed, "refit": False})).fit(
+            update = {"seed": seed, **({"refit": False} if "refit" in type(base).model_fields else {})}
+            model = method_class(candidate_config.model_copy(update=update)).fit(
                 image,
                 text,
                 labels,
@@ -402,7 +421,7 @@ def tune(
             candidate.validation_map.append(dict(directions))
             candidate.scores.append(validation_score(directions, objective))
             candidate.best_epochs.append(
-                (model.report_["stage2_best_epoch"], model.report_["stage3_best_epoch"])
+                {key: int(value) for key, value in model.report_.items() if key.endswith("best_epoch")}
             )
             if seed == base.seed:
                 kept[index] = model
@@ -417,9 +436,9 @@ def tune(
     best_index = choose_candidate([c.scores for c in candidates])
     best_model = kept[best_index]
     result = TuningResult(objective=objective, seeds=seeds, candidates=candidates, best_index=best_index)
-    if base.refit:
-        best_model.config = configs[best_index].model_copy(update={"refit": True})
-        best_model._refit_on_all_rows(
+    if getattr(base, "refit", False) and hasattr(best_model, "refit_on_all_rows"):
+        best_model.params = configs[best_index].model_copy(update={"refit": True})
+        best_model.refit_on_all_rows(
             image, text, labels, folder / "chosen" if folder is not None else None, resume, progress
         )
     best_model.report_["tuning"] = result.as_dict()

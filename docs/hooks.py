@@ -385,6 +385,31 @@ def hasher_reference() -> str:
     return "\n".join(lines)
 
 
+def method_reference() -> str:
+    """One section per cross-modal method that ddcmh itself registers: tags, class, parameters."""
+    from ddcmh_core import MethodParams, method_registry
+
+    common = set(MethodParams.model_fields)
+    lines = ["## Parameters of every method", ""]
+    lines += parameter_table(MethodParams, label="parameter")
+    for entry in _registered(method_registry().entries()):
+        spec = entry.spec
+        method_class = spec.load()
+        tags = method_class.tags
+        lines += [f"## {code(spec.name)}: {method_class.label()}", ""]
+        if spec.summary:
+            lines += [docstring_text(spec.summary), ""]
+        kind = [
+            "supervised (needs labels)" if tags.supervised else "unsupervised",
+            "deep (networks, epochs, checkpoints)" if tags.deep else "shallow",
+        ]
+        if tags.uses_hasher:
+            kind.append("takes a Stage-1 hasher (`--hasher`)")
+        lines += [f"**Kind:** {', '.join(kind)}. **Class:** {code(spec.target)}.", ""]
+        lines += parameter_table(method_class.Params, skip=common, label="parameter")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- config files
 def config_reference() -> str:
     """The keys of a ``--config`` TOML file: the bench settings and the model's ``[model]`` table."""
@@ -429,6 +454,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "datasets": dataset_reference,
     "dataset-keys": dataset_keys_reference,
     "hashers": hasher_reference,
+    "methods": method_reference,
     "config-file": config_reference,
     "conformance-checks": conformance_reference,
 }

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ddcmh_core.evaluation import codes as codes_module
 from ddcmh_core.errors import InputError
+from ddcmh_core.evaluation import codes as codes_module
 from ddcmh_core.evaluation.codes import (
     InvalidCodesError,
     as_words,

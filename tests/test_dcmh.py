@@ -134,7 +134,7 @@ def test_similarity_block_is_share_a_label() -> None:
 
 
 def test_codes_are_sign_of_f_plus_g_with_ties_positive(fitted: DCMH) -> None:
-    expected = (fitted.config.gamma * (fitted.image_outputs_ + fitted.text_outputs_) >= 0).astype(np.uint8)
+    expected = (fitted.params.gamma * (fitted.image_outputs_ + fitted.text_outputs_) >= 0).astype(np.uint8)
     np.testing.assert_array_equal(fitted.codes_, expected)
     assert fitted.codes_.shape == (fitted.report_["n_fit"], 16)
 
@@ -147,7 +147,7 @@ def test_reference_defaults() -> None:
     assert config.training.learning_rate == pytest.approx(10**-1.5) and config.final_learning_rate == 1e-3
     assert config.text_network.hidden_sizes == [8192]
     model = DCMH(training={"max_epochs": 5})  # nested overrides keep the other reference settings
-    assert model.config.training.optimizer == "sgd" and model.config.training.max_epochs == 5
+    assert model.params.training.optimizer == "sgd" and model.params.training.max_epochs == 5
     rates = [model._learning_rate(epoch, None) for epoch in range(5)]  # type: ignore[arg-type]
     np.testing.assert_allclose(rates, np.logspace(-1.5, -3, 5))
 
@@ -281,9 +281,20 @@ def test_bad_inputs(problem: dict[str, np.ndarray]) -> None:
         _model().encode_image(image)
     with pytest.raises(InputError, match=r"argument 'text': expected 30 features"):
         dropped.encode_text(image)
-    with pytest.raises(InputError, match="invalid configuration"):
+    with pytest.raises(InputError, match="invalid parameters"):
         DCMH(unknown_option=1)
     with pytest.raises(InputError, match="final_learning_rate"):
         DCMH(training={"schedule": "cosine"})
-    with pytest.raises(InputError, match="invalid configuration"):
+    with pytest.raises(InputError, match="invalid parameters"):
         DCMH(gamma=-1.0)
+
+
+def test_dcmh_model_file_round_trip(problem: dict[str, np.ndarray], tmp_path) -> None:
+    image, text, labels = (problem[name][:80] for name in ("train_image", "train_text", "train_labels"))
+    model = _model(training={"max_epochs": 2}).fit(image, text, labels)
+    assert isinstance(model.text_network_, torch.nn.Module)
+    path = model.save(tmp_path / "dcmh.h5")
+    loaded = DCMH.load(path)
+    np.testing.assert_array_equal(loaded.encode_image(image), model.encode_image(image))
+    np.testing.assert_array_equal(loaded.encode_text(text), model.encode_text(text))
+    np.testing.assert_array_equal(loaded.encode("text", text), model.encode("text", text))

@@ -215,7 +215,7 @@ def test_train_tunes_on_the_validation_split_and_saves_the_chosen_model(trained,
     assert len(tuning["candidates"]) == 4 and tuning["seeds"] == [0, 1]
     chosen = tuning["candidates"][tuning["best_index"]]
     assert chosen["overrides"]["text_training.learning_rate"] == 0.001
-    assert model.config.text_training.learning_rate == 0.001
+    assert model.params.text_training.learning_rate == 0.001
     assert model.encode_image(images).shape == (len(images), 8)
     bad = ["train", "--dataset", data, "--model", tmp_path / "bad.h5", "--tune", "seed=1,2"]
     assert main([str(a) for a in bad]) == 2

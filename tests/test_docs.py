@@ -159,7 +159,7 @@ def test_cli_reference_renders_groups_choices_and_subcommands(docs_hooks):
 
 
 def test_generated_references_cover_every_builtin(docs_hooks):
-    from ddcmh_core import hasher_registry
+    from ddcmh_core import hasher_registry, method_registry
     from ddcmh_core.data import dataset_registry
 
     hashers = docs_hooks.hasher_reference()
@@ -172,6 +172,10 @@ def test_generated_references_cover_every_builtin(docs_hooks):
             assert f"### `{entry.spec.name}`" in datasets
             for source in entry.spec.sources:
                 assert source.split()[0] in datasets
+    methods = docs_hooks.method_reference()
+    for entry in method_registry().entries():
+        if entry.plugin.distribution == "ddcmh":
+            assert f"## `{entry.spec.name}`: " in methods
     checks = docs_hooks.conformance_reference()
     for check in ALL_CHECKS:
         assert f"`{check.__name__}`" in checks

@@ -194,7 +194,7 @@ def test_validation_rows_come_from_training_rows_only(trained):
 
 def test_training_is_deterministic_on_cpu(trained):
     model, (images, texts, labels) = trained
-    again = DDCMH(model.config).fit(images[:300], texts[:300], labels[:300])
+    again = DDCMH(model.params).fit(images[:300], texts[:300], labels[:300])
     assert np.array_equal(again.encode_image(images), model.encode_image(images))
     assert np.array_equal(again.encode_text(texts), model.encode_text(texts))
 
@@ -206,8 +206,9 @@ def test_model_file_round_trip(trained, tmp_path):
     assert np.array_equal(loaded.encode_image(images), model.encode_image(images))
     assert np.array_equal(loaded.encode_text(texts), model.encode_text(texts))
     metadata = read_model_metadata(path)
-    assert metadata["hasher"]["name"] == "itq" and metadata["hasher"]["provider"] == "ddcmh"
-    assert metadata["config"]["n_bits"] == 16
+    assert metadata["method"]["name"] == "ddcmh" and metadata["method"]["provider"] == "ddcmh"
+    assert metadata["meta"]["hasher"]["name"] == "itq" and metadata["meta"]["hasher"]["provider"] == "ddcmh"
+    assert metadata["params"]["n_bits"] == 16
     assert {"ddcmh", "torch", "numpy"} <= set(metadata["versions"])
     assert loaded.extras_["vocabulary"].tolist() == [b"a", b"b"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.h5"]
@@ -220,7 +221,7 @@ def test_model_files_refuse_foreign_and_future_versions(trained, tmp_path):
     future.write_bytes(path.read_bytes())
     with h5py.File(future, "a") as handle:
         handle.attrs["format_version"] = MODEL_FORMAT_VERSION + 1
-    with pytest.raises(ModelFileError, match="format version 2 is incompatible"):
+    with pytest.raises(ModelFileError, match=f"format version {MODEL_FORMAT_VERSION + 1} is incompatible"):
         DDCMH.load(future)
     foreign = tmp_path / "foreign.h5"
     with h5py.File(foreign, "w") as handle:
@@ -230,8 +231,8 @@ def test_model_files_refuse_foreign_and_future_versions(trained, tmp_path):
     broken = tmp_path / "broken.h5"
     broken.write_bytes(path.read_bytes())
     with h5py.File(broken, "a") as handle:
-        name = next(iter(handle["text_network"]))
-        del handle["text_network"][name]
+        name = next(iter(handle["state/text_network"]))
+        del handle["state/text_network"][name]
     with pytest.raises(ModelFileError, match="text network's weights do not fit"):
         DDCMH.load(broken)
 
@@ -244,9 +245,9 @@ def test_bad_input_to_the_pipeline():
     unlabelled[[4, 9]] = 0
     with pytest.raises(InputError, match=r"2 training rows have no label \(rows 4, 9\)"):
         DDCMH().fit(images, texts, unlabelled)
-    with pytest.raises(InputError, match="invalid configuration"):
+    with pytest.raises(InputError, match="invalid parameters"):
         DDCMH(n_bits=0)
-    with pytest.raises(InputError, match="invalid configuration"):
+    with pytest.raises(InputError, match="invalid parameters"):
         DDCMH(no_such_option=1)
     with pytest.raises(NotFittedError):
         DDCMH().encode_text(texts)

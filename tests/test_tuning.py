@@ -1,4 +1,4 @@
-"""Hyper-parameter choice on the validation split: grids, scores, DDCMH.tune and ddcmh-bench --tune."""
+"""Hyper-parameter choice on the validation split: grids, scores, tune() on any method, ddcmh-bench --tune."""
 
 from __future__ import annotations
 
@@ -16,8 +16,15 @@ from ddcmh_core.tuning import (
     choose_candidate,
     expand_grid,
     flatten_grid,
+    tune,
     validation_score,
 )
+
+
+def tune_model(*arguments, **options):
+    """The chosen model of :func:`ddcmh_core.tuning.tune` for DDCMH (the method by default)."""
+    model, _ = tune(*arguments, **options)
+    return model
 
 FAST = {
     "image_training": FAST_TRAINING,
@@ -89,9 +96,9 @@ def test_tune_chooses_by_validation_and_returns_the_chosen_model(tmp_path):
     base = DDCMHConfig(hasher="itq", n_bits=8, **FAST)
     grid = {"image_training.learning_rate": [CRIPPLED_LEARNING_RATE, 1e-3]}
     lines: list[str] = []
-    model = DDCMH.tune(images, texts, labels, grid, config=base, repeats=2, progress=lines.append)
+    model = tune_model(images, texts, labels, grid, params=base, repeats=2, progress=lines.append)
     result = model.tuning_
-    assert result.best_index == 1 and model.config.image_training.learning_rate == 1e-3
+    assert result.best_index == 1 and model.params.image_training.learning_rate == 1e-3
     assert [len(candidate.scores) for candidate in result.candidates] == [2, 2]
     assert result.seeds == [0, 1]
     assert result.candidates[1].mean_score > result.candidates[0].mean_score + 0.05
@@ -106,9 +113,9 @@ def test_tune_chooses_by_validation_and_returns_the_chosen_model(tmp_path):
 def test_tune_refits_only_the_chosen_candidate():
     images, texts, labels = two_view_data(n_samples=200)
     base = DDCMHConfig(hasher="itq", n_bits=8, refit=True, **FAST)
-    model = DDCMH.tune(images, texts, labels, {"text_network.dropout": [0.0, 0.2]}, config=base)
+    model = tune_model(images, texts, labels, {"text_network.dropout": [0.0, 0.2]}, params=base)
     assert model.report_["refit"] is True and len(model.fit_rows_) == 200
-    assert model.config.refit is True
+    assert model.params.refit is True
     assert model.report_["tuning"]["candidates"][0]["scores"]
 
 
@@ -116,11 +123,11 @@ def test_tune_resumes_from_its_run_folder(tmp_path):
     images, texts, labels = two_view_data(n_samples=160)
     base = DDCMHConfig(hasher="itq", n_bits=8, **FAST)
     grid = {"text_network.dropout": [0.0, 0.2]}
-    first = DDCMH.tune(images, texts, labels, grid, config=base, run_dir=tmp_path)
+    first = tune_model(images, texts, labels, grid, params=base, run_dir=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["candidate-0", "candidate-1"]
     lines: list[str] = []
-    again = DDCMH.tune(
-        images, texts, labels, grid, config=base, run_dir=tmp_path, resume=True, progress=lines.append
+    again = tune_model(
+        images, texts, labels, grid, params=base, run_dir=tmp_path, resume=True, progress=lines.append
     )
     assert sum("reused codes" in line for line in lines) == 2
     assert [c.scores for c in again.tuning_.candidates] == [c.scores for c in first.tuning_.candidates]
@@ -131,11 +138,11 @@ def test_tune_refuses_bad_settings_before_training():
     images, texts, labels = two_view_data(n_samples=100)
     with pytest.raises(InputError, match="validation split"):
         no_split = DDCMHConfig(validation_fraction=0)
-        DDCMH.tune(images, texts, labels, {"text_network.dropout": [0.1]}, config=no_split)
+        tune_model(images, texts, labels, {"text_network.dropout": [0.1]}, params=no_split)
     with pytest.raises(InputError, match="argument 'no_such'"):
-        DDCMH.tune(images, texts, labels, {"hasher_params.no_such": [1]})
+        tune_model(images, texts, labels, {"hasher_params.no_such": [1]})
     with pytest.raises(InputError, match="repeats must be at least 1"):
-        DDCMH.tune(images, texts, labels, {"text_network.dropout": [0.1]}, repeats=0)
+        tune_model(images, texts, labels, {"text_network.dropout": [0.1]}, repeats=0)
 
 
 # ------------------------------------------------------------------ ddcmh-bench --tune

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import InputError
 from ..tuning import Objective, flatten_grid
@@ -45,7 +45,20 @@ class BenchConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     out: Path | None = None
     quick: bool = False
-    baselines: list[Literal["pairwise"]] = Field(default_factory=list)
+    methods: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Cross-modal methods to run beside DDCMH (registered names, see --list-methods); DDCMH "
+            "itself runs once per hasher of 'hashers'."
+        ),
+    )
+    method_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description=(
+            "Per-method parameters (dotted keys allowed: 'training.max_epochs'), validated by the "
+            "method's Params; DDCMH takes the 'model' table instead."
+        ),
+    )
     map_at_k: int = Field(50, ge=1, description="k of the truncated MAP@k records.")
     precision_at: list[int] = Field(default_factory=lambda: list(PRECISION_AT))
     index_order_map: bool = Field(True, description="Also report MAP@all with ties in index order.")
@@ -75,12 +88,30 @@ class BenchConfig(BaseModel):
                 raise ValueError(f"bit length {bits} is outside 1..4096")
         return sorted(set(value))
 
-    @field_validator("hashers")
+    @model_validator(mode="before")
     @classmethod
-    def _check_hashers(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("at least one hasher is needed")
-        return list(dict.fromkeys(name.strip().lower() for name in value))
+    def _baselines_are_methods(cls, value: Any) -> Any:
+        # 'baselines = ["pairwise"]' (files of earlier releases) is the method 'dcmh'.
+        if isinstance(value, dict) and "baselines" in value:
+            value = dict(value)
+            baselines = value.pop("baselines") or []
+            unknown = [name for name in baselines if name != "pairwise"]
+            if unknown:
+                raise ValueError(f"baselines: unknown baseline(s) {unknown}; use methods = ['dcmh', ...]")
+            if baselines:
+                value["methods"] = [*value.get("methods", []), "dcmh"]
+        return value
+
+    @field_validator("hashers", "methods")
+    @classmethod
+    def _normalise_names(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(name.strip().lower() for name in value if name.strip()))
+
+    @model_validator(mode="after")
+    def _something_to_run(self) -> BenchConfig:
+        if not self.hashers and not [name for name in self.methods if name != "ddcmh"]:
+            raise ValueError("nothing to run: give at least one hasher (for DDCMH) or one method")
+        return self
 
     @field_validator("tune", mode="before")
     @classmethod

@@ -6,12 +6,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-METHOD_LABELS = {
-    "ddcmh": "DDCMH",
-    "stage1": "Stage-1 text codes",
-    "dcmh": "DCMH (pairwise)",
-    "random": "random codes (floor)",
-}
+FIXED_LABELS = {"stage1": "Stage-1 text codes", "random": "random codes (floor)"}
+ROW_ORDER = {"ddcmh": 0, "stage1": 1, "random": 3}
+"""DDCMH rows first, then the Stage-1 rows, then every other method by name, then the floor."""
+
+
+def method_label(results: dict[str, Any], method: str, hasher: str | None = None) -> str:
+    """How tables and plots name a method (``DDCMH + itq``, ``DCMH``, a plugin's own label)."""
+    described = results.get("methods", {}).get(method, {})
+    label = FIXED_LABELS.get(method) or described.get("label") or method
+    return label + (f" + {hasher}" if hasher and method != "stage1" else "")
 
 
 def _value(records: Sequence[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
@@ -31,12 +35,10 @@ def _cell(record: dict[str, Any] | None, n_seeds: int) -> str:
 
 def _rows(results: dict[str, Any], task: str) -> list[tuple[str, str | None, str]]:
     present = {(r["method"], r["hasher"]) for r in results["records"] if r["task"] == task}
-    ordered = sorted(
-        present, key=lambda item: (["ddcmh", "stage1", "dcmh", "random"].index(item[0]), item[1] or "")
-    )
+    ordered = sorted(present, key=lambda item: (ROW_ORDER.get(item[0], 2), item[0], item[1] or ""))
     rows = []
     for method, hasher in ordered:
-        label = METHOD_LABELS[method] + (f" + {hasher}" if hasher and method == "ddcmh" else "")
+        label = method_label(results, method, hasher)
         if method == "stage1":
             label = f"{hasher} text codes (Stage 1 alone)"
         rows.append((label, hasher, method))
@@ -89,6 +91,7 @@ def markdown_report(results: dict[str, Any], out_dir: Path | None = None) -> str
                 for b in bits
             ]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += _fit_time_lines(results, bits)
     lines += _tuning_lines(results.get("tuning", []))
     index_rows = [r for r in results["records"] if r["tie_policy"] == "index" and r["metric"] == "map@all"]
     if index_rows:
@@ -110,6 +113,29 @@ def markdown_report(results: dict[str, Any], out_dir: Path | None = None) -> str
             "indices), cells/ (cached cells: rerun to resume)."
         ]
     return "\n".join(lines) + "\n"
+
+
+def _fit_time_lines(results: dict[str, Any], bits: Sequence[int]) -> list[str]:
+    """Each trained method's fit time per code length (mean over seeds, seconds)."""
+    timings = results.get("fit_seconds", [])
+    if not timings:
+        return []
+    lines = [
+        "",
+        "## Fit time (seconds, mean over seeds)",
+        "",
+        "| method | " + " | ".join(f"{b} bits" for b in bits) + " |",
+        "|---|" + "---|" * len(bits),
+    ]
+    keys = sorted(
+        {(t["method"], t["hasher"]) for t in timings},
+        key=lambda item: (ROW_ORDER.get(item[0], 2), item[0], item[1] or ""),
+    )
+    for method, hasher in keys:
+        by_bits = {t["bits"]: t["mean"] for t in timings if (t["method"], t["hasher"]) == (method, hasher)}
+        cells = [f"{by_bits[b]:.1f}" if b in by_bits else "—" for b in bits]
+        lines.append(f"| {method_label(results, method, hasher)} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _tuning_lines(tuning: Sequence[dict[str, Any]]) -> list[str]:
@@ -202,7 +228,7 @@ def write_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
                 if curve_task != task or int(bits) != largest or curve_name not in curves:
                     continue
                 curve = curves[curve_name]
-                label = METHOD_LABELS[method] + (f" + {hasher}" if hasher else "")
+                label = method_label(results, method, hasher or None)
                 axis.plot(
                     curve[x_key],
                     curve[y_key],

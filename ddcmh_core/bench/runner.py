@@ -1,7 +1,8 @@
 """The ``ddcmh-bench`` run loop: cells (method x hasher x bits x seed), each cached on disk.
 
-A cell trains one model (or draws random codes), encodes the query and database items of the
-split and scores every task. Finished cells are written to ``<out>/cells/`` as JSON, so an
+A cell trains one cross-modal method (DDCMH with one Stage-1 hasher, or any other registered
+method such as DCMH), or draws random codes; encodes the query and database items of the split and
+scores every task with the one evaluator. Finished cells are written to ``<out>/cells/`` as JSON, so an
 interrupted run resumes where it stopped; Ctrl-C leaves valid partial results.
 """
 
@@ -30,7 +31,8 @@ from ..evaluation.metrics import (
     random_code_floor,
 )
 from ..files import atomic_path
-from ..plugins import hasher_registry
+from ..methods.base import CrossModalMethod, DataShape
+from ..plugins import hasher_registry, method_registry
 from ..tuning import (
     check_candidate,
     check_setting_path,
@@ -67,7 +69,7 @@ class Cell:
 
     def describe(self) -> str:
         """Human-readable label for progress lines."""
-        name = {"ddcmh": "DDCMH", "dcmh": "DCMH (pairwise)", "random": "random codes"}[self.method]
+        name = "random codes" if self.method == "random" else method_class(self.method).label()
         hasher = f" + {self.hasher}" if self.hasher else ""
         tuned = f", candidate {self.candidate + 1}" if self.candidate is not None else ""
         return f"{name}{hasher}, {self.bits} bits, seed {self.seed}{tuned}"
@@ -90,9 +92,20 @@ def tuning_candidates(config: BenchConfig, hasher: str) -> list[dict[str, Any]]:
     return expand_grid(grid)
 
 
+def method_class(name: str) -> type[CrossModalMethod]:
+    """The class of a registered method."""
+    return method_registry().get(name).spec.load()
+
+
+def other_methods(config: BenchConfig) -> list[str]:
+    """The methods of a run besides DDCMH (whose cells come from ``config.hashers``)."""
+    return [name for name in config.methods if method_registry().get(name).spec.name != "ddcmh"]
+
+
 def plan_cells(config: BenchConfig) -> list[Cell]:
     """All cells of a run, in the order they are computed."""
     candidates = {hasher: len(tuning_candidates(config, hasher)) for hasher in config.hashers}
+    methods = [method_registry().get(name).spec.name for name in other_methods(config)]
     cells = []
     for seed in range(config.seeds):
         for bits in config.bits:
@@ -102,8 +115,7 @@ def plan_cells(config: BenchConfig) -> list[Cell]:
                     cells += [Cell("ddcmh", hasher, bits, seed, c) for c in range(candidates[hasher])]
                 else:
                     cells.append(Cell("ddcmh", hasher, bits, seed))
-            if "pairwise" in config.baselines:
-                cells.append(Cell("dcmh", None, bits, seed))
+            cells += [Cell(method, None, bits, seed) for method in methods]
     return cells
 
 
@@ -118,38 +130,51 @@ def resolve_hasher_options(config: BenchConfig, hasher: str) -> dict[str, Any]:
 
 
 def model_config_for(config: BenchConfig, cell: Cell) -> dict[str, Any]:
-    """The DDCMHConfig (or DCMHConfig) fields of a cell."""
-    fields: dict[str, Any] = {"n_bits": cell.bits, "seed": cell.seed, "device": config.device}
-    model = dict(config.model)
-    if config.quick:
-        for stage in ("image_training", "text_training"):
-            model[stage] = {**QUICK_TRAINING, **model.get(stage, {})}
+    """The parameters of a cell's method (DDCMHConfig fields for DDCMH, the method's Params else).
+
+    DDCMH takes the ``[model]`` table, its hasher's options and its tuning candidate; another
+    method takes its ``method_options`` table (dotted keys allowed). ``--quick`` caps the epochs
+    of every training table the method has.
+    """
+    params_fields = method_class(cell.method).Params.model_fields
+    fields: dict[str, Any] = {"n_bits": cell.bits, "seed": cell.seed}
+    if "device" in params_fields:
+        fields["device"] = config.device
     if cell.method == "ddcmh":
         assert cell.hasher is not None
-        fields.update(model, hasher=cell.hasher, hasher_params=resolve_hasher_options(config, cell.hasher))
+        fields.update(
+            copy.deepcopy(config.model),
+            hasher=cell.hasher,
+            hasher_params=resolve_hasher_options(config, cell.hasher),
+        )
         if cell.candidate is not None:
-            fields = copy.deepcopy(fields)
             for dotted, value in tuning_candidates(config, cell.hasher)[cell.candidate].items():
                 set_dotted(fields, dotted, value, owner="tune")
-    elif cell.method == "dcmh":
-        for key in ("image_network", "text_network"):
-            if key in model:
-                fields[key] = model[key]
-        if config.quick:
-            fields["training"] = dict(QUICK_TRAINING)
+    else:
+        for dotted, value in config.method_options.get(cell.method, {}).items():
+            set_dotted(fields, dotted, value, owner=f"method option {cell.method}")
+    if config.quick:
+        for stage in ("image_training", "text_training", "training"):
+            if stage in params_fields:
+                fields[stage] = {**QUICK_TRAINING, **fields.get(stage, {})}
     return fields
 
 
 def validate_plan(config: BenchConfig) -> None:
-    """Check every hasher name and option before any work starts.
+    """Check every method, hasher, option and setting before any work starts (data not needed).
 
     Raises
     ------
     InputError, UnknownNameError, DuplicateNameError
-        With a message naming the hasher and the option.
+        With a message naming the method or hasher and the option.
     """
     from ..methods.ddcmh import DDCMHConfig
 
+    for name in [*config.methods, *config.method_options]:
+        method_registry().get(name)  # unknown method, in --method or in an option
+    for name in other_methods(config):
+        cell = Cell(method_registry().get(name).spec.name, None, min(config.bits), 0)
+        method_class(cell.method).make_params(**model_config_for(config, cell))
     registry = hasher_registry()
     for name in list(config.hasher_options):
         if name != "*":
@@ -179,9 +204,42 @@ def validate_plan(config: BenchConfig) -> None:
                 check_candidate(model, candidates[candidate], owner="tune")
 
 
+def check_plan_against_data(config: BenchConfig, dataset: Any) -> None:
+    """Check every cell of the plan against the data's shape, before the first cell trains.
+
+    Each method's :meth:`~ddcmh_core.methods.base.CrossModalMethod.data_problems` sees the number
+    of training pairs, each view's width and whether there are labels; all problems of all cells
+    are reported together.
+
+    Raises
+    ------
+    InputError
+        Listing every problem with the cell it belongs to.
+    """
+    shape = DataShape(
+        n_rows=len(dataset.split.train),
+        n_features={
+            "image": getattr(dataset.image, "n_features", None),
+            "text": getattr(dataset.text, "n_features", None),
+        },
+        has_labels=dataset.labels is not None,
+    )
+    problems: dict[str, None] = {}
+    for cell in plan_cells(config):
+        if cell.method == "random" or cell.seed:
+            continue
+        method = method_class(cell.method)
+        params = method.make_params(**model_config_for(config, cell))
+        for problem in method.data_problems(params, shape):
+            problems[f"{cell.describe().rsplit(', seed', 1)[0]}: {problem}"] = None
+    if problems:
+        listed = "\n  ".join(problems)
+        raise InputError(f"the plan cannot run on {dataset.name} ({len(problems)} problems):\n  {listed}")
+
+
 def config_digest(config: BenchConfig, fingerprint: str) -> str:
     """A digest of everything that changes a cell's result (not the list of cells itself)."""
-    relevant = config.model_dump(mode="json", exclude={"out", "seeds", "hashers", "bits", "baselines"})
+    relevant = config.model_dump(mode="json", exclude={"out", "seeds", "hashers", "bits", "methods"})
     relevant["fingerprint"] = fingerprint
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -272,6 +330,7 @@ class BenchRun:
         self.train, self.query, self.database = split.train, split.query, split.database
         self.labels = dataset.labels
         self.started = time.perf_counter()
+        self.fit_seconds = 0.0
 
     # ------------------------------------------------------------------ cells
     def run(self) -> tuple[dict[str, Any], bool]:
@@ -382,16 +441,18 @@ class BenchRun:
         }
         for task, (queries, base) in tasks.items():
             result["tasks"][task] = score_task(queries, base, query_labels, database_labels, self.config)
-        if cell.method == "ddcmh" and model.hasher_.supports_encode:
+        hasher = getattr(model, "hasher_", None)
+        if hasher is not None and hasher.supports_encode:
             # The Stage-1 hasher's own text codes, used directly: what Stages 2 and 3 add.
-            stage1_query = model.hasher_.encode(text.select(self.query).take())
-            stage1_database = model.hasher_.encode(text.select(self.database).take())
+            stage1_query = hasher.encode(text.select(self.query).take())
+            stage1_database = hasher.encode(text.select(self.database).take())
             result["stage1"] = {
                 "text->text": score_task(
                     stage1_query, stage1_database, query_labels, database_labels, self.config
                 )
             }
         result["seconds"].update(model.report_.get("seconds", {}))
+        result["seconds"]["fit"] = self.fit_seconds
         result["report"] = model.report_
         return result
 
@@ -404,15 +465,15 @@ class BenchRun:
         def say(line: str) -> None:
             self.progress(f"{prefix} {line}")
 
-        if cell.method == "dcmh":
-            from ..methods.dcmh import DCMH
-
-            return DCMH(**fields).fit(image, text, labels, progress=say)
-        from ..methods.ddcmh import DDCMH
-
-        run_dir = self.out_dir / "checkpoints" / cell.key
-        model = DDCMH(**fields).fit(image, text, labels, run_dir=run_dir, resume=True, progress=say)
-        return model
+        method = method_registry().create(cell.method, **fields)
+        started = time.perf_counter()
+        if method.tags.deep:
+            run_dir = self.out_dir / "checkpoints" / cell.key
+            method.fit(image, text, labels, run_dir=run_dir, resume=True, progress=say)
+        else:
+            method.fit(image, text, labels, progress=say)
+        self.fit_seconds = time.perf_counter() - started
+        return method
 
     # ------------------------------------------------------------------ aggregation
     def _aggregate(self, finished: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
@@ -487,9 +548,46 @@ class BenchRun:
                 {"cell": r["cell"], "seconds": r["seconds"], "report": r.get("report", {})} for r in finished
             ],
             "tuning": tuning,
+            "methods": describe_methods(reported),
+            "fit_seconds": fit_seconds(reported),
             "records": records,
             "curves": curves,
         }
+
+
+def describe_methods(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Label, provider and tags of every method in ``results`` (so reports need no plugin)."""
+    described: dict[str, dict[str, Any]] = {}
+    for name in sorted({r["method"] for r in results} - {"random"}):
+        entry = method_registry().get(name)
+        method = entry.spec.load()
+        described[name] = {
+            "label": method.label(),
+            "summary": entry.spec.summary,
+            "provider": entry.plugin.provider,
+            "tags": method.tags.as_dict(),
+        }
+    return described
+
+
+def fit_seconds(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and spread of each method's fit time per hasher and code length (trained cells only)."""
+    groups: dict[tuple[str, str | None, int], list[float]] = {}
+    for result in results:
+        if "fit" in result["seconds"]:
+            key = (result["method"], result["hasher"], result["bits"])
+            groups.setdefault(key, []).append(float(result["seconds"]["fit"]))
+    return [
+        {
+            "method": method,
+            "hasher": hasher,
+            "bits": bits,
+            "mean": float(np.mean(values)),
+            "std": float(np.std(values)),
+            "per_seed": values,
+        }
+        for (method, hasher, bits), values in sorted(groups.items(), key=lambda item: str(item[0]))
+    ]
 
 
 def select_tuned_cells(

@@ -21,7 +21,7 @@ import pydantic
 
 from ..errors import DdcmhError, InputError
 from ..files import atomic_path
-from ..plugins import hasher_registry
+from ..plugins import hasher_registry, method_registry
 from ..tuning import OBJECTIVES
 from . import listing, stdout_closed
 
@@ -70,16 +70,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=int, metavar="N", help="repeat with N seeds; report mean ± std")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: auto (CUDA when present)")
     run.add_argument(
+        "--method",
+        action="append",
+        metavar="NAME",
+        help=(
+            "cross-modal methods to compare with DDCMH (see --list-methods): repeat the flag, give a "
+            "comma list, or 'all'; DDCMH runs with each --hasher ('--hasher none' leaves it out)"
+        ),
+    )
+    run.add_argument(
+        "--method-opt",
+        action="append",
+        default=[],
+        metavar="METHOD:KEY=VALUE",
+        help="a method's parameter, dotted keys allowed (dcmh:training.max_epochs=100)",
+    )
+    run.add_argument(
         "--baseline",
         action="append",
         choices=["pairwise"],
-        help="also run the pairwise DCMH baseline (Jiang & Li 2017)",
-    )
-    run.add_argument(
-        "--method",
-        action="append",
-        choices=["ddcmh", "dcmh"],
-        help="methods to run; 'dcmh' is the same as --baseline pairwise (ddcmh always runs)",
+        help="the same as --method dcmh (kept for earlier command lines)",
     )
     run.add_argument(
         "--tune",
@@ -106,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quick", action="store_true", help="few epochs and 16/32 bits: a fast first look")
     info = parser.add_argument_group("listing")
     info.add_argument("--list-hashers", action="store_true", help="list the installed hashers and exit")
+    info.add_argument(
+        "--list-methods", action="store_true", help="list the installed cross-modal methods and exit"
+    )
     info.add_argument(
         "--list-plugins",
         action="store_true",
@@ -142,6 +155,23 @@ def _hasher_options(items: Sequence[str]) -> dict[str, dict[str, Any]]:
     return options
 
 
+def _method_options(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    options: dict[str, dict[str, Any]] = {}
+    for item in items:
+        target, colon, assignment = item.partition(":")
+        key, equals, value = assignment.partition("=")
+        if not colon or not target.strip() or not equals or not key.strip():
+            raise InputError(
+                f"--method-opt {item!r}: expected METHOD:KEY=VALUE, e.g. dcmh:training.max_epochs=100"
+            )
+        options.setdefault(target.strip().lower(), {})[key.strip()] = _parse_value(value.strip())
+    return options
+
+
+def _names(items: Sequence[str]) -> list[str]:
+    return [name.strip() for item in items for name in item.split(",") if name.strip()]
+
+
 def _tune_options(items: Sequence[str]) -> dict[str, list[Any]]:
     grid: dict[str, list[Any]] = {}
     for item in items:
@@ -170,9 +200,22 @@ def resolve_config(arguments: argparse.Namespace) -> Any:
         if isinstance(settings.get("hashers"), str):
             settings["hashers"] = [settings["hashers"]]
     if arguments.hasher:
-        settings["hashers"] = [name for item in arguments.hasher for name in item.split(",") if name.strip()]
+        settings["hashers"] = _names(arguments.hasher)
     if settings.get("hashers") and any(name.strip().lower() == "all" for name in settings["hashers"]):
         settings["hashers"] = hasher_registry().names()
+    if settings.get("hashers") and [name.strip().lower() for name in settings["hashers"]] == ["none"]:
+        settings["hashers"] = []
+    methods = list(settings.get("methods", [])) + _names(arguments.method or [])
+    methods += ["dcmh"] * bool(arguments.baseline)
+    if any(name.lower() == "all" for name in methods):
+        methods = method_registry().names()
+    if methods:
+        settings["methods"] = methods
+    if arguments.method_opt:
+        merged_methods = dict(settings.get("method_options", {}))
+        for target, values in _method_options(arguments.method_opt).items():
+            merged_methods[target] = {**merged_methods.get(target, {}), **values}
+        settings["method_options"] = merged_methods
     if arguments.hasher_opt:
         merged = dict(settings.get("hasher_options", {}))
         for target, values in _hasher_options(arguments.hasher_opt).items():
@@ -201,12 +244,6 @@ def resolve_config(arguments: argparse.Namespace) -> Any:
         settings["quick"] = True
         if not arguments.bits and "bits" not in settings:
             settings["bits"] = [16, 32]
-    baselines = list(settings.get("baselines", []))
-    baselines += arguments.baseline or []
-    if arguments.method and "dcmh" in arguments.method:
-        baselines.append("pairwise")
-    if baselines:
-        settings["baselines"] = sorted(set(baselines))
     try:
         return BenchConfig(**settings)
     except pydantic.ValidationError as error:
@@ -238,7 +275,7 @@ def prepare_out_dir(requested: Path | None, dataset_name: str) -> Path:
 def run_bench(arguments: argparse.Namespace) -> int:
     """Run the benchmark the arguments describe; return the exit status."""
     from ..bench.report import markdown_report, write_plots
-    from ..bench.runner import BenchRun, validate_plan, write_json_atomic
+    from ..bench.runner import BenchRun, check_plan_against_data, validate_plan, write_json_atomic
     from ..data import load_dataset
 
     config = resolve_config(arguments)
@@ -255,6 +292,7 @@ def run_bench(arguments: argparse.Namespace) -> int:
         dataset = load_dataset(config.dataset, data_dir=config.data_dir)
     dataset.require_views()
     dataset = dataset.drop_unlabelled()
+    check_plan_against_data(config, dataset)
     out_dir = prepare_out_dir(config.out, dataset.name)
     dataset.split.save(out_dir / "split.h5", dataset_fingerprint=dataset.fingerprint.sha256)
     progress(f"{dataset.fingerprint}; split {dataset.split.sizes}; results go to {out_dir}")
@@ -280,6 +318,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if arguments.list_hashers:
             print(listing.list_hashers(hasher_registry(), as_json=arguments.json))
+            return 0
+        if arguments.list_methods:
+            print(listing.list_methods(method_registry(), as_json=arguments.json))
             return 0
         if arguments.list_plugins:
             print(listing.list_plugins(hasher_registry(), as_json=arguments.json))

@@ -1,4 +1,4 @@
-"""What ``--list-hashers``, ``--list-plugins`` and ``--version`` print."""
+"""What ``--list-hashers``, ``--list-methods``, ``--list-plugins`` and ``--version`` print."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import json
 from typing import Any
 
 from .._version import __version__
-from ..plugins import HasherRegistry, RegisteredHasher
+from ..plugins import HasherRegistry, MethodRegistry, RegisteredHasher, RegisteredMethod
 
 COMMON_PARAMETERS = ("n_bits", "seed", "kernel_lift", "lift_anchors")
 """Hyper-parameters of every hasher (``HasherParams``), listed once below the table."""
 
 
-def hasher_record(entry: RegisteredHasher) -> dict[str, Any]:
-    """JSON-ready description of one registered hasher (loads its class)."""
-    record: dict[str, Any] = {
+def record_header(entry: RegisteredHasher | RegisteredMethod) -> dict[str, Any]:
+    """What a listing says of any registered name: name, aliases, provider, summary, defaults."""
+    return {
         "name": entry.spec.name,
         "aliases": list(entry.spec.aliases),
         "provider": entry.plugin.distribution,
@@ -22,6 +22,11 @@ def hasher_record(entry: RegisteredHasher) -> dict[str, Any]:
         "summary": entry.spec.summary,
         "defaults": dict(entry.spec.defaults),
     }
+
+
+def hasher_record(entry: RegisteredHasher) -> dict[str, Any]:
+    """JSON-ready description of one registered hasher (loads its class)."""
+    record = record_header(entry)
     try:
         hasher_class = entry.spec.load()
         hasher = hasher_class(**entry.spec.defaults)
@@ -77,6 +82,62 @@ def list_hashers(registry: HasherRegistry, *, as_json: bool) -> str:
         "Every hasher also takes n_bits, seed, kernel_lift ('none'|'rbf') and lift_anchors. "
         "Set them with --hasher-opt KEY=VALUE; --list-hashers --json shows full schemas."
     )
+    return "\n".join(lines)
+
+
+def method_record(entry: RegisteredMethod) -> dict[str, Any]:
+    """JSON-ready description of one registered cross-modal method (loads its class)."""
+    record = record_header(entry)
+    try:
+        method_class = entry.spec.load()
+        params = method_class.Params.model_validate(entry.spec.defaults)
+    except Exception as error:  # a broken method module must not take the listing down
+        record.update(status="failed", error=str(error))
+        return record
+    record.update(
+        status="ok",
+        label=method_class.label(),
+        method_class=entry.spec.target,
+        tags=method_class.tags.as_dict(),
+        params=params.model_dump(mode="json"),
+        params_schema=method_class.Params.model_json_schema(),
+    )
+    return record
+
+
+def list_methods(registry: MethodRegistry, *, as_json: bool) -> str:
+    """The ``--list-methods`` output, a table or JSON."""
+    records = [method_record(entry) for entry in registry.entries()]
+    conflicts = [
+        {"name": name, "providers": [f"{entry.plugin.provider} ({entry.plugin.name})" for entry in entries]}
+        for name, entries in sorted(registry.conflicts.items())
+    ]
+    if as_json:
+        return json.dumps({"methods": records, "conflicts": conflicts}, indent=2, default=str)
+    lines = [f"{'name':<12} {'kind':<26} {'provider':<18} summary"]
+    for record in records:
+        if record["status"] != "ok":
+            kind, summary = "BROKEN", record["error"]
+        else:
+            tags = record["tags"]
+            kind = ", ".join(
+                [
+                    "supervised" if tags["supervised"] else "unsupervised",
+                    "deep" if tags["deep"] else "shallow",
+                    *(["+ hasher"] if tags["uses_hasher"] else []),
+                ]
+            )
+            summary = record["summary"]
+        provider = f"{record['provider']} {record['provider_version']}"
+        name = record["name"] + (f" ({', '.join(record['aliases'])})" if record["aliases"] else "")
+        lines.append(f"{name:<12} {kind:<26} {provider:<18} {summary}")
+    for conflict in conflicts:
+        lines.append(f"CONFLICT: {conflict['name']!r} is claimed by {' and '.join(conflict['providers'])}")
+    lines += [
+        "",
+        "Run them with ddcmh-bench --method NAME[,NAME...] (or 'all'); set parameters with --method-opt "
+        "METHOD:KEY=VALUE. --list-methods --json shows full schemas.",
+    ]
     return "\n".join(lines)
 
 

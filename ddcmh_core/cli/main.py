@@ -136,14 +136,19 @@ def command_train(arguments: argparse.Namespace) -> int:
     views = (dataset.image.select(train), dataset.text.select(train), dataset.labels[train])
     fit_options = {"run_dir": run_dir, "resume": arguments.resume, "progress": _print_progress}
     if grid:
-        model = DDCMH.tune(
+        from ..tuning import tune
+
+        chosen, _ = tune(
             *views,
             grid,
-            config=model.config,
+            method=DDCMH,
+            params=model.params,
             repeats=arguments.tune_repeats,
             objective=arguments.tune_objective,
             **fit_options,
         )
+        assert isinstance(chosen, DDCMH)
+        model = chosen
     else:
         model.fit(*views, **fit_options)
     extras: dict[str, Any] = {

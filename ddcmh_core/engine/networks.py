@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -225,3 +226,53 @@ def fit_input_scaling(
     """Fit an MLP hash network's input scaling and lift on training ``rows`` (others: nothing)."""
     if isinstance(network, HashMLP) and (network.scale_inputs or network.lifted):
         network.fit_input_scaling(rows_as_matrix(source, rows), seed=seed)
+
+
+def network_state_arrays(networks: dict[str, nn.Module]) -> dict[str, np.ndarray]:
+    """The weights of named networks as arrays ``"<name>_network/<tensor>"`` (for model files)."""
+    return {
+        f"{name}_network/{tensor_name}": tensor.detach().cpu().numpy()
+        for name, network in networks.items()
+        for tensor_name, tensor in network.state_dict().items()
+    }
+
+
+def restore_network(
+    arrays: dict[str, np.ndarray],
+    name: str,
+    config: NetworkConfig,
+    n_bits: int,
+    n_features: int | None,
+    *,
+    wrap: Callable[[nn.Module, dict[str, torch.Tensor]], nn.Module] | None = None,
+) -> nn.Module:
+    """Rebuild network ``name`` from :func:`network_state_arrays` output, in eval mode on the CPU.
+
+    ``wrap`` may put the built network inside another module before the weights are loaded
+    (it receives the weights, whose names then carry the wrapper's prefix).
+
+    Raises
+    ------
+    ValueError
+        If the weights do not fit the network the configuration describes.
+    """
+    prefix = f"{name}_network/"
+    weights = {
+        key[len(prefix) :]: torch.from_numpy(np.ascontiguousarray(array))
+        for key, array in arrays.items()
+        if key.startswith(prefix)
+    }
+    anchors = next((value for key, value in weights.items() if key.endswith("lift_anchors")), None)
+    network = build_network(
+        config.model_copy(update={"pretrained": None}),
+        n_bits,
+        n_features,
+        n_training_rows=anchors.shape[0] if anchors is not None else None,
+    )
+    if wrap is not None:
+        network = wrap(network, weights)
+    try:
+        network.load_state_dict(weights, strict=True)
+    except RuntimeError as error:
+        raise ValueError(f"the {name} network's weights do not fit: {error}") from None
+    return network.eval()

@@ -1,7 +1,12 @@
-"""Training of one hash network on per-bit targets (sigmoid cross-entropy), with early stopping.
+"""The epoch loop of the deep methods, and training of one hash network on per-bit targets.
 
-Used for Stage 2 (image network on Stage-1 codes) and Stage 3 (text network on reconstructed
-codes). Each sample's loss depends only on that sample, so an epoch costs O(n).
+:func:`run_epochs` is the one training loop: resume from a checkpoint, epochs, validation with
+patience early stopping, the best weights, the per-epoch history, an atomic checkpoint after
+every epoch and progress lines with an ETA. What an epoch does is an :class:`EpochTask`.
+
+:func:`train_hash_network` is such a task: sigmoid cross-entropy on per-bit targets, used for
+Stage 2 (image network on Stage-1 codes) and Stage 3 (text network on reconstructed codes). Each
+sample's loss depends only on that sample, so an epoch costs O(n).
 
 Reproducibility: the shuffling of epoch ``e`` comes from a generator seeded with ``(seed, e)``
 and the torch RNG state is saved in every checkpoint, so a run resumed from the checkpoint of
@@ -10,6 +15,7 @@ epoch ``e`` continues exactly as the uninterrupted run would have (on CPU).
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import copy
 import math
@@ -24,14 +30,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..files import atomic_path
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainingConfig
-from .device import autocast, distributed_context
+from .device import DistributedContext, autocast, distributed_context
 from .sources import BatchSource
 
 ProgressCallback = Callable[[str], None]
 Validator = Callable[[nn.Module], float]
-CHECKPOINT_FORMAT_VERSION = 1
 
 
 @dataclass
@@ -43,12 +48,16 @@ class TrainingResult:
     best_epoch : int
         1-based epoch whose weights were kept (the last one without validation).
     best_score : float or None
-        Validation MAP of the kept weights.
+        Validation score (MAP) of the kept weights.
     epochs_run : int
+        Epochs run in this call (a resumed run does not count the earlier ones).
     history : list of dict
-        Per epoch: ``epoch``, ``loss``, ``validation`` (or None), ``seconds``.
+        Per epoch: ``epoch``, the task's own fields (``loss`` for :func:`train_hash_network`),
+        ``validation`` (or None), ``seconds``.
     seconds : float
         Wall time of the epochs run in this call.
+    best_detail : dict or None
+        The validation detail of the kept epoch (:attr:`Validation.detail`), if the task gives one.
     """
 
     best_epoch: int
@@ -56,6 +65,270 @@ class TrainingResult:
     epochs_run: int
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    best_detail: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The validation of one epoch.
+
+    Attributes
+    ----------
+    score : float
+        Higher is better (e.g. validation MAP); drives early stopping and the kept weights.
+    detail : dict, optional
+        More about it (e.g. the MAP of each direction), kept for the best epoch.
+    """
+
+    score: float
+    detail: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class EpochStatus:
+    """Where the loop stands after an epoch, for a progress line.
+
+    Attributes
+    ----------
+    label : str
+        Name of the run.
+    max_epochs : int
+        Upper bound on epochs.
+    best_score : float or None
+        Best validation score so far.
+    best_epoch : int
+        1-based epoch of ``best_score``.
+    stop : bool
+        True when this was the last epoch because of early stopping.
+    eta_seconds : float
+        Estimated time of the remaining epochs (this epoch's time each).
+    """
+
+    label: str
+    max_epochs: int
+    best_score: float | None
+    best_epoch: int
+    stop: bool
+    eta_seconds: float
+
+
+class EpochTask(abc.ABC):
+    """What :func:`run_epochs` trains: one epoch's work, its validation, its state.
+
+    Attributes
+    ----------
+    has_validation : bool
+        Whether :meth:`validate` scores the epochs (early stopping and choice of the weights);
+        without it every epoch counts as the best and training runs ``max_epochs``.
+    """
+
+    has_validation: bool = False
+
+    @abc.abstractmethod
+    def run_epoch(self, epoch: int) -> dict[str, Any]:
+        """Train one epoch (0-based) and return the history fields it measured (e.g. ``loss``)."""
+
+    def validate(self) -> Validation | None:
+        """Score the current weights (called after each epoch when :attr:`has_validation`)."""
+        return None
+
+    @abc.abstractmethod
+    def best_state(self) -> dict[str, Any]:
+        """Copies of what to keep from the current epoch should it be the best (the weights)."""
+
+    @abc.abstractmethod
+    def restore_best(self, state: dict[str, Any] | None) -> None:
+        """Put back a state from :meth:`best_state` at the end (None when no epoch ran)."""
+
+    @abc.abstractmethod
+    def checkpoint_state(self) -> dict[str, Any]:
+        """The task's part of a checkpoint (weights, optimisers, schedulers, ...)."""
+
+    @abc.abstractmethod
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        """Continue from a state returned by :meth:`checkpoint_state`."""
+
+    def history_entry(
+        self, epoch: int, fields: dict[str, Any], validation: Validation | None
+    ) -> dict[str, Any]:
+        """One epoch's history entry, without ``seconds`` (the loop appends it).
+
+        Parameters
+        ----------
+        epoch : int
+            0-based epoch.
+        fields : dict
+            What :meth:`run_epoch` returned.
+        validation : Validation or None
+            What :meth:`validate` returned.
+
+        Returns
+        -------
+        dict
+            By default ``epoch`` (1-based), the fields, then ``validation`` (the score or None).
+        """
+        return {"epoch": epoch + 1, **fields, "validation": None if validation is None else validation.score}
+
+    def progress_fields(self, entry: dict[str, Any]) -> str:
+        """The task's part of a progress line (e.g. ``" loss 0.1234"``), from the history entry."""
+        return ""
+
+    def progress_line(self, entry: dict[str, Any], status: EpochStatus) -> str:
+        """The progress line of an epoch.
+
+        Parameters
+        ----------
+        entry : dict
+            The epoch's history entry.
+        status : EpochStatus
+            The loop's state.
+
+        Returns
+        -------
+        str
+            ``[label] epoch e/max<fields> val MAP s (best b @ e) t s ETA ...`` (no ETA after the
+            last epoch of an early stop).
+        """
+        validation = ""
+        if entry["validation"] is not None:
+            validation = (
+                f" val MAP {entry['validation']:.4f} (best {status.best_score:.4f} @ {status.best_epoch})"
+            )
+        eta = "" if status.stop else f" ETA {_format_seconds(status.eta_seconds)}"
+        return (
+            f"[{status.label}] epoch {entry['epoch']}/{status.max_epochs}{self.progress_fields(entry)}"
+            f"{validation} {entry['seconds']:.1f}s{eta}"
+        )
+
+
+def run_epochs(
+    task: EpochTask,
+    *,
+    max_epochs: int,
+    patience: int,
+    seed: int,
+    checkpoint_path: Path | None = None,
+    resume: bool = False,
+    progress: ProgressCallback | None = None,
+    label: str = "network",
+    map_location: torch.device | None = None,
+) -> TrainingResult:
+    """Train ``task`` epoch by epoch with early stopping, checkpoints and resume.
+
+    Under a process group (``torchrun``) every rank calls this; rank 0 decides whether to resume,
+    writes the checkpoints and the progress lines, and decides when to stop.
+
+    Parameters
+    ----------
+    task : EpochTask
+        The epoch's work and state.
+    max_epochs : int
+        Upper bound on epochs (counting those before a resume).
+    patience : int
+        Stop after this many epochs without a better validation score (with validation only).
+    seed : int
+        Seed of the torch RNG before the first epoch (a resumed run restores the saved state).
+    checkpoint_path : Path, optional
+        Written atomically after every epoch: the task's state, the loop's state and the torch
+        RNG state.
+    resume : bool
+        Continue from ``checkpoint_path`` when it exists.
+    progress : callable, optional
+        Receives one line per epoch (:meth:`EpochTask.progress_line`) and one on resuming.
+    label : str
+        Name used in progress lines.
+    map_location : torch.device, optional
+        Where the tensors of a resumed checkpoint go.
+
+    Returns
+    -------
+    TrainingResult
+        On return the task holds the state of the best epoch (:meth:`EpochTask.restore_best`).
+
+    Raises
+    ------
+    CheckpointError
+        When resuming from a checkpoint that is unreadable or of another format version.
+    """
+    context = distributed_context()
+    start_epoch, best_epoch, epochs_without_gain = 0, 0, 0
+    best_score: float | None = None
+    best_detail: dict[str, Any] | None = None
+    best_state: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = []
+    torch.manual_seed(seed)
+    found = bool(resume and checkpoint_path is not None and checkpoint_path.exists())
+    if context.active:  # rank 0 decides, so every rank resumes (or not) together
+        found = _broadcast_flag(found)
+    if found and checkpoint_path is not None:
+        saved = load_checkpoint(checkpoint_path, map_location=map_location)
+        task.load_checkpoint_state(saved["task"])
+        start_epoch, best_epoch = int(saved["epoch"]), int(saved["best_epoch"])
+        best_score, best_detail, best_state = saved["best_score"], saved["best_detail"], saved["best_state"]
+        history, epochs_without_gain = list(saved["history"]), int(saved["epochs_without_gain"])
+        torch.set_rng_state(saved["torch_rng"].cpu())
+        if progress and context.is_main:
+            progress(f"[{label}] resumed after epoch {start_epoch}")
+
+    started = time.perf_counter()
+    epochs_run = 0
+    stop = task.has_validation and epochs_without_gain >= patience
+    for epoch in range(start_epoch, max_epochs):
+        if stop:
+            break
+        epoch_started = time.perf_counter()
+        fields = task.run_epoch(epoch)
+        validation = task.validate() if task.has_validation else None
+        score = None if validation is None else float(validation.score)
+        if score is None or best_score is None or score > best_score:
+            best_score, best_epoch, epochs_without_gain = score, epoch + 1, 0
+            best_detail = None if validation is None else validation.detail
+            best_state = task.best_state()
+        else:
+            epochs_without_gain += 1
+        stop = task.has_validation and epochs_without_gain >= patience
+        seconds = time.perf_counter() - epoch_started
+        entry = {**task.history_entry(epoch, fields, validation), "seconds": seconds}
+        history.append(entry)
+        epochs_run += 1
+        if context.is_main:
+            if checkpoint_path is not None:
+                save_checkpoint(
+                    {
+                        "task": task.checkpoint_state(),
+                        "epoch": epoch + 1,
+                        "best_score": best_score,
+                        "best_epoch": best_epoch,
+                        "best_detail": best_detail,
+                        "best_state": best_state,
+                        "history": history,
+                        "epochs_without_gain": epochs_without_gain,
+                        "torch_rng": torch.get_rng_state(),
+                    },
+                    checkpoint_path,
+                )
+            if progress is not None:
+                eta = (max_epochs - epoch - 1) * seconds
+                status = EpochStatus(label, max_epochs, best_score, best_epoch, stop, eta)
+                progress(task.progress_line(entry, status))
+        if context.active:
+            stop = _broadcast_flag(stop)
+    task.restore_best(best_state)
+    return TrainingResult(
+        best_epoch=best_epoch,
+        best_score=best_score,
+        epochs_run=epochs_run,
+        history=history,
+        seconds=time.perf_counter() - started,
+        best_detail=best_detail,
+    )
+
+
+def _broadcast_flag(flag: bool) -> bool:
+    """Rank 0's value of ``flag`` on every rank."""
+    tensor = torch.tensor([int(flag)])
+    dist.broadcast(tensor, src=0)
+    return bool(tensor.item())
 
 
 def make_optimizer(network: nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
@@ -82,11 +355,6 @@ def make_scheduler(
 def epoch_order(indices: np.ndarray, seed: int, epoch: int) -> np.ndarray:
     """The shuffled training order of one epoch (a pure function of seed and epoch)."""
     return np.random.default_rng([seed, epoch]).permutation(indices)
-
-
-def _atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
-    with atomic_path(path) as temporary:
-        torch.save(payload, temporary)
 
 
 def _unwrap(network: nn.Module) -> nn.Module:
@@ -144,61 +412,65 @@ def train_hash_network(
     Returns
     -------
     TrainingResult
+
+    Raises
+    ------
+    CheckpointError
+        When resuming from a checkpoint that is unreadable or of another format version.
     """
-    context = distributed_context()
     device = device or next(network.parameters()).device
-    network.to(device)
-    core = network
-    if context.active:
-        device_ids = [device.index] if device.type == "cuda" else None
-        network = nn.parallel.DistributedDataParallel(core, device_ids=device_ids)
-    optimizer = make_optimizer(core, config)
-    scheduler = make_scheduler(optimizer, config)
-    scaler = torch.amp.GradScaler("cuda", enabled=mixed_precision and device.type == "cuda")
-    target_tensor = torch.as_tensor(np.asarray(targets, dtype=np.float32))
-    loss_function = nn.BCEWithLogitsLoss()
+    task = _HashNetworkTask(
+        network, source, targets, train_indices, config, validate, seed, device, mixed_precision
+    )
+    return run_epochs(
+        task,
+        max_epochs=config.max_epochs,
+        patience=config.patience,
+        seed=seed,
+        checkpoint_path=checkpoint_path,
+        resume=resume,
+        progress=progress,
+        label=label,
+        map_location=device,
+    )
 
-    start_epoch = 0
-    best_score: float | None = None
-    best_epoch = 0
-    best_state: dict[str, Any] | None = None
-    history: list[dict[str, Any]] = []
-    epochs_without_gain = 0
-    torch.manual_seed(seed)
-    found = bool(resume and checkpoint_path is not None and checkpoint_path.exists())
-    if context.active:  # rank 0 decides, so every rank resumes (or not) together
-        flag = torch.tensor([int(found)])
-        dist.broadcast(flag, src=0)
-        found = bool(flag.item())
-    if found and checkpoint_path is not None:
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        if state.get("format_version") != CHECKPOINT_FORMAT_VERSION:
-            raise ValueError(
-                f"{checkpoint_path}: checkpoint format {state.get('format_version')} unsupported"
-            )
-        core.load_state_dict(state["network"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        start_epoch = int(state["epoch"])
-        best_score = state["best_score"]
-        best_epoch = int(state["best_epoch"])
-        best_state = state["best_state"]
-        history = list(state["history"])
-        epochs_without_gain = int(state["epochs_without_gain"])
-        torch.set_rng_state(state["torch_rng"].cpu())
-        if progress and context.is_main:
-            progress(f"[{label}] resumed after epoch {start_epoch}")
 
-    started = time.perf_counter()
-    epochs_run = 0
-    stop = epochs_without_gain >= config.patience and validate is not None
-    for epoch in range(start_epoch, config.max_epochs):
-        if stop:
-            break
-        epoch_started = time.perf_counter()
-        network.train()
-        order = epoch_order(train_indices, seed, epoch)
+class _HashNetworkTask(EpochTask):
+    """One epoch of :func:`train_hash_network`: per-bit sigmoid cross-entropy, sharded under DDP."""
+
+    def __init__(
+        self,
+        network: nn.Module,
+        source: BatchSource,
+        targets: np.ndarray,
+        train_indices: np.ndarray,
+        config: TrainingConfig,
+        validate: Validator | None,
+        seed: int,
+        device: torch.device,
+        mixed_precision: bool,
+    ) -> None:
+        self.context: DistributedContext = distributed_context()
+        network.to(device)
+        self.core = network
+        self.network = network
+        if self.context.active:
+            device_ids = [device.index] if device.type == "cuda" else None
+            self.network = nn.parallel.DistributedDataParallel(network, device_ids=device_ids)
+        self.source, self.train_indices, self.config = source, train_indices, config
+        self.validator, self.has_validation = validate, validate is not None
+        self.seed, self.device, self.mixed_precision = seed, device, mixed_precision
+        self.optimizer = make_optimizer(network, config)
+        self.scheduler = make_scheduler(self.optimizer, config)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=mixed_precision and device.type == "cuda")
+        self.targets = torch.as_tensor(np.asarray(targets, dtype=np.float32))
+        self.loss_function = nn.BCEWithLogitsLoss()
+
+    def run_epoch(self, epoch: int) -> dict[str, Any]:
+        """Train one epoch; return its mean ``loss`` (over all ranks)."""
+        context, device, config = self.context, self.device, self.config
+        self.network.train()
+        order = epoch_order(self.train_indices, self.seed, epoch)
         if context.active:
             per_rank = len(order) // context.world_size
             order = order[context.rank :: context.world_size][:per_rank]
@@ -208,82 +480,62 @@ def train_hash_network(
             batch_rows = order[begin : begin + config.batch_size]
             if len(batch_rows) < 2 and len(order) > 1:
                 continue  # a batch of one breaks batch normalisation
-            inputs = source.batch(batch_rows, train=True).to(device, non_blocking=True)
-            batch_targets = target_tensor[torch.from_numpy(batch_rows)].to(device, non_blocking=True)
-            optimizer.zero_grad(set_to_none=True)
-            with autocast(device, mixed_precision):
-                logits = network(inputs)
-                loss = loss_function(logits.float(), batch_targets)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            inputs = self.source.batch(batch_rows, train=True).to(device, non_blocking=True)
+            batch_targets = self.targets[torch.from_numpy(batch_rows)].to(device, non_blocking=True)
+            self.optimizer.zero_grad(set_to_none=True)
+            with autocast(device, self.mixed_precision):
+                logits = self.network(inputs)
+                loss = self.loss_function(logits.float(), batch_targets)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             total_loss += float(loss.detach()) * len(batch_rows)
             total_rows += len(batch_rows)
-        if scheduler is not None:
-            scheduler.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
         mean_loss = total_loss / max(total_rows, 1)
         if context.active:
             reduced = torch.tensor([total_loss, float(total_rows)], dtype=torch.float64)
             dist.all_reduce(reduced)
             mean_loss = float(reduced[0] / reduced[1].clamp(min=1.0))
-        score = None
-        if validate is not None:
-            network.eval()
-            with torch.no_grad():
-                score = float(validate(core))
-        improved = score is None or best_score is None or score > best_score
-        if improved:
-            best_score, best_epoch = score, epoch + 1
-            best_state = copy.deepcopy(core.state_dict())
-            epochs_without_gain = 0
-        else:
-            epochs_without_gain += 1
-        seconds = time.perf_counter() - epoch_started
-        history.append({"epoch": epoch + 1, "loss": mean_loss, "validation": score, "seconds": seconds})
-        epochs_run += 1
-        stop = validate is not None and epochs_without_gain >= config.patience
-        if context.is_main:
-            if checkpoint_path is not None:
-                _atomic_torch_save(
-                    {
-                        "format_version": CHECKPOINT_FORMAT_VERSION,
-                        "network": core.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                        "epoch": epoch + 1,
-                        "best_score": best_score,
-                        "best_epoch": best_epoch,
-                        "best_state": best_state,
-                        "history": history,
-                        "epochs_without_gain": epochs_without_gain,
-                        "torch_rng": torch.get_rng_state(),
-                    },
-                    checkpoint_path,
-                )
-            if progress is not None:
-                remaining = (config.max_epochs - epoch - 1) * seconds
-                validation = (
-                    "" if score is None else f" val MAP {score:.4f} (best {best_score:.4f} @ {best_epoch})"
-                )
-                eta = "" if stop else f" ETA {_format_seconds(remaining)}"
-                progress(
-                    f"[{label}] epoch {epoch + 1}/{config.max_epochs} loss {mean_loss:.4f}"
-                    f"{validation} {seconds:.1f}s{eta}"
-                )
-        if context.active:
-            flag = torch.tensor([int(stop)])
-            dist.broadcast(flag, src=0)
-            stop = bool(flag.item())
-    if best_state is not None:
-        core.load_state_dict(best_state)
-    core.eval()
-    return TrainingResult(
-        best_epoch=best_epoch,
-        best_score=best_score,
-        epochs_run=epochs_run,
-        history=history,
-        seconds=time.perf_counter() - started,
-    )
+        return {"loss": mean_loss}
+
+    def validate(self) -> Validation | None:
+        """The validator's score of the network, in eval mode without gradients."""
+        if self.validator is None:
+            return None
+        self.network.eval()
+        with torch.no_grad():
+            return Validation(float(self.validator(self.core)))
+
+    def best_state(self) -> dict[str, Any]:
+        """A copy of the network's weights."""
+        return copy.deepcopy(self.core.state_dict())
+
+    def restore_best(self, state: dict[str, Any] | None) -> None:
+        """Load the kept weights and leave the network in eval mode."""
+        if state is not None:
+            self.core.load_state_dict(state)
+        self.core.eval()
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Network, optimiser and scheduler."""
+        return {
+            "network": self.core.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+        }
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`checkpoint_state`."""
+        self.core.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+
+    def progress_fields(self, entry: dict[str, Any]) -> str:
+        """`` loss <mean loss>``."""
+        return f" loss {entry['loss']:.4f}"
 
 
 def _format_seconds(seconds: float) -> str:

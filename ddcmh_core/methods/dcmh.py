@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,21 +31,29 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from torch import nn
 
 from ..engine.config import NetworkConfig, TrainingConfig
 from ..engine.device import autocast, distributed_context, resolve_device
 from ..engine.holdout import split_validation, validation_map
-from ..engine.networks import build_network, fit_input_scaling
-from ..engine.sources import BatchSource, as_source, rows_as_matrix
-from ..engine.trainer import encode_with, epoch_order, make_optimizer, make_scheduler
-from ..errors import InputError, NotFittedError
+from ..engine.networks import build_network, fit_input_scaling, network_state_arrays, restore_network
+from ..engine.sources import BatchSource, rows_as_matrix
+from ..engine.trainer import (
+    EpochStatus,
+    EpochTask,
+    Validation,
+    encode_with,
+    epoch_order,
+    make_optimizer,
+    make_scheduler,
+    run_epochs,
+)
+from ..errors import InputError
 from ..linalg import column_mean
-from ..validation import check_labels
+from .base import VIEWS, CrossModalMethod, MethodParams, MethodState, MethodTags, View
 
 ProgressCallback = Callable[[str], None]
-CHECKPOINT_FORMAT_VERSION = 1
 
 #: Hidden width of the reference text network: BoW -> FC 8192 + ReLU -> FC k
 #: (``DCMH_matlab/DCMH_release/net_structure_txt.m``, ``DCMH_tensorflow/net_structure_txt.py``).
@@ -88,7 +95,7 @@ def reference_training() -> TrainingConfig:
     )
 
 
-class DCMHConfig(BaseModel):
+class DCMHConfig(MethodParams):
     """Everything that defines a DCMH model and how it is trained.
 
     Defaults follow the authors' code ``jiangqy/DCMH-CVPR2017`` (MATLAB release, the recommended
@@ -300,28 +307,16 @@ def _signs(values: torch.Tensor) -> torch.Tensor:
     return torch.where(values >= 0, 1.0, -1.0).to(values.dtype)
 
 
-def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        elif isinstance(value, BaseModel):
-            merged[key] = value.model_dump()
-        else:
-            merged[key] = value
-    return merged
-
-
-class DCMH:
+class DCMH(CrossModalMethod):
     """Deep Cross-Modal Hashing (Jiang & Li, CVPR 2017): the pairwise baseline.
 
-    Same public interface as :class:`~ddcmh_core.methods.ddcmh.DDCMH`: ``fit`` on paired,
+    A :class:`~ddcmh_core.methods.base.CrossModalMethod`, like DDCMH: ``fit`` on paired,
     labelled training views, then ``encode_image`` / ``encode_text``; ``report_`` holds the
     validation MAP and the seconds per epoch.
 
     Parameters
     ----------
-    config : DCMHConfig, optional
+    params : DCMHConfig, optional
         The whole configuration; keyword arguments override its fields, nested fields merged
         (``DCMH(n_bits=64, training={"max_epochs": 100})`` keeps the other reference settings).
 
@@ -369,62 +364,85 @@ class DCMH:
     epochs (BASELINES.md §d.1).
     """
 
-    def __init__(self, config: DCMHConfig | None = None, **overrides: Any) -> None:
-        base = config or DCMHConfig()
-        try:
-            self.config = DCMHConfig.model_validate(_merge(base.model_dump(), overrides))
-        except Exception as error:
-            raise InputError(f"DCMH: invalid configuration: {error}") from None
+    Params = DCMHConfig
+    tags = MethodTags(supervised=True, needs_paired=True, deep=True, uses_hasher=False)
+    display_name = "DCMH"
+
+    params: DCMHConfig
 
     # ------------------------------------------------------------------ training
-    def fit(
+    def _fit(
         self,
-        image: Any,
-        text: Any,
-        labels: Any,
+        image: BatchSource,
+        text: BatchSource,
+        labels: np.ndarray | None,
         *,
-        run_dir: str | Path | None = None,
-        resume: bool = False,
-        progress: ProgressCallback | None = None,
-    ) -> DCMH:
-        """Train both networks and the codes on paired, labelled training views.
+        run_dir: Path | None,
+        resume: bool,
+        progress: ProgressCallback | None,
+    ) -> None:
+        """Train both networks and the codes on checked, paired, labelled training views.
 
-        Parameters
-        ----------
-        image : ndarray, sparse matrix or BatchSource
-            First view of the training pairs.
-        text : ndarray, sparse matrix or BatchSource
-            Second view, one row per image.
-        labels : array-like of shape (n, c)
-            {0,1} training labels (or class ids); ``S_ij = 1`` iff rows share a label.
-        run_dir : path, optional
-            Where a checkpoint is written after every epoch, for ``resume``.
-        resume : bool
-            Continue from the checkpoint in ``run_dir``.
-        progress : callable, optional
-            Receives one line per epoch.
-
-        Returns
-        -------
-        DCMH
-            ``self``.
+        ``run_dir`` receives a checkpoint after every epoch, for ``resume``; ``progress`` one line
+        per epoch.
 
         Raises
         ------
         InputError
-            On different row counts, bad labels, unlabelled rows (unless ``drop_unlabelled``),
-            fewer than two training rows, or a multi-process run.
+            On unlabelled rows (unless ``drop_unlabelled``), fewer than two labelled rows to fit
+            on, or a multi-process run; on ``resume``, a checkpoint that is unreadable or of
+            another format version (:class:`~ddcmh_core.engine.checkpoint.CheckpointError`).
         """
-        config = self.config
+        config = self.params
+        assert labels is not None  # supervised: the base class refuses a fit without labels
         if distributed_context().active:
             raise InputError("DCMH: multi-process training is not supported; run it in one process")
-        image_source, text_source = as_source(image), as_source(text)
-        n_rows = len(image_source)
-        if len(text_source) != n_rows:
-            raise InputError(
-                f"DCMH: argument 'text': expected {n_rows} rows (one per image), got {len(text_source)}"
-            )
-        label_matrix = check_labels(labels, owner="DCMH", n_samples=n_rows)
+        image_source, text_source = image, text
+        label_matrix = self._split_rows(config, labels)
+        device = resolve_device(config.device)
+        mixed = config.mixed_precision if config.mixed_precision is not None else device.type == "cuda"
+        self.device_ = device
+        self.image_network_, self.text_network_ = _build_networks(
+            config, image_source, text_source, self.fit_rows_, device
+        )
+        task = _DCMHEpochs(
+            config,
+            (self.image_network_, self.text_network_),
+            (image_source, text_source),
+            self.fit_rows_,
+            self.validation_rows_,
+            label_matrix,
+            learning_rate=self._learning_rate,
+            device=device,
+            mixed=mixed,
+        )
+        self.initial_objective_: float | None = None
+        if config.compute_objective and not resume:
+            self.initial_objective_ = task.objective()
+        checkpoint = Path(run_dir) / "dcmh.ckpt" if run_dir is not None else None
+        if checkpoint is not None:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        result = run_epochs(
+            task,
+            max_epochs=config.training.max_epochs,
+            patience=config.training.patience,
+            seed=config.seed + 2,
+            checkpoint_path=checkpoint,
+            resume=resume,
+            progress=progress,
+            label="DCMH",
+            map_location=device,
+        )
+        self.image_outputs_ = task.image_outputs.cpu().numpy()
+        self.text_outputs_ = task.text_outputs.cpu().numpy()
+        self.codes_ = (task.codes > 0).to(torch.uint8).cpu().numpy()
+        self.history_ = result.history
+        self.n_features_ = {"image": image_source.n_features, "text": text_source.n_features}
+        self.report_ = self._report(result.best_epoch, result.best_detail, result.seconds)
+
+    def _split_rows(self, config: DCMHConfig, label_matrix: np.ndarray) -> np.ndarray:
+        """Set ``fit_rows_``, ``validation_rows_``, ``dropped_rows_``; return the label matrix."""
+        n_rows = len(label_matrix)
         empty = np.flatnonzero(label_matrix.sum(axis=1) == 0)
         if empty.size and not config.drop_unlabelled:
             shown = ", ".join(map(str, empty[:10])) + (", ..." if empty.size > 10 else "")
@@ -442,272 +460,18 @@ class DCMH:
                 f"DCMH: argument 'labels': expected at least 2 labelled rows to fit on, got {len(fit_rows)}"
             )
         self.fit_rows_, self.validation_rows_, self.dropped_rows_ = fit_rows, validation_rows, empty
-        device = resolve_device(config.device)
-        mixed = config.mixed_precision if config.mixed_precision is not None else device.type == "cuda"
-        self.device_ = device
-        n_fit, n_bits = len(fit_rows), config.n_bits
-        fit_labels, validation_labels = label_matrix[fit_rows], label_matrix[validation_rows]
-        label_tensor = torch.as_tensor(fit_labels, dtype=torch.float32, device=device)
-
-        torch.manual_seed(config.seed)
-        n_fit = len(fit_rows)
-        image_network = build_network(
-            config.image_network, n_bits, image_source.n_features, n_training_rows=n_fit
-        )
-        fit_input_scaling(image_network, image_source, fit_rows, seed=config.seed)
-        torch.manual_seed(config.seed + 1)
-        text_network = build_network(
-            config.text_network, n_bits, text_source.n_features, n_training_rows=n_fit
-        )
-        fit_input_scaling(text_network, text_source, fit_rows, seed=config.seed)
-        if (
-            config.center_text
-            and config.text_network.input_scaling == "none"
-            and text_source.n_features is not None
-        ):
-            mean = column_mean(rows_as_matrix(text_source, fit_rows))
-            text_network = _CentredInput(text_network, mean, n_bits)
-        image_network, text_network = image_network.to(device), text_network.to(device)
-        self.image_network_, self.text_network_ = image_network, text_network
-        optimizers = [make_optimizer(network, config.training) for network in (image_network, text_network)]
-        schedulers = (
-            [make_scheduler(optimizer, config.training) for optimizer in optimizers]
-            if config.final_learning_rate is None
-            else [None, None]
-        )
-        scaler = torch.amp.GradScaler("cuda", enabled=mixed and device.type == "cuda")
-
-        if config.initialization == "gaussian":
-            start = np.random.default_rng([config.seed, 11]).standard_normal((2, n_fit, n_bits))
-        else:
-            start = np.zeros((2, n_fit, n_bits))
-        image_outputs = torch.as_tensor(start[0], dtype=torch.float32, device=device)
-        text_outputs = torch.as_tensor(start[1], dtype=torch.float32, device=device)
-        # The first B maps exact zeros to 0, as the reference e_sign (zero start: B = 0); afterwards
-        # ties go to +1.
-        codes = torch.sign(config.gamma * (image_outputs + text_outputs))
-        self.initial_objective_: float | None = None
-        if config.compute_objective and not resume:
-            self.initial_objective_ = dcmh_objective(
-                image_outputs,
-                text_outputs,
-                codes,
-                label_tensor,
-                config.gamma,
-                config.eta,
-                block_rows=config.training.batch_size,
-            )
-
-        def validate() -> tuple[float, float]:
-            options: dict[str, Any] = {"device": device, "mixed_precision": mixed}
-            query_image = encode_with(image_network, image_source, validation_rows, **options)
-            query_text = encode_with(text_network, text_source, validation_rows, **options)
-            database_image = encode_with(image_network, image_source, fit_rows, **options)
-            database_text = encode_with(text_network, text_source, fit_rows, **options)
-            return (
-                validation_map(query_image, database_text, validation_labels, fit_labels),
-                validation_map(query_text, database_image, validation_labels, fit_labels),
-            )
-
-        checkpoint = Path(run_dir) / "dcmh.ckpt" if run_dir is not None else None
-        if checkpoint is not None:
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        start_epoch, best_epoch, epochs_without_gain = 0, 0, 0
-        best_score: float | None = None
-        best_maps: tuple[float, float] | None = None
-        best_state: dict[str, Any] | None = None
-        history: list[dict[str, Any]] = []
-        torch.manual_seed(config.seed + 2)
-        if resume and checkpoint is not None and checkpoint.exists():
-            state = torch.load(checkpoint, map_location=device, weights_only=True)
-            if state.get("format_version") != CHECKPOINT_FORMAT_VERSION:
-                raise InputError(
-                    f"DCMH: {checkpoint}: checkpoint format {state.get('format_version')} unsupported"
-                )
-            image_network.load_state_dict(state["image_network"])
-            text_network.load_state_dict(state["text_network"])
-            for optimizer, saved in zip(optimizers, state["optimizers"], strict=True):
-                optimizer.load_state_dict(saved)
-            for scheduler, saved in zip(schedulers, state["schedulers"], strict=True):
-                if scheduler is not None and saved is not None:
-                    scheduler.load_state_dict(saved)
-            image_outputs, text_outputs, codes = state["F"], state["G"], state["B"]
-            start_epoch, best_epoch = int(state["epoch"]), int(state["best_epoch"])
-            best_score, best_state = state["best_score"], state["best_state"]
-            saved_maps = state["best_maps"]
-            best_maps = (float(saved_maps[0]), float(saved_maps[1])) if saved_maps is not None else None
-            history, epochs_without_gain = list(state["history"]), int(state["epochs_without_gain"])
-            torch.set_rng_state(state["torch_rng"].cpu())
-            if progress:
-                progress(f"[DCMH] resumed after epoch {start_epoch}")
-
-        training = config.training
-        has_validation = len(validation_rows) > 0
-        started = time.perf_counter()
-        stop = has_validation and epochs_without_gain >= training.patience
-        for epoch in range(start_epoch, training.max_epochs):
-            if stop:
-                break
-            epoch_started = time.perf_counter()
-            rate = self._learning_rate(epoch, optimizers[0])
-            if config.final_learning_rate is not None:
-                for optimizer in optimizers:
-                    for group in optimizer.param_groups:
-                        group["lr"] = rate
-            passes = (
-                (image_network, optimizers[0], image_source, image_outputs, text_outputs),
-                (text_network, optimizers[1], text_source, text_outputs, image_outputs),
-            )
-            pass_seconds = []
-            for view, (network, optimizer, source, own, other) in enumerate(passes):
-                pass_started = time.perf_counter()
-                order = epoch_order(np.arange(n_fit), config.seed + view, epoch)
-                self._train_pass(
-                    network,
-                    optimizer,
-                    scaler,
-                    source,
-                    fit_rows,
-                    order,
-                    own,
-                    other,
-                    codes,
-                    label_tensor,
-                    mixed,
-                )
-                pass_seconds.append(time.perf_counter() - pass_started)
-            codes_started = time.perf_counter()
-            codes = _signs(config.gamma * (image_outputs + text_outputs))
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            codes_seconds = time.perf_counter() - codes_started
-            for scheduler in schedulers:
-                if scheduler is not None:
-                    scheduler.step()
-            objective = None
-            if config.compute_objective:
-                objective = dcmh_objective(
-                    image_outputs,
-                    text_outputs,
-                    codes,
-                    label_tensor,
-                    config.gamma,
-                    config.eta,
-                    block_rows=training.batch_size,
-                )
-            score = None
-            maps = None
-            if has_validation:
-                maps = validate()
-                score = float(np.mean(maps))
-            if score is None or best_score is None or score > best_score:
-                best_score, best_epoch, best_maps, epochs_without_gain = score, epoch + 1, maps, 0
-                best_state = {
-                    "image": copy.deepcopy(image_network.state_dict()),
-                    "text": copy.deepcopy(text_network.state_dict()),
-                }
-            else:
-                epochs_without_gain += 1
-            stop = has_validation and epochs_without_gain >= training.patience
-            entry = {
-                "epoch": epoch + 1,
-                "learning_rate": rate,
-                "objective": objective,
-                "validation": score,
-                "validation_map": None if maps is None else {"image->text": maps[0], "text->image": maps[1]},
-                "image_seconds": pass_seconds[0],
-                "text_seconds": pass_seconds[1],
-                "codes_seconds": codes_seconds,
-                "training_seconds": pass_seconds[0] + pass_seconds[1] + codes_seconds,
-                "seconds": time.perf_counter() - epoch_started,
-            }
-            history.append(entry)
-            if checkpoint is not None:
-                _atomic_torch_save(
-                    {
-                        "format_version": CHECKPOINT_FORMAT_VERSION,
-                        "image_network": image_network.state_dict(),
-                        "text_network": text_network.state_dict(),
-                        "optimizers": [optimizer.state_dict() for optimizer in optimizers],
-                        "schedulers": [s.state_dict() if s is not None else None for s in schedulers],
-                        "F": image_outputs,
-                        "G": text_outputs,
-                        "B": codes,
-                        "epoch": epoch + 1,
-                        "best_epoch": best_epoch,
-                        "best_score": best_score,
-                        "best_maps": list(best_maps) if best_maps is not None else None,
-                        "best_state": best_state,
-                        "history": history,
-                        "epochs_without_gain": epochs_without_gain,
-                        "torch_rng": torch.get_rng_state(),
-                    },
-                    checkpoint,
-                )
-            if progress is not None:
-                progress(_progress_line(entry, training.max_epochs, best_score, best_epoch, stop))
-        if best_state is not None:
-            image_network.load_state_dict(best_state["image"])
-            text_network.load_state_dict(best_state["text"])
-        image_network.eval()
-        text_network.eval()
-        self.image_outputs_ = image_outputs.cpu().numpy()
-        self.text_outputs_ = text_outputs.cpu().numpy()
-        self.codes_ = (codes > 0).to(torch.uint8).cpu().numpy()
-        self.history_ = history
-        self.n_features_ = {"image": image_source.n_features, "text": text_source.n_features}
-        self.report_ = self._report(best_epoch, best_maps, time.perf_counter() - started)
-        return self
+        return label_matrix
 
     def _learning_rate(self, epoch: int, optimizer: torch.optim.Optimizer) -> float:
         """Learning rate of ``epoch`` (0-based): log-linear decay, or the scheduler's current rate."""
-        config = self.config
+        config = self.params
         if config.final_learning_rate is None:
             return float(optimizer.param_groups[0]["lr"])
         first, last = math.log10(config.training.learning_rate), math.log10(config.final_learning_rate)
         steps = config.training.max_epochs - 1
         return float(10 ** (first + (last - first) * (epoch / steps if steps > 0 else 0.0)))
 
-    def _train_pass(
-        self,
-        network: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scaler: torch.amp.GradScaler,
-        source: BatchSource,
-        fit_rows: np.ndarray,
-        order: np.ndarray,
-        own: torch.Tensor,
-        other: torch.Tensor,
-        codes: torch.Tensor,
-        labels: torch.Tensor,
-        mixed: bool,
-    ) -> None:
-        """One epoch of one network; updates ``own`` (F or G) in place, batch by batch."""
-        config = self.config
-        device = own.device
-        batch_size = config.training.batch_size
-        n_fit = len(order)
-        network.train()
-        for begin in range(0, n_fit, batch_size):
-            positions = order[begin : begin + batch_size]
-            if len(positions) < 2:
-                continue  # a batch of one breaks batch normalisation
-            inputs = source.batch(fit_rows[positions], train=True).to(device, non_blocking=True)
-            rows = torch.from_numpy(positions).to(device)
-            with autocast(device, mixed):
-                outputs = network(inputs)
-            outputs = outputs.float()
-            with torch.no_grad():
-                own[rows] = outputs.detach()
-            loss = pairwise_batch_loss(outputs, rows, own, other, codes, labels, config.gamma, config.eta)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss / (n_fit * len(positions))).backward()
-            scaler.step(optimizer)
-            scaler.update()
-
-    def _report(
-        self, best_epoch: int, best_maps: tuple[float, float] | None, seconds: float
-    ) -> dict[str, Any]:
+    def _report(self, best_epoch: int, best_maps: dict[str, float] | None, seconds: float) -> dict[str, Any]:
         history = self.history_
 
         def mean_of(key: str) -> float | None:
@@ -728,61 +492,286 @@ class DCMH:
             },
             "seconds_to_best_epoch": float(sum(entry["seconds"] for entry in history[:best_epoch])),
         }
-        if self.config.compute_objective:
+        if self.params.compute_objective:
             report["objective"] = {
                 "initial": self.initial_objective_,
                 "final": history[-1]["objective"] if history else None,
             }
         if best_maps is not None:
-            report["validation_map"] = {"image->text": best_maps[0], "text->image": best_maps[1]}
+            report["validation_map"] = {
+                "image->text": best_maps["image->text"],
+                "text->image": best_maps["text->image"],
+            }
         return report
 
     # ------------------------------------------------------------------ encoding
-    def _require_fitted(self) -> None:
-        if not hasattr(self, "report_"):
-            raise NotFittedError("DCMH: call fit before encoding")
+    def _encode(self, view: View, source: BatchSource, *, batch_size: int) -> np.ndarray:
+        """Codes of one view: bit = 1 iff the network's output > 0."""
+        network = self.image_network_ if view == "image" else self.text_network_
+        device = next(self.image_network_.parameters()).device
+        return encode_with(network, source, batch_size=batch_size, device=device)
 
-    def encode_image(self, image: Any, *, batch_size: int = 1024) -> np.ndarray:
-        """Codes of the first view, uint8 {0,1} of shape (n, n_bits): bit = 1 iff output > 0."""
-        self._require_fitted()
-        source = as_source(image)
-        self._check_width(source, "image")
-        return encode_with(self.image_network_, source, batch_size=batch_size, device=self.device_)
+    def get_state(self) -> MethodState:
+        """Both networks' weights (the text mean, when subtracted, is a buffer of the text network)."""
+        networks = {"image": self.image_network_, "text": self.text_network_}
+        return MethodState(arrays=network_state_arrays(networks))
 
-    def encode_text(self, text: Any, *, batch_size: int = 1024) -> np.ndarray:
-        """Codes of the second view, uint8 {0,1} of shape (n, n_bits): bit = 1 iff output > 0."""
-        self._require_fitted()
-        source = as_source(text)
-        self._check_width(source, "text")
-        return encode_with(self.text_network_, source, batch_size=batch_size, device=self.device_)
+    def set_state(self, state: MethodState, *, device: str = "auto") -> None:
+        """Rebuild both networks (the same structure ``fit`` builds) and load their weights."""
+        config = self.params
+        target_device = self.device_ = resolve_device(device)
 
-    def _check_width(self, source: BatchSource, view: str) -> None:
-        expected = self.n_features_.get(view)
-        if expected is not None and source.n_features != expected:
-            raise InputError(
-                f"DCMH: argument {view!r}: expected {expected} features per row (as in training), "
-                f"got {source.n_features}"
+        def centred(network: nn.Module, weights: dict[str, torch.Tensor]) -> nn.Module:
+            if "mean" not in weights:
+                return network
+            return _CentredInput(network, np.zeros(weights["mean"].shape), config.n_bits)
+
+        for view in VIEWS:
+            network = restore_network(
+                state.arrays,
+                view,
+                getattr(config, f"{view}_network"),
+                config.n_bits,
+                self.n_features_[view],
+                wrap=centred,
             )
+            setattr(self, f"{view}_network_", network.to(target_device))
 
 
-def _progress_line(
-    entry: dict[str, Any], max_epochs: int, best: float | None, best_epoch: int, stop: bool
-) -> str:
-    objective = "" if entry["objective"] is None else f" objective {entry['objective']:.4g}"
-    validation = ""
-    if entry["validation"] is not None:
-        validation = f" val MAP {entry['validation']:.4f} (best {best:.4f} @ {best_epoch})"
-    ending = " (early stop)" if stop else ""
-    return (
-        f"[DCMH] epoch {entry['epoch']}/{max_epochs} lr {entry['learning_rate']:.3g}{objective}{validation} "
-        f"{entry['seconds']:.1f}s{ending}"
+def _build_networks(
+    config: DCMHConfig,
+    image_source: BatchSource,
+    text_source: BatchSource,
+    fit_rows: np.ndarray,
+    device: torch.device,
+) -> tuple[nn.Module, nn.Module]:
+    """The image and text networks, input scaling fitted (and the text mean subtracted), on ``device``."""
+    n_bits, n_fit = config.n_bits, len(fit_rows)
+    torch.manual_seed(config.seed)
+    image_network = build_network(
+        config.image_network, n_bits, image_source.n_features, n_training_rows=n_fit
     )
+    fit_input_scaling(image_network, image_source, fit_rows, seed=config.seed)
+    torch.manual_seed(config.seed + 1)
+    text_network = build_network(config.text_network, n_bits, text_source.n_features, n_training_rows=n_fit)
+    fit_input_scaling(text_network, text_source, fit_rows, seed=config.seed)
+    if (
+        config.center_text
+        and config.text_network.input_scaling == "none"
+        and text_source.n_features is not None
+    ):
+        mean = column_mean(rows_as_matrix(text_source, fit_rows))
+        text_network = _CentredInput(text_network, mean, n_bits)
+    return image_network.to(device), text_network.to(device)
 
 
-def _atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
+class _DCMHEpochs(EpochTask):
+    """DCMH's epoch for :func:`~ddcmh_core.engine.trainer.run_epochs`: image pass, text pass, codes.
+
+    Holds ``F`` (``image_outputs``), ``G`` (``text_outputs``) and ``B`` (``codes``) on the
+    training device, the two optimisers and their schedulers (with ``final_learning_rate=None``).
+    """
+
+    def __init__(
+        self,
+        config: DCMHConfig,
+        networks: tuple[nn.Module, nn.Module],
+        sources: tuple[BatchSource, BatchSource],
+        fit_rows: np.ndarray,
+        validation_rows: np.ndarray,
+        label_matrix: np.ndarray,
+        *,
+        learning_rate: Callable[[int, torch.optim.Optimizer], float],
+        device: torch.device,
+        mixed: bool,
+    ) -> None:
+        self.config, self.networks, self.sources = config, networks, sources
+        self.fit_rows, self.validation_rows = fit_rows, validation_rows
+        self.fit_labels, self.validation_labels = label_matrix[fit_rows], label_matrix[validation_rows]
+        self.labels = torch.as_tensor(self.fit_labels, dtype=torch.float32, device=device)
+        self.learning_rate, self.device, self.mixed = learning_rate, device, mixed
+        self.has_validation = len(validation_rows) > 0
+        self.optimizers = [make_optimizer(network, config.training) for network in networks]
+        self.schedulers = (
+            [make_scheduler(optimizer, config.training) for optimizer in self.optimizers]
+            if config.final_learning_rate is None
+            else [None, None]
+        )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=mixed and device.type == "cuda")
+        n_fit, n_bits = len(fit_rows), config.n_bits
+        if config.initialization == "gaussian":
+            start = np.random.default_rng([config.seed, 11]).standard_normal((2, n_fit, n_bits))
+        else:
+            start = np.zeros((2, n_fit, n_bits))
+        self.image_outputs = torch.as_tensor(start[0], dtype=torch.float32, device=device)
+        self.text_outputs = torch.as_tensor(start[1], dtype=torch.float32, device=device)
+        # The first B maps exact zeros to 0, as the reference e_sign (zero start: B = 0); afterwards
+        # ties go to +1.
+        self.codes = torch.sign(config.gamma * (self.image_outputs + self.text_outputs))
+
+    def objective(self) -> float:
+        """The full DCMH objective at the current ``F``, ``G``, ``B``."""
+        config = self.config
+        return dcmh_objective(
+            self.image_outputs,
+            self.text_outputs,
+            self.codes,
+            self.labels,
+            config.gamma,
+            config.eta,
+            block_rows=config.training.batch_size,
+        )
+
+    def run_epoch(self, epoch: int) -> dict[str, Any]:
+        """Image pass against all of ``G``, text pass against all of ``F``, then ``B = sign(gamma (F + G))``.
+
+        Returns ``learning_rate``, ``objective`` (or None) and the seconds of each part.
+        """
+        config = self.config
+        rate = self.learning_rate(epoch, self.optimizers[0])
+        if config.final_learning_rate is not None:
+            for optimizer in self.optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] = rate
+        passes = (
+            (self.networks[0], self.optimizers[0], self.sources[0], self.image_outputs, self.text_outputs),
+            (self.networks[1], self.optimizers[1], self.sources[1], self.text_outputs, self.image_outputs),
+        )
+        pass_seconds = []
+        for view, (network, optimizer, source, own, other) in enumerate(passes):
+            pass_started = time.perf_counter()
+            order = epoch_order(np.arange(len(self.fit_rows)), config.seed + view, epoch)
+            self._train_pass(network, optimizer, source, order, own, other)
+            pass_seconds.append(time.perf_counter() - pass_started)
+        codes_started = time.perf_counter()
+        self.codes = _signs(config.gamma * (self.image_outputs + self.text_outputs))
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        codes_seconds = time.perf_counter() - codes_started
+        for scheduler in self.schedulers:
+            if scheduler is not None:
+                scheduler.step()
+        return {
+            "learning_rate": rate,
+            "objective": self.objective() if config.compute_objective else None,
+            "image_seconds": pass_seconds[0],
+            "text_seconds": pass_seconds[1],
+            "codes_seconds": codes_seconds,
+            "training_seconds": pass_seconds[0] + pass_seconds[1] + codes_seconds,
+        }
+
+    def _train_pass(
+        self,
+        network: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        source: BatchSource,
+        order: np.ndarray,
+        own: torch.Tensor,
+        other: torch.Tensor,
+    ) -> None:
+        """One epoch of one network; updates ``own`` (F or G) in place, batch by batch."""
+        config, device = self.config, self.device
+        batch_size = config.training.batch_size
+        n_fit = len(order)
+        network.train()
+        for begin in range(0, n_fit, batch_size):
+            positions = order[begin : begin + batch_size]
+            if len(positions) < 2:
+                continue  # a batch of one breaks batch normalisation
+            inputs = source.batch(self.fit_rows[positions], train=True).to(device, non_blocking=True)
+            rows = torch.from_numpy(positions).to(device)
+            with autocast(device, self.mixed):
+                outputs = network(inputs)
+            outputs = outputs.float()
+            with torch.no_grad():
+                own[rows] = outputs.detach()
+            loss = pairwise_batch_loss(
+                outputs, rows, own, other, self.codes, self.labels, config.gamma, config.eta
+            )
+            optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss / (n_fit * len(positions))).backward()
+            self.scaler.step(optimizer)
+            self.scaler.update()
+
+    def validate(self) -> Validation | None:
+        """Mean validation MAP of both directions (database: the fitting rows); detail: each one."""
+        options: dict[str, Any] = {"device": self.device, "mixed_precision": self.mixed}
+        (image_network, text_network), (image_source, text_source) = self.networks, self.sources
+        query_image = encode_with(image_network, image_source, self.validation_rows, **options)
+        query_text = encode_with(text_network, text_source, self.validation_rows, **options)
+        database_image = encode_with(image_network, image_source, self.fit_rows, **options)
+        database_text = encode_with(text_network, text_source, self.fit_rows, **options)
+        maps = (
+            validation_map(query_image, database_text, self.validation_labels, self.fit_labels),
+            validation_map(query_text, database_image, self.validation_labels, self.fit_labels),
+        )
+        return Validation(float(np.mean(maps)), {"image->text": maps[0], "text->image": maps[1]})
+
+    def history_entry(
+        self, epoch: int, fields: dict[str, Any], validation: Validation | None
+    ) -> dict[str, Any]:
+        """``epoch``, ``learning_rate``, ``objective``, ``validation``, ``validation_map``, the seconds."""
+        timings = {key: value for key, value in fields.items() if key.endswith("_seconds")}
+        return {
+            "epoch": epoch + 1,
+            "learning_rate": fields["learning_rate"],
+            "objective": fields["objective"],
+            "validation": None if validation is None else validation.score,
+            "validation_map": None if validation is None else dict(validation.detail or {}),
+            **timings,
+        }
+
+    def best_state(self) -> dict[str, Any]:
+        """Copies of both networks' weights."""
+        image_network, text_network = self.networks
+        return {
+            "image": copy.deepcopy(image_network.state_dict()),
+            "text": copy.deepcopy(text_network.state_dict()),
+        }
+
+    def restore_best(self, state: dict[str, Any] | None) -> None:
+        """Load the kept weights of both networks; leave them in eval mode."""
+        for network, view in zip(self.networks, ("image", "text"), strict=True):
+            if state is not None:
+                network.load_state_dict(state[view])
+            network.eval()
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Both networks, optimisers and schedulers, and ``F``, ``G``, ``B``."""
+        return {
+            "image_network": self.networks[0].state_dict(),
+            "text_network": self.networks[1].state_dict(),
+            "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
+            "schedulers": [s.state_dict() if s is not None else None for s in self.schedulers],
+            "F": self.image_outputs,
+            "G": self.text_outputs,
+            "B": self.codes,
+        }
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`checkpoint_state`."""
+        self.networks[0].load_state_dict(state["image_network"])
+        self.networks[1].load_state_dict(state["text_network"])
+        for optimizer, saved in zip(self.optimizers, state["optimizers"], strict=True):
+            optimizer.load_state_dict(saved)
+        for scheduler, saved in zip(self.schedulers, state["schedulers"], strict=True):
+            if scheduler is not None and saved is not None:
+                scheduler.load_state_dict(saved)
+        self.image_outputs, self.text_outputs, self.codes = state["F"], state["G"], state["B"]
+
+    def progress_line(self, entry: dict[str, Any], status: EpochStatus) -> str:
+        """``[DCMH] epoch e/max lr r objective o val MAP s (best b @ e) t s`` and ``(early stop)``."""
+        objective = "" if entry["objective"] is None else f" objective {entry['objective']:.4g}"
+        validation = ""
+        if entry["validation"] is not None:
+            validation = (
+                f" val MAP {entry['validation']:.4f} (best {status.best_score:.4f} @ {status.best_epoch})"
+            )
+        ending = " (early stop)" if status.stop else ""
+        return (
+            f"[{status.label}] epoch {entry['epoch']}/{status.max_epochs} lr {entry['learning_rate']:.3g}"
+            f"{objective}{validation} {entry['seconds']:.1f}s{ending}"
+        )
 
 
 __all__ = ["DCMH", "DCMHConfig", "dcmh_objective", "pairwise_batch_loss", "similarity_block"]

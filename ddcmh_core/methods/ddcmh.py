@@ -10,42 +10,37 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from ..engine.config import NetworkConfig, TrainingConfig
 from ..engine.device import distributed_context, resolve_device
 from ..engine.holdout import split_validation, validation_map
-from ..engine.networks import build_network, fit_input_scaling
-from ..engine.sources import BatchSource, as_source, rows_as_matrix
+from ..engine.networks import build_network, fit_input_scaling, network_state_arrays, restore_network
+from ..engine.sources import BatchSource, rows_as_matrix
 from ..engine.trainer import TrainingResult, encode_with, train_hash_network
-from ..errors import InputError, NotFittedError
+from ..errors import DdcmhError, InputError
 from ..files import atomic_path
 from ..hasher import Hasher
 from ..plugins import hasher_registry
-from ..validation import check_labels
+from .base import VIEWS, CrossModalMethod, DataShape, MethodParams, MethodState, MethodTags, View
 from .reconstruction import reconstruct_codes
-
-if TYPE_CHECKING:
-    from ..tuning import TuningResult
 
 ProgressCallback = Callable[[str], None]
 
 
-class DDCMHConfig(BaseModel):
+class DDCMHConfig(MethodParams):
     """Everything that defines a DDCMH model and how it is trained.
 
     See METHOD.md §2 for the decisions behind ``training_codes``, ``reconstruction`` and
     ``drop_unlabelled``.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    n_bits: int = Field(32, ge=1, le=4096, description="Code length.")
     hasher: str = Field("itq", description="Stage-1 hasher name (ddcmh-bench --list-hashers).")
     hasher_params: dict[str, Any] = Field(
         default_factory=dict, description="Stage-1 hyper-parameters (validated by the hasher)."
@@ -78,7 +73,6 @@ class DDCMHConfig(BaseModel):
             "training rows for those epochs (twice the training time, a little more data)."
         ),
     )
-    seed: int = Field(0, ge=0, description="Seed of the split, initialisation and shuffling.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto' picks CUDA when present.")
     mixed_precision: bool | None = Field(
         None, description="Autocast on CUDA; None means on for CUDA, off for CPU."
@@ -91,19 +85,47 @@ class DDCMHConfig(BaseModel):
         return self
 
 
-class DDCMH:
+@dataclass
+class _Run:
+    """What the stages of one DDCMH fit share: the views, the split, the device, the output folder."""
+
+    image: BatchSource
+    text: BatchSource
+    fit_rows: np.ndarray
+    validation_rows: np.ndarray
+    fit_labels: np.ndarray
+    validation_labels: np.ndarray
+    device: torch.device
+    mixed: bool
+    folder: Path | None
+    resume: bool
+    say: ProgressCallback | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def encode_options(self) -> dict[str, Any]:
+        """Device options of :func:`~ddcmh_core.engine.trainer.encode_with`."""
+        return {"device": self.device, "mixed_precision": self.mixed}
+
+    def checkpoint(self, name: str) -> Path | None:
+        """A file of the run folder (None without one)."""
+        return self.folder / name if self.folder is not None else None
+
+
+class DDCMH(CrossModalMethod):
     """Dual Deep Neural Networks Cross-Modal Hashing.
 
     Parameters
     ----------
-    config : DDCMHConfig, optional
-        The whole configuration; keyword arguments override its fields
+    params : DDCMHConfig, optional
+        The whole configuration; keyword arguments override its fields, nested tables merged
         (``DDCMH(hasher="sdh", n_bits=64)``).
 
     Attributes
     ----------
     hasher_ : Hasher
-        The fitted Stage-1 hasher.
+        The fitted Stage-1 hasher (an unfitted one with the recorded parameters after loading a
+        model file; None when its plugin is no longer installed).
     image_network_, text_network_ : torch.nn.Module
         The trained hash networks (Stage 2 and Stage 3).
     stage1_codes_ : ndarray (n_fit, n_bits) uint8
@@ -116,245 +138,222 @@ class DDCMH:
         Positions (within the training rows passed to :meth:`fit`) used to fit and to validate.
     report_ : dict
         Validation MAP in both directions, epochs chosen, time per stage, rows dropped (and the
-        candidates compared, for a model returned by :meth:`tune`).
-    tuning_ : TuningResult
-        Only on a model returned by :meth:`tune`: every candidate's validation score.
+        candidates compared, for a model chosen by :func:`ddcmh_core.tuning.tune`).
     """
 
+    Params = DDCMHConfig
+    tags = MethodTags(supervised=True, needs_paired=True, deep=True, uses_hasher=True)
+    display_name = "DDCMH"
+
+    params: DDCMHConfig
     hasher_: Hasher | None
-    extras_: dict[str, Any]
-    tuning_: TuningResult
     hasher_record_: dict[str, Any]
 
-    def __init__(self, config: DDCMHConfig | None = None, **overrides: Any) -> None:
-        base = config or DDCMHConfig()
+    @classmethod
+    def data_problems(cls, params: MethodParams, data: DataShape) -> list[str]:
+        """The base checks, plus the Stage-1 hasher's name and parameters."""
+        problems = super().data_problems(params, data)
+        assert isinstance(params, DDCMHConfig)
         try:
-            self.config = DDCMHConfig.model_validate({**base.model_dump(), **overrides})
-        except Exception as error:
-            raise InputError(f"DDCMH: invalid configuration: {error}") from None
+            _make_hasher(params)
+        except (DdcmhError, ValueError) as error:
+            problems.append(f"hasher {params.hasher!r}: {error}")
+        return problems
 
     # ------------------------------------------------------------------ training
-    def fit(
+    def _fit(
         self,
-        image: Any,
-        text: Any,
-        labels: Any,
+        image: BatchSource,
+        text: BatchSource,
+        labels: np.ndarray | None,
         *,
-        run_dir: str | Path | None = None,
-        resume: bool = False,
-        progress: ProgressCallback | None = None,
-    ) -> DDCMH:
-        """Train the three stages on paired training views.
+        run_dir: Path | None,
+        resume: bool,
+        progress: ProgressCallback | None,
+    ) -> None:
+        """Stage 1, Stage 2, reconstruction, Stage 3; then the optional refit on all rows."""
+        assert labels is not None  # supervised: the base class refuses a fit without labels
+        run = self._prepare_run(image, text, labels, run_dir, resume, progress)
+        self._fit_stage1(run)
+        self._fit_stage2(run)
+        self._reconstruct(run)
+        self._fit_stage3(run)
+        self.n_features_ = {"image": image.n_features, "text": text.n_features}
+        self.report_ = self._validation_report(run)
+        if self.params.refit and len(run.validation_rows):
+            self.refit_on_all_rows(image, text, labels, run_dir, resume, progress)
 
-        Parameters
-        ----------
-        image : ndarray, sparse matrix or BatchSource
-            First view of the training pairs (images or image features).
-        text : ndarray, sparse matrix or BatchSource
-            Second view (texts); Stage 1 hashes it.
-        labels : array-like of shape (n, c)
-            {0,1} training labels (or class ids).
-        run_dir : path, optional
-            Where stage results and per-epoch checkpoints go, for ``resume``.
-        resume : bool
-            Continue from the files in ``run_dir``.
-        progress : callable, optional
-            Receives progress lines.
-
-        Returns
-        -------
-        DDCMH
-            ``self``.
-        """
-        config = self.config
-        context = distributed_context()
-        image_source = as_source(image, config.image_network)
-        text_source = as_source(text, config.text_network)
-        n_rows = len(image_source)
-        if len(text_source) != n_rows:
-            raise InputError(
-                f"DDCMH: argument 'text': expected {n_rows} rows (one per image), got {len(text_source)}"
-            )
-        label_matrix = check_labels(labels, owner="DDCMH", n_samples=n_rows)
-        empty = np.flatnonzero(label_matrix.sum(axis=1) == 0)
-        if empty.size and not config.drop_unlabelled:
+    def _prepare_run(
+        self,
+        image: BatchSource,
+        text: BatchSource,
+        labels: np.ndarray,
+        run_dir: Path | None,
+        resume: bool,
+        progress: ProgressCallback | None,
+    ) -> _Run:
+        """Drop or refuse unlabelled rows, carve the validation split, pick the device."""
+        params = self.params
+        empty = np.flatnonzero(labels.sum(axis=1) == 0)
+        if empty.size and not params.drop_unlabelled:
             shown = ", ".join(map(str, empty[:10])) + (", ..." if empty.size > 10 else "")
             raise InputError(
                 f"DDCMH: argument 'labels': {empty.size} training rows have no label (rows {shown}); "
                 "reconstruction is undefined for them. Set drop_unlabelled=True to drop them."
             )
-        usable = np.setdiff1d(np.arange(n_rows), empty)
+        usable = np.setdiff1d(np.arange(len(labels)), empty)
         fit_positions, validation_positions = split_validation(
-            len(usable), config.validation_fraction, config.seed
+            len(usable), params.validation_fraction, params.seed
         )
         self.fit_rows_ = usable[fit_positions]
         self.validation_rows_ = usable[validation_positions]
         self.dropped_rows_ = empty
-        device = resolve_device(config.device)
-        mixed = config.mixed_precision if config.mixed_precision is not None else device.type == "cuda"
-        self.device_ = device
-        folder = Path(run_dir) if run_dir is not None else None
-        if folder is not None and context.is_main:
-            folder.mkdir(parents=True, exist_ok=True)
-        say = progress if (progress is not None and context.is_main) else None
-        timings: dict[str, float] = {}
-        fit_rows, validation_rows = self.fit_rows_, self.validation_rows_
-        fit_labels = label_matrix[fit_rows]
-        validation_labels = label_matrix[validation_rows]
-
-        # Stage 1: the single-modal hasher on the training texts.
-        started = time.perf_counter()
-        hasher = self.hasher_ = hasher_registry().create(
-            config.hasher, n_bits=config.n_bits, **{"seed": config.seed, **config.hasher_params}
+        device = self.device_ = resolve_device(params.device)
+        context = distributed_context()
+        if run_dir is not None and context.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        return _Run(
+            image=image,
+            text=text,
+            fit_rows=self.fit_rows_,
+            validation_rows=self.validation_rows_,
+            fit_labels=labels[self.fit_rows_],
+            validation_labels=labels[self.validation_rows_],
+            device=device,
+            mixed=params.mixed_precision if params.mixed_precision is not None else device.type == "cuda",
+            folder=run_dir,
+            resume=resume,
+            say=progress if (progress is not None and context.is_main) else None,
         )
-        stage1_file = folder / "stage1_codes.npz" if folder is not None else None
+
+    def _fit_stage1(self, run: _Run) -> None:
+        """Stage 1: the single-modal hasher on the training texts (reused from the run folder)."""
+        params = self.params
+        started = time.perf_counter()
+        hasher = self.hasher_ = _make_hasher(params)
+        stage1_file = run.checkpoint("stage1_codes.npz")
         codes = validation_codes = None
         # Rank 0 alone reads or computes the Stage-1 codes and every rank receives them, so all
         # ranks take part in the same broadcasts whatever files exist when each one looks.
-        if context.is_main:
-            if resume and stage1_file is not None and stage1_file.exists():
+        if distributed_context().is_main:
+            if run.resume and stage1_file is not None and stage1_file.exists():
                 with np.load(stage1_file) as stored:
                     codes, validation_codes = stored["codes"], stored["validation_codes"]
-                if say:
-                    say(f"[stage 1 {config.hasher}] reused codes from {stage1_file}")
+                if run.say:
+                    run.say(f"[stage 1 {params.hasher}] reused codes from {stage1_file}")
             else:
-                if say:
-                    say(f"[stage 1 {config.hasher}] fitting on {len(fit_rows)} training texts")
-                codes = self._stage1(hasher, rows_as_matrix(text_source, fit_rows), fit_labels)
-                validation_codes = np.zeros((0, config.n_bits), dtype=np.uint8)
-                if len(validation_rows) and hasher.supports_encode:
-                    validation_codes = hasher.encode(rows_as_matrix(text_source, validation_rows))
+                if run.say:
+                    run.say(f"[stage 1 {params.hasher}] fitting on {len(run.fit_rows)} training texts")
+                supervised = hasher.tags()["uses_labels"]
+                codes = hasher.fit_encode(
+                    rows_as_matrix(run.text, run.fit_rows),
+                    run.fit_labels if supervised else None,
+                    training_codes=params.training_codes,
+                )
+                validation_codes = np.zeros((0, params.n_bits), dtype=np.uint8)
+                if len(run.validation_rows) and hasher.supports_encode:
+                    validation_codes = hasher.encode(rows_as_matrix(run.text, run.validation_rows))
                 if stage1_file is not None:
                     _save_stage1(stage1_file, codes, validation_codes)
         self.stage1_codes_ = _broadcast_array(codes)
-        validation_text_codes = _broadcast_array(validation_codes)
-        timings["stage1"] = time.perf_counter() - started
+        self.stage1_validation_codes_ = _broadcast_array(validation_codes)
+        run.timings["stage1"] = time.perf_counter() - started
 
-        # Stage 2: the image network learns the text codes.
-        torch.manual_seed(config.seed)
-        self.image_network_ = build_network(
-            config.image_network, config.n_bits, image_source.n_features, n_training_rows=len(fit_rows)
+    def _fit_stage2(self, run: _Run) -> None:
+        """Stage 2: the image network learns the Stage-1 text codes."""
+        params = self.params
+        torch.manual_seed(params.seed)
+        network = self.image_network_ = build_network(
+            params.image_network, params.n_bits, run.image.n_features, n_training_rows=len(run.fit_rows)
         )
-        fit_input_scaling(self.image_network_, image_source, fit_rows, seed=config.seed)
-        self.image_network_.to(device)
-        stage2_targets = _scatter_targets(n_rows, fit_rows, self.stage1_codes_)
+        fit_input_scaling(network, run.image, run.fit_rows, seed=params.seed)
+        network.to(run.device)
+        validation_text_codes = self.stage1_validation_codes_
 
-        def validate_image(network: torch.nn.Module) -> float:
+        def validate(candidate: torch.nn.Module) -> float:
             # Both directions, with the database on the fitting rows as in retrieval:
             # validation images -> Stage-1 text codes, and (when the hasher can encode new texts)
             # validation Stage-1 text codes -> the network's codes of the fitting images.
-            options = {"device": device, "mixed_precision": mixed}
-            query_images = encode_with(network, image_source, validation_rows, **options)
-            image_to_text = validation_map(query_images, self.stage1_codes_, validation_labels, fit_labels)
+            queries = encode_with(candidate, run.image, run.validation_rows, **run.encode_options)
+            image_to_text = validation_map(queries, self.stage1_codes_, run.validation_labels, run.fit_labels)
             if len(validation_text_codes) == 0:
                 return image_to_text
-            database_images = encode_with(network, image_source, fit_rows, **options)
+            database = encode_with(candidate, run.image, run.fit_rows, **run.encode_options)
             text_to_image = validation_map(
-                validation_text_codes, database_images, validation_labels, fit_labels
+                validation_text_codes, database, run.validation_labels, run.fit_labels
             )
             return (image_to_text + text_to_image) / 2
 
-        started = time.perf_counter()
-        self.image_training_ = train_hash_network(
-            self.image_network_,
-            image_source,
-            stage2_targets,
-            fit_rows,
-            config.image_training,
-            validate=validate_image if len(validation_rows) else None,
-            seed=config.seed,
-            device=device,
-            mixed_precision=mixed,
-            checkpoint_path=folder / "stage2.ckpt" if folder is not None else None,
-            resume=resume,
-            progress=say,
-            label=f"stage 2 image net, {config.hasher}, {config.n_bits} bits",
-        )
-        timings["stage2"] = time.perf_counter() - started
-        self.image_codes_ = encode_with(
-            self.image_network_, image_source, fit_rows, device=device, mixed_precision=mixed
-        )
+        self.image_training_ = self._train(run, network, run.image, self.stage1_codes_, "stage 2", validate)
+        self.image_codes_ = encode_with(network, run.image, run.fit_rows, **run.encode_options)
 
-        # Reconstruction in O(n c k), then Stage 3: the text network learns the reconstructed codes.
+    def _reconstruct(self, run: _Run) -> None:
+        """The Stage-3 targets from label overlap, in O(n c k) (rank 0 computes, all receive)."""
         started = time.perf_counter()
         targets = None
-        if context.is_main:
+        if distributed_context().is_main:
             targets = reconstruct_codes(
-                fit_labels, self.image_codes_, binarise=config.reconstruction == "binary"
+                run.fit_labels, self.image_codes_, binarise=self.params.reconstruction == "binary"
             ).targets
         self.reconstructed_ = _broadcast_array(targets)
-        timings["reconstruction"] = time.perf_counter() - started
-        torch.manual_seed(config.seed + 1)
-        self.text_network_ = build_network(
-            config.text_network, config.n_bits, text_source.n_features, n_training_rows=len(fit_rows)
-        )
-        fit_input_scaling(self.text_network_, text_source, fit_rows, seed=config.seed)
-        self.text_network_.to(device)
-        stage3_targets = _scatter_targets(n_rows, fit_rows, self.reconstructed_)
+        run.timings["reconstruction"] = time.perf_counter() - started
 
-        validation_image_codes = encode_with(
-            self.image_network_, image_source, validation_rows, device=device, mixed_precision=mixed
+    def _fit_stage3(self, run: _Run) -> None:
+        """Stage 3: the text network learns the reconstructed image codes."""
+        params = self.params
+        torch.manual_seed(params.seed + 1)
+        network = self.text_network_ = build_network(
+            params.text_network, params.n_bits, run.text.n_features, n_training_rows=len(run.fit_rows)
+        )
+        fit_input_scaling(network, run.text, run.fit_rows, seed=params.seed)
+        network.to(run.device)
+        validation_images = encode_with(
+            self.image_network_, run.image, run.validation_rows, **run.encode_options
         )
 
-        def validate_text(network: torch.nn.Module) -> float:
+        def validate(candidate: torch.nn.Module) -> float:
             # Mean of text->image (validation texts vs fitting-image codes) and image->text
             # (validation-image codes vs the network's codes of the fitting texts).
-            options = {"device": device, "mixed_precision": mixed}
-            query_texts = encode_with(network, text_source, validation_rows, **options)
-            database_texts = encode_with(network, text_source, fit_rows, **options)
-            text_to_image = validation_map(query_texts, self.image_codes_, validation_labels, fit_labels)
-            image_to_text = validation_map(
-                validation_image_codes, database_texts, validation_labels, fit_labels
-            )
+            queries = encode_with(candidate, run.text, run.validation_rows, **run.encode_options)
+            database = encode_with(candidate, run.text, run.fit_rows, **run.encode_options)
+            text_to_image = validation_map(queries, self.image_codes_, run.validation_labels, run.fit_labels)
+            image_to_text = validation_map(validation_images, database, run.validation_labels, run.fit_labels)
             return (image_to_text + text_to_image) / 2
 
+        self.text_training_ = self._train(run, network, run.text, self.reconstructed_, "stage 3", validate)
+
+    def _train(
+        self,
+        run: _Run,
+        network: torch.nn.Module,
+        source: BatchSource,
+        targets: np.ndarray,
+        stage: str,
+        validate: Callable[[torch.nn.Module], float],
+    ) -> TrainingResult:
+        """Train one hash network of ``stage`` ("stage 2" or "stage 3") with the shared loop."""
+        params = self.params
+        image_stage = stage == "stage 2"
         started = time.perf_counter()
-        self.text_training_ = train_hash_network(
-            self.text_network_,
-            text_source,
-            stage3_targets,
-            fit_rows,
-            config.text_training,
-            validate=validate_text if len(validation_rows) else None,
-            seed=config.seed + 1,
-            device=device,
-            mixed_precision=mixed,
-            checkpoint_path=folder / "stage3.ckpt" if folder is not None else None,
-            resume=resume,
-            progress=say,
-            label=f"stage 3 text net, {config.hasher}, {config.n_bits} bits",
+        result = train_hash_network(
+            network,
+            source,
+            _scatter_targets(len(source), run.fit_rows, targets),
+            run.fit_rows,
+            params.image_training if image_stage else params.text_training,
+            validate=validate if len(run.validation_rows) else None,
+            seed=params.seed if image_stage else params.seed + 1,
+            device=run.device,
+            mixed_precision=run.mixed,
+            checkpoint_path=run.checkpoint("stage2.ckpt" if image_stage else "stage3.ckpt"),
+            resume=run.resume,
+            progress=run.say,
+            label=f"{stage} {'image' if image_stage else 'text'} net, {params.hasher}, {params.n_bits} bits",
         )
-        timings["stage3"] = time.perf_counter() - started
-        self.n_features_ = {"image": image_source.n_features, "text": text_source.n_features}
-        self.report_ = self._validation_report(
-            image_source, text_source, fit_labels, validation_labels, timings, device, mixed
-        )
-        if config.refit and len(validation_rows):
-            self._refit_on_all_rows(image, text, labels, folder, resume, progress)
-        return self
+        run.timings[stage.replace(" ", "")] = time.perf_counter() - started
+        return result
 
-    @classmethod
-    def tune(cls, image: Any, text: Any, labels: Any, grid: dict[str, Any], **options: Any) -> DDCMH:
-        """Choose hyper-parameters on the validation split and return the chosen model.
-
-        Every combination of ``grid`` (dotted setting paths to candidate values, e.g.
-        ``{"image_network.dropout": [0.3, 0.5]}``) is trained on the fitting rows and scored by its
-        validation MAP; the query set plays no part. ``options`` (``config``, ``repeats``,
-        ``objective``, ``run_dir``, ``resume``, ``progress``) are those of
-        :func:`ddcmh_core.tuning.tune`; the comparison is in ``model.tuning_`` and
-        ``model.report_["tuning"]``.
-
-        Returns
-        -------
-        DDCMH
-            The chosen candidate's fitted model.
-        """
-        from ..tuning import tune
-
-        model, _ = tune(image, text, labels, grid, **options)
-        return model
-
-    def _refit_on_all_rows(
+    def refit_on_all_rows(
         self,
         image: Any,
         text: Any,
@@ -363,13 +362,17 @@ class DDCMH:
         resume: bool,
         progress: ProgressCallback | None,
     ) -> None:
-        """Train again on every training row for the epochs chosen on the validation split."""
-        config = self.config
+        """Train again on every training row for the epochs chosen on the validation split.
+
+        The fitted attributes become those of the new fit; ``report_["selection"]`` keeps the
+        report of the fit that chose the epochs.
+        """
+        params = self.params
         chosen = {
-            "image_training": config.image_training.model_copy(
+            "image_training": params.image_training.model_copy(
                 update={"max_epochs": max(self.image_training_.best_epoch, 1)}
             ),
-            "text_training": config.text_training.model_copy(
+            "text_training": params.text_training.model_copy(
                 update={"max_epochs": max(self.text_training_.best_epoch, 1)}
             ),
         }
@@ -379,7 +382,7 @@ class DDCMH:
                 "[refit] training again on all training rows for the chosen epochs "
                 f"(stage 2: {epochs[0]}, stage 3: {epochs[1]})"
             )
-        final = DDCMH(config.model_copy(update={**chosen, "validation_fraction": 0.0, "refit": False})).fit(
+        final = DDCMH(params.model_copy(update={**chosen, "validation_fraction": 0.0, "refit": False})).fit(
             image,
             text,
             labels,
@@ -403,94 +406,85 @@ class DDCMH:
         self.report_ = {**final.report_, "refit": True, "selection": selection}
         self.report_["validation_map"] = selection.get("validation_map", {})
 
-    def _stage1(self, hasher: Hasher, texts: Any, labels: np.ndarray) -> np.ndarray:
-        supervised = hasher.tags()["uses_labels"]
-        return hasher.fit_encode(
-            texts, labels if supervised else None, training_codes=self.config.training_codes
-        )
-
-    def _validation_report(
-        self,
-        image_source: BatchSource,
-        text_source: BatchSource,
-        fit_labels: np.ndarray,
-        validation_labels: np.ndarray,
-        timings: dict[str, float],
-        device: torch.device,
-        mixed: bool,
-    ) -> dict[str, Any]:
+    def _validation_report(self, run: _Run) -> dict[str, Any]:
         report: dict[str, Any] = {
             "n_fit": len(self.fit_rows_),
             "n_validation": len(self.validation_rows_),
             "n_dropped_unlabelled": len(self.dropped_rows_),
             "stage2_best_epoch": self.image_training_.best_epoch,
             "stage3_best_epoch": self.text_training_.best_epoch,
-            "seconds": timings,
+            "seconds": run.timings,
             "seconds_per_epoch": {
                 "stage2": _per_epoch(self.image_training_),
                 "stage3": _per_epoch(self.text_training_),
             },
         }
         if len(self.validation_rows_):
-            options = {"device": device, "mixed_precision": mixed}
-            val_image = encode_with(self.image_network_, image_source, self.validation_rows_, **options)
-            val_text = encode_with(self.text_network_, text_source, self.validation_rows_, **options)
-            fit_text = encode_with(self.text_network_, text_source, self.fit_rows_, **options)
+            options = run.encode_options
+            val_image = encode_with(self.image_network_, run.image, self.validation_rows_, **options)
+            val_text = encode_with(self.text_network_, run.text, self.validation_rows_, **options)
+            fit_text = encode_with(self.text_network_, run.text, self.fit_rows_, **options)
             report["validation_map"] = {
-                "image->text": validation_map(val_image, fit_text, validation_labels, fit_labels),
-                "text->image": validation_map(val_text, self.image_codes_, validation_labels, fit_labels),
+                "image->text": validation_map(val_image, fit_text, run.validation_labels, run.fit_labels),
+                "text->image": validation_map(
+                    val_text, self.image_codes_, run.validation_labels, run.fit_labels
+                ),
             }
         return report
 
-    # ------------------------------------------------------------------ encoding
-    def _require_fitted(self) -> None:
-        if not hasattr(self, "text_network_"):
-            raise NotFittedError("DDCMH: call fit (or DDCMH.load) before encoding")
+    # ------------------------------------------------------------------ encoding and state
+    def _encode(self, view: View, source: BatchSource, *, batch_size: int) -> np.ndarray:
+        network = self.image_network_ if view == "image" else self.text_network_
+        device = next(self.image_network_.parameters()).device
+        return encode_with(network, source, batch_size=batch_size, device=device)
 
-    def encode_image(self, image: Any, *, batch_size: int = 1024) -> np.ndarray:
-        """Codes of the first view (images), uint8 {0,1} of shape (n, n_bits)."""
-        self._require_fitted()
-        source = as_source(image, self.config.image_network)
-        self._check_width(source, "image")
-        return encode_with(self.image_network_, source, batch_size=batch_size, device=self._device())
+    def get_state(self) -> MethodState:
+        """Both networks' weights, and the Stage-1 hasher's name, provider and parameters."""
+        arrays = network_state_arrays({"image": self.image_network_, "text": self.text_network_})
+        return MethodState(meta={"hasher": self._hasher_record()}, arrays=arrays)
 
-    def encode_text(self, text: Any, *, batch_size: int = 1024) -> np.ndarray:
-        """Codes of the second view (texts), uint8 {0,1} of shape (n, n_bits)."""
-        self._require_fitted()
-        source = as_source(text, self.config.text_network)
-        self._check_width(source, "text")
-        return encode_with(self.text_network_, source, batch_size=batch_size, device=self._device())
+    def _hasher_record(self) -> dict[str, Any]:
+        if self.hasher_ is None:
+            return dict(getattr(self, "hasher_record_", {}))
+        entry = hasher_registry().get(self.params.hasher)
+        return {
+            "name": entry.spec.name,
+            "class": entry.spec.target,
+            "provider": entry.plugin.distribution,
+            "provider_version": entry.plugin.version,
+            "params": self.hasher_.get_params(),
+        }
 
-    def _device(self) -> torch.device:
-        return next(self.image_network_.parameters()).device
-
-    def _check_width(self, source: BatchSource, view: str) -> None:
-        expected = self.n_features_.get(view)
-        if expected is not None and source.n_features != expected:
-            raise InputError(
-                f"DDCMH: argument {view!r}: expected {expected} features per row (as in training), "
-                f"got {source.n_features}"
+    def set_state(self, state: MethodState, *, device: str = "auto") -> None:
+        """Rebuild both networks from their weights; the Stage-1 hasher comes back unfitted."""
+        params = self.params
+        target_device = resolve_device(device)
+        for view in VIEWS:
+            network = restore_network(
+                state.arrays, view, getattr(params, f"{view}_network"), params.n_bits, self.n_features_[view]
             )
-
-    # ------------------------------------------------------------------ files
-    def save(self, path: str | Path, **extras: Any) -> Path:
-        """Write the model to one self-describing HDF5 file (see :mod:`ddcmh_core.model_file`)."""
-        from ..model_file import save_model
-
-        self._require_fitted()
-        return save_model(self, path, **extras)
-
-    @classmethod
-    def load(cls, path: str | Path, *, device: str = "auto") -> DDCMH:
-        """Load a model written by :meth:`save`; no pickled code is executed."""
-        from ..model_file import load_model
-
-        return load_model(path, device=device)
+            setattr(self, f"{view}_network_", network.to(target_device))
+        self.hasher_record_ = dict(state.meta.get("hasher", {}))
+        try:
+            self.hasher_ = hasher_registry().create(
+                self.hasher_record_["name"],
+                n_bits=params.n_bits,
+                **{k: v for k, v in self.hasher_record_["params"].items() if k != "n_bits"},
+            )
+        except Exception:  # the Stage-1 plugin may be gone; the model still encodes
+            self.hasher_ = None
 
     def summary(self) -> str:
-        """One paragraph describing the trained model."""
+        """The configuration and the training report, as indented JSON."""
         report = getattr(self, "report_", {})
-        return json.dumps({"config": self.config.model_dump(mode="json"), "report": report}, indent=2)
+        return json.dumps({"config": self.params.model_dump(mode="json"), "report": report}, indent=2)
+
+
+def _make_hasher(params: DDCMHConfig) -> Hasher:
+    """The Stage-1 hasher a configuration names, with its seed and parameters."""
+    return hasher_registry().create(
+        params.hasher, n_bits=params.n_bits, **{"seed": params.seed, **params.hasher_params}
+    )
 
 
 def _scatter_targets(n_rows: int, rows: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -1,0 +1,79 @@
+"""Training checkpoints: written atomically, read back with a format check.
+
+A checkpoint is a dict saved with :func:`torch.save` and read with ``weights_only=True`` (tensors,
+numbers, strings, lists and dicts only, no arbitrary code). It carries ``format_version``; a file
+from another format is refused with a message that names it, instead of failing half-way
+through a resume.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import InputError
+from ..files import atomic_path
+
+#: Version of the checkpoint layout written by :func:`save_checkpoint`. 2: the loop's state at
+#: the top level and the training task's own state under ``"task"`` (one layout for every deep
+#: method).
+CHECKPOINT_FORMAT_VERSION = 2
+
+
+class CheckpointError(InputError):
+    """A checkpoint that cannot be resumed from: unreadable, foreign, or of another format version."""
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Write ``state`` plus ``format_version`` to ``path`` atomically.
+
+    Parameters
+    ----------
+    state : dict
+        What to save; values that :func:`torch.load` accepts with ``weights_only=True``.
+    path : Path
+        The checkpoint file; replaced only once the new one is complete.
+    """
+    with atomic_path(path) as temporary:
+        torch.save({"format_version": CHECKPOINT_FORMAT_VERSION, **state}, temporary)
+
+
+def load_checkpoint(path: Path, *, map_location: torch.device | str | None = None) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` and check its format version.
+
+    Parameters
+    ----------
+    path : Path
+        The checkpoint file.
+    map_location : torch.device or str, optional
+        Where to put its tensors (as :func:`torch.load`).
+
+    Returns
+    -------
+    dict
+        The saved state, ``format_version`` included.
+
+    Raises
+    ------
+    CheckpointError
+        When the file cannot be read as a checkpoint or has another format version; the message
+        names the file and says to delete the run folder or use a new one.
+    """
+    advice = f"delete the run folder {path.parent} or use a new one to start the training afresh"
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        raise CheckpointError(f"{path}: not a readable ddcmh checkpoint ({error}); {advice}") from None
+    found = state.get("format_version") if isinstance(state, dict) else None
+    if found != CHECKPOINT_FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {found}, expected {CHECKPOINT_FORMAT_VERSION} (written by "
+            f"another version of ddcmh); {advice}"
+        )
+    return state
+
+
+__all__ = ["CHECKPOINT_FORMAT_VERSION", "CheckpointError", "load_checkpoint", "save_checkpoint"]

@@ -1,0 +1,472 @@
+"""The cross-modal method interface: what DDCMH, DCMH and every plugin method implement.
+
+A cross-modal method learns, from paired training items of two views (images and texts), one
+hash function per view, so that an image query can be ranked against a database of texts and
+the other way round. :class:`CrossModalMethod` is to a whole method what
+:class:`~ddcmh_core.Hasher` is to a single-modal hasher:
+
+- typed pydantic parameters (the nested ``Params`` class), with user overrides merged into the
+  defaults by :func:`merge_settings` (nested tables merged, not replaced);
+- ``fit(image, text, labels)`` returning ``self``; the base class checks the input (paired rows,
+  labels for a supervised method, code length against the data) before any work starts;
+- ``encode(view, X)`` returning packed codes (``uint8``, eight bits a byte, as faiss stores
+  them); ``encode_image`` / ``encode_text`` return one ``{0,1}`` byte per bit;
+- ``tags`` (supervised, needs paired data, deep or shallow, takes a Stage-1 hasher);
+- saving to and loading from the one HDF5 model-file format (:mod:`ddcmh_core.model_file`):
+  a method gives its state as JSON metadata plus named arrays and takes it back; no pickle.
+
+Methods reach ddcmh through the ``ddcmh_methods`` hook of the ``ddcmh`` entry-point group,
+exactly as hashers do (:class:`~ddcmh_core.plugins.MethodSpec`).
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import InputError, NotFittedError
+from ..evaluation.codes import pack_codes
+from ..validation import check_labels
+
+View = Literal["image", "text"]
+VIEWS: tuple[View, View] = ("image", "text")
+ProgressCallback = Callable[[str], None]
+MethodT = TypeVar("MethodT", bound="CrossModalMethod")
+
+
+class MethodParams(BaseModel):
+    """Base of every method's parameters: the code length and the seed, validated.
+
+    Subclass it as the nested ``Params`` class of a method; unknown keys are refused.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    n_bits: int = Field(32, ge=1, le=4096, description="Code length k.")
+    seed: int = Field(0, ge=0, description="Seed of every random choice of the method.")
+
+
+@dataclass(frozen=True)
+class MethodTags:
+    """What a method needs and is, read by the bench, the CLI listing and the input checks.
+
+    Attributes
+    ----------
+    supervised : bool
+        Needs training labels (``fit`` refuses ``labels=None``).
+    needs_paired : bool
+        Needs the two views of each training item (one image row per text row).
+    deep : bool
+        Trains neural networks (and so has epochs, devices and checkpoints).
+    uses_hasher : bool
+        Takes a single-modal Stage-1 hasher (``ddcmh-bench --hasher`` applies to it).
+    """
+
+    supervised: bool = True
+    needs_paired: bool = True
+    deep: bool = False
+    uses_hasher: bool = False
+
+    def as_dict(self) -> dict[str, bool]:
+        """The tags as a JSON-ready dictionary."""
+        return {
+            "supervised": self.supervised,
+            "needs_paired": self.needs_paired,
+            "deep": self.deep,
+            "uses_hasher": self.uses_hasher,
+        }
+
+
+@dataclass
+class MethodState:
+    """What a fitted method stores in a model file: JSON metadata and named arrays.
+
+    Array names may contain ``/`` (``"image_network/0.weight"``): the file keeps them as nested
+    HDF5 groups and gives them back under the same names.
+    """
+
+    meta: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """What the input checks know of the training data before any work starts.
+
+    Attributes
+    ----------
+    n_rows : int
+        Training pairs.
+    n_features : dict
+        Width of each view (``None`` for image files).
+    has_labels : bool
+        Whether labels were given.
+    """
+
+    n_rows: int
+    n_features: Mapping[str, int | None]
+    has_labels: bool = True
+
+
+def merge_settings(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Overrides merged into defaults; nested tables merge key by key instead of replacing.
+
+    ``merge_settings({"training": {"epochs": 5, "lr": 0.1}}, {"training": {"epochs": 9}})`` keeps
+    ``lr``. Pydantic models among the overrides count as their field tables.
+    """
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, BaseModel):
+            value = value.model_dump()
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_settings(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def build_params(
+    params_class: type[BaseModel],
+    base: BaseModel | Mapping[str, Any] | None,
+    overrides: Mapping[str, Any],
+    *,
+    owner: str,
+) -> Any:
+    """Validate ``overrides`` merged into ``base`` (or the defaults) as ``params_class``.
+
+    Raises
+    ------
+    InputError
+        Naming ``owner`` and every invalid setting.
+    """
+    if base is None:  # the defaults, so that a nested override keeps the rest of its table
+        try:
+            base = params_class()
+        except ValidationError:  # required parameters: nothing to merge into
+            base = {}
+    if isinstance(base, BaseModel):
+        base = base.model_dump()
+    try:
+        return params_class.model_validate(merge_settings(base, overrides))
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc']) or 'settings'}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        raise InputError(f"{owner}: invalid parameters: {problems}") from None
+
+
+class CrossModalMethod(ABC):
+    """Base class of a cross-modal hashing method (DDCMH, DCMH, the shallow baselines, plugins).
+
+    A subclass declares ``Params`` (a :class:`MethodParams` subclass), ``tags``
+    (:class:`MethodTags`) and ``display_name``, and implements :meth:`_fit`, :meth:`_encode`,
+    :meth:`get_state` and :meth:`set_state`; it may add data-dependent bounds in
+    :meth:`data_problems`.
+
+    Parameters
+    ----------
+    params : Params, optional
+        The whole parameter set; keyword arguments override its fields, nested tables merged.
+
+    Attributes
+    ----------
+    params : Params
+        The validated parameters.
+    n_features_ : dict
+        Width of each training view (``None`` for images), set by ``fit``.
+    report_ : dict
+        What ``fit`` measured (validation MAP, epochs, seconds per stage...).
+    """
+
+    Params: ClassVar[type[MethodParams]] = MethodParams
+    tags: ClassVar[MethodTags] = MethodTags()
+    display_name: ClassVar[str] = ""
+    """Name in tables (``"DCMH"``); defaults to the class name."""
+
+    report_: dict[str, Any]
+    n_features_: dict[str, int | None]
+    extras_: dict[str, Any]
+    tuning_: Any
+    """Set on a model chosen by :func:`ddcmh_core.tuning.tune`: every candidate's score."""
+
+    def __init__(self, params: BaseModel | Mapping[str, Any] | None = None, **overrides: Any) -> None:
+        self.params = build_params(self.Params, params, overrides, owner=self.label())
+
+    @classmethod
+    def make_params(cls, **overrides: Any) -> Any:
+        """The method's ``Params``: ``overrides`` merged into the defaults and validated.
+
+        Raises
+        ------
+        InputError
+            Naming the method and every invalid setting.
+        """
+        return build_params(cls.Params, None, overrides, owner=cls.label())
+
+    @classmethod
+    def label(cls) -> str:
+        """How tables and messages name the method."""
+        return cls.display_name or cls.__name__
+
+    @property
+    def n_bits(self) -> int:
+        """Code length."""
+        return int(self.params.n_bits)
+
+    # ------------------------------------------------------------------ checks
+    @classmethod
+    def data_problems(cls, params: MethodParams, data: DataShape) -> list[str]:
+        """Every reason ``params`` cannot be fitted on data of this shape (empty when it can).
+
+        The base checks labels for a supervised method and at least two rows; a subclass extends
+        the list with its own bounds (e.g. a code length limited by the number of features).
+        Called by :meth:`fit` and by ``ddcmh-bench`` for every cell before the first one trains.
+        """
+        problems = []
+        if cls.tags.supervised and not data.has_labels:
+            problems.append("labels: this method is supervised and needs training labels")
+        if data.n_rows < 2:
+            problems.append(f"data: expected at least 2 training pairs, got {data.n_rows}")
+        return problems
+
+    def check_fit_input(
+        self, image: Any, text: Any, labels: Any
+    ) -> tuple[Any, Any, np.ndarray | None]:
+        """Check paired rows, finite values and labels, then :meth:`data_problems`; before any work.
+
+        Returns
+        -------
+        (image_source, text_source, labels)
+            Batch sources of the two views and the {0,1} label matrix (``None`` without labels).
+
+        Raises
+        ------
+        InputError
+            Naming the method, the argument and what was wrong.
+        """
+        from ..engine.sources import as_source
+
+        owner = self.label()
+        sources = [
+            as_source(view, self.network_config(name))
+            for name, view in zip(VIEWS, (image, text), strict=True)
+        ]
+        for name, view in zip(VIEWS, (image, text), strict=True):
+            _check_finite(view, owner=owner, argument=name)
+        n_rows = len(sources[0])
+        if self.tags.needs_paired and len(sources[1]) != n_rows:
+            raise InputError(
+                f"{owner}: argument 'text': expected {n_rows} rows, one per image (paired training "
+                f"items), got {len(sources[1])}"
+            )
+        label_matrix = None
+        if labels is not None:
+            label_matrix = check_labels(labels, owner=owner, n_samples=n_rows)
+        shape = DataShape(
+            n_rows=n_rows,
+            n_features={name: source.n_features for name, source in zip(VIEWS, sources, strict=True)},
+            has_labels=label_matrix is not None,
+        )
+        problems = self.data_problems(self.params, shape)
+        if problems:
+            raise InputError(f"{owner}: cannot fit: " + "; ".join(problems))
+        return sources[0], sources[1], label_matrix
+
+    def network_config(self, view: View) -> Any:
+        """The network settings of ``view`` (a deep method's ``NetworkConfig``), else None."""
+        return getattr(self.params, f"{view}_network", None)
+
+    # ------------------------------------------------------------------ training
+    def fit(
+        self: MethodT,
+        image: Any,
+        text: Any,
+        labels: Any = None,
+        *,
+        run_dir: str | os.PathLike[str] | None = None,
+        resume: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> MethodT:
+        """Learn both views' hash functions from paired training items.
+
+        Parameters
+        ----------
+        image, text : ndarray, sparse matrix, dataset View or BatchSource
+            The two views of the training pairs, one row per item.
+        labels : array-like of shape (n, c), optional
+            {0,1} labels or class ids; required by supervised methods.
+        run_dir : path, optional
+            Where a deep method keeps its checkpoints, for ``resume``.
+        resume : bool
+            Continue from the checkpoints in ``run_dir``.
+        progress : callable, optional
+            Receives progress lines.
+
+        Returns
+        -------
+        self
+        """
+        image_source, text_source, label_matrix = self.check_fit_input(image, text, labels)
+        self._fit(
+            image_source,
+            text_source,
+            label_matrix,
+            run_dir=Path(run_dir) if run_dir is not None else None,
+            resume=resume,
+            progress=progress,
+        )
+        self.n_features_ = {"image": image_source.n_features, "text": text_source.n_features}
+        if not hasattr(self, "report_"):
+            self.report_ = {}
+        return self
+
+    @abstractmethod
+    def _fit(
+        self,
+        image: Any,
+        text: Any,
+        labels: np.ndarray | None,
+        *,
+        run_dir: Path | None,
+        resume: bool,
+        progress: ProgressCallback | None,
+    ) -> None:
+        """Fit on checked batch sources (see ``ddcmh_core.engine.sources``) and labels."""
+
+    @staticmethod
+    def as_matrix(source: Any) -> Any:
+        """Every row of a batch source as a numpy array or scipy CSR matrix (for shallow methods)."""
+        from ..engine.sources import rows_as_matrix
+
+        return rows_as_matrix(source, np.arange(len(source)))
+
+    # ------------------------------------------------------------------ encoding
+    def _require_fitted(self) -> None:
+        if not hasattr(self, "n_features_"):
+            raise NotFittedError(f"{self.label()}: call fit (or load a model file) before encoding")
+
+    def encode_bits(self, view: View, X: Any, *, batch_size: int = 1024) -> np.ndarray:
+        """Codes of ``X`` as a view of the method, ``uint8`` {0,1} of shape (n, n_bits).
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit``.
+        InputError
+            For an unknown view, a row width other than in training or non-finite values.
+        """
+        self._require_fitted()
+        if view not in VIEWS:
+            raise InputError(f"{self.label()}: argument 'view': expected 'image' or 'text', got {view!r}")
+        from ..engine.sources import as_source
+
+        source = as_source(X, self.network_config(view))
+        expected = self.n_features_.get(view)
+        if expected is not None and source.n_features != expected:
+            raise InputError(
+                f"{self.label()}: argument {view!r}: expected {expected} features per row (as in "
+                f"training), got {source.n_features}"
+            )
+        _check_finite(X, owner=self.label(), argument=view)
+        return self._encode(view, source, batch_size=batch_size)
+
+    def encode(self, view: View, X: Any, *, batch_size: int = 1024) -> np.ndarray:
+        """Packed codes of ``X`` as ``view``: ``uint8`` of shape (n, ceil(n_bits / 8)).
+
+        Bit ``j`` of a row is bit ``7 - j % 8`` of byte ``j // 8`` (``numpy.packbits`` order, as
+        :func:`~ddcmh_core.evaluation.codes.pack_codes` and the Hamming index use).
+        """
+        return pack_codes(self.encode_bits(view, X, batch_size=batch_size))
+
+    def encode_image(self, image: Any, *, batch_size: int = 1024) -> np.ndarray:
+        """Codes of images, ``uint8`` {0,1} of shape (n, n_bits)."""
+        return self.encode_bits("image", image, batch_size=batch_size)
+
+    def encode_text(self, text: Any, *, batch_size: int = 1024) -> np.ndarray:
+        """Codes of texts, ``uint8`` {0,1} of shape (n, n_bits)."""
+        return self.encode_bits("text", text, batch_size=batch_size)
+
+    @abstractmethod
+    def _encode(self, view: View, source: Any, *, batch_size: int) -> np.ndarray:
+        """{0,1} codes of a checked batch source of ``view``."""
+
+    # ------------------------------------------------------------------ state and files
+    @abstractmethod
+    def get_state(self) -> MethodState:
+        """What encoding needs, as JSON metadata and named arrays (see :class:`MethodState`)."""
+
+    @abstractmethod
+    def set_state(self, state: MethodState, *, device: str = "auto") -> None:
+        """Take back a state given by :meth:`get_state` (on a freshly built instance)."""
+
+    def save(self, path: str | os.PathLike[str], **extras: Any) -> Path:
+        """Write the fitted method to one HDF5 model file (:mod:`ddcmh_core.model_file`)."""
+        from ..model_file import save_model
+
+        self._require_fitted()
+        return save_model(self, path, **extras)
+
+    @classmethod
+    def load(cls: type[MethodT], path: str | os.PathLike[str], *, device: str = "auto") -> MethodT:
+        """Load a model file written by :meth:`save`; no pickled code is executed.
+
+        Raises
+        ------
+        ModelFileError
+            If the file holds another method than ``cls`` (or is not a model file).
+        """
+        from ..model_file import ModelFileError, load_model
+
+        model = load_model(path, device=device)
+        if not isinstance(model, cls):
+            raise ModelFileError(f"{path}: holds a {type(model).label()} model, not {cls.label()}")
+        return model
+
+    def __repr__(self) -> str:
+        defaults = self.Params().model_dump()
+        changed = {
+            key: value for key, value in self.params.model_dump().items() if defaults.get(key) != value
+        }
+        shown = ", ".join(f"{key}={value!r}" for key, value in changed.items())
+        return f"{type(self).__name__}({shown})"
+
+
+def _check_finite(view: Any, *, owner: str, argument: str) -> None:
+    """Refuse NaN or infinite values in an in-memory numeric view (files are checked when read)."""
+    values: Any = None
+    if isinstance(view, np.ndarray):
+        values = view
+    elif sp.issparse(view):
+        values = view.data
+    if values is None or values.dtype.kind not in "fc":
+        if values is not None and values.dtype.kind not in "biu":
+            raise InputError(f"{owner}: argument {argument!r}: expected numbers, got dtype {values.dtype}")
+        return
+    if values.dtype.kind == "c":
+        raise InputError(f"{owner}: argument {argument!r}: expected real numbers, got complex values")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise InputError(
+            f"{owner}: argument {argument!r}: expected finite values, got {int(bad.sum())} NaN or "
+            "infinite entries"
+        )
+
+
+__all__ = [
+    "CrossModalMethod",
+    "DataShape",
+    "MethodParams",
+    "MethodState",
+    "MethodTags",
+    "build_params",
+    "merge_settings",
+]

@@ -1,0 +1,156 @@
+"""The shared epoch loop (run_epochs) and its checkpoints, on a toy task."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from ddcmh_core.engine.checkpoint import CHECKPOINT_FORMAT_VERSION, CheckpointError, load_checkpoint
+from ddcmh_core.engine.config import TrainingConfig
+from ddcmh_core.engine.sources import as_source
+from ddcmh_core.engine.trainer import EpochTask, Validation, run_epochs, train_hash_network
+from ddcmh_core.errors import InputError
+
+
+class ToyTask(EpochTask):
+    """A 'weight' that moves by a torch-random step each epoch; validation scores are scripted."""
+
+    def __init__(self, scores: list[float] | None = None) -> None:
+        self.weight = torch.zeros(3)
+        self.scores = scores
+        self.has_validation = scores is not None
+        self.epoch = -1
+        self.restored: dict[str, Any] | None = None
+
+    def run_epoch(self, epoch: int) -> dict[str, Any]:
+        self.epoch = epoch
+        self.weight += torch.rand(3)  # consumes the torch RNG, which a resume must restore
+        return {"loss": float(self.weight.sum())}
+
+    def validate(self) -> Validation | None:
+        assert self.scores is not None
+        return Validation(self.scores[self.epoch], {"epoch": self.epoch + 1})
+
+    def best_state(self) -> dict[str, Any]:
+        return {"weight": self.weight.clone()}
+
+    def restore_best(self, state: dict[str, Any] | None) -> None:
+        self.restored = state
+        if state is not None:
+            self.weight = state["weight"].clone()
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"weight": self.weight}
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        self.weight = state["weight"].clone()
+
+    def progress_fields(self, entry: dict[str, Any]) -> str:
+        return f" loss {entry['loss']:.4f}"
+
+
+def _without_seconds(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{key: value for key, value in entry.items() if key != "seconds"} for entry in history]
+
+
+def test_patience_stops_at_the_right_epoch_and_restores_the_best_state() -> None:
+    task = ToyTask(scores=[0.1, 0.5, 0.4, 0.3, 0.9, 1.0])
+    lines: list[str] = []
+    result = run_epochs(task, max_epochs=6, patience=2, seed=0, progress=lines.append, label="toy")
+    # Epoch 2 is the best; epochs 3 and 4 bring nothing, so patience 2 stops after epoch 4.
+    assert result.epochs_run == 4 and [entry["epoch"] for entry in result.history] == [1, 2, 3, 4]
+    assert (result.best_epoch, result.best_score, result.best_detail) == (2, 0.5, {"epoch": 2})
+    weights_after_two = ToyTask()
+    torch.manual_seed(0)
+    for epoch in range(2):
+        weights_after_two.run_epoch(epoch)
+    assert task.restored is not None
+    assert torch.equal(task.weight, weights_after_two.weight)
+    assert [entry["validation"] for entry in result.history] == [0.1, 0.5, 0.4, 0.3]
+    assert list(result.history[0]) == ["epoch", "loss", "validation", "seconds"]
+    assert len(lines) == 4 and lines[0].startswith("[toy] epoch 1/6 loss ")
+    assert "val MAP 0.4000 (best 0.5000 @ 2)" in lines[2]
+    assert all("ETA" in line for line in lines[:3]) and "ETA" not in lines[3]
+
+
+def test_without_validation_every_epoch_runs_and_the_last_is_kept() -> None:
+    task = ToyTask()
+    result = run_epochs(task, max_epochs=3, patience=1, seed=0)
+    assert (result.epochs_run, result.best_epoch, result.best_score) == (3, 3, None)
+    assert [entry["validation"] for entry in result.history] == [None, None, None]
+
+
+def test_resume_continues_from_the_saved_epoch_as_the_whole_run(tmp_path: Path) -> None:
+    scores = [0.1, 0.5, 0.4, 0.6, 0.2, 0.3]
+    whole = ToyTask(scores)
+    whole_result = run_epochs(whole, max_epochs=6, patience=3, seed=7)
+    checkpoint = tmp_path / "run" / "toy.ckpt"
+    checkpoint.parent.mkdir()
+    first = run_epochs(ToyTask(scores), max_epochs=3, patience=3, seed=7, checkpoint_path=checkpoint)
+    assert first.epochs_run == 3 and load_checkpoint(checkpoint)["epoch"] == 3
+    resumed = ToyTask(scores)
+    lines: list[str] = []
+    result = run_epochs(
+        resumed,
+        max_epochs=6,
+        patience=3,
+        seed=7,
+        checkpoint_path=checkpoint,
+        resume=True,
+        progress=lines.append,
+        label="toy",
+    )
+    assert lines[0] == "[toy] resumed after epoch 3" and lines[1].startswith("[toy] epoch 4/6")
+    assert result.epochs_run == 3  # epochs 4 to 6 in this call
+    assert _without_seconds(result.history) == _without_seconds(whole_result.history)
+    assert (result.best_epoch, result.best_score) == (whole_result.best_epoch, whole_result.best_score)
+    assert (result.best_epoch, result.best_score) == (4, 0.6)
+    assert torch.equal(resumed.weight, whole.weight)
+    # Resuming a finished run trains nothing and keeps its best state.
+    again = ToyTask(scores)
+    finished = run_epochs(again, max_epochs=6, patience=3, seed=7, checkpoint_path=checkpoint, resume=True)
+    assert finished.epochs_run == 0 and finished.best_epoch == 4 and torch.equal(again.weight, whole.weight)
+
+
+def test_a_checkpoint_of_another_format_version_is_refused_naming_the_file(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "run" / "toy.ckpt"
+    checkpoint.parent.mkdir()
+    torch.save({"format_version": CHECKPOINT_FORMAT_VERSION - 1, "epoch": 1}, checkpoint)
+    with pytest.raises(CheckpointError, match="delete the run folder") as raised:
+        run_epochs(ToyTask(), max_epochs=2, patience=1, seed=0, checkpoint_path=checkpoint, resume=True)
+    assert str(checkpoint) in str(raised.value)
+    assert f"format version {CHECKPOINT_FORMAT_VERSION - 1}, expected {CHECKPOINT_FORMAT_VERSION}" in str(
+        raised.value
+    )
+    assert isinstance(raised.value, InputError)
+    # Without resume the old file is simply overwritten.
+    run_epochs(ToyTask(), max_epochs=1, patience=1, seed=0, checkpoint_path=checkpoint)
+    assert load_checkpoint(checkpoint)["format_version"] == CHECKPOINT_FORMAT_VERSION
+
+
+def test_an_unreadable_checkpoint_is_refused_naming_the_file(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "toy.ckpt"
+    checkpoint.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable ddcmh checkpoint") as raised:
+        run_epochs(ToyTask(), max_epochs=2, patience=1, seed=0, checkpoint_path=checkpoint, resume=True)
+    assert str(checkpoint) in str(raised.value)
+
+
+def test_train_hash_network_refuses_an_old_checkpoint(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((20, 4)).astype(np.float32)
+    targets = (features[:, :2] > 0).astype(np.float32)
+    checkpoint = tmp_path / "stage2.ckpt"
+    torch.save({"format_version": 1, "network": {}}, checkpoint)
+    config = TrainingConfig(max_epochs=2, batch_size=8)
+    arguments = (as_source(features), targets, np.arange(20), config)
+    with pytest.raises(CheckpointError, match=re.escape(str(checkpoint))):
+        train_hash_network(nn.Linear(4, 2), *arguments, checkpoint_path=checkpoint, resume=True)
+    result = train_hash_network(nn.Linear(4, 2), *arguments, checkpoint_path=checkpoint)
+    assert result.epochs_run == 2 and load_checkpoint(checkpoint)["epoch"] == 2
