@@ -20,6 +20,8 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -222,6 +224,49 @@ def validation_score(validation_map: Mapping[str, float], objective: str = "mean
     return float(validation_map[objective])
 
 
+HALVING_KEEP = 1 / 3
+"""Share of the candidates still racing that successive halving keeps after each seed round."""
+Strategy = Literal["halving", "grid"]
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
+
+
+def halving_survivors(
+    scores: Sequence[Sequence[float]], rounds: int, *, keep: float = HALVING_KEEP
+) -> list[int]:
+    """The candidates still racing after ``rounds`` seed rounds of successive halving.
+
+    Round ``r`` (1-based) ranks the candidates still racing by the mean of their first ``r``
+    validation scores and keeps the best ``ceil(keep * racing)`` (at least one); ties keep the
+    earlier candidate. Candidates are scored on the validation split only.
+
+    Parameters
+    ----------
+    scores : sequence of sequences of float
+        Per candidate, its validation scores seed by seed (first seed first).
+    rounds : int
+        Seed rounds finished (0: every candidate is racing).
+
+    Raises
+    ------
+    InputError
+        If a racing candidate lacks the score of a finished round.
+    """
+    racing = list(range(len(scores)))
+    for round_number in range(1, rounds + 1):
+        missing = [index for index in racing if len(scores[index]) < round_number]
+        if missing:
+            raise InputError(
+                f"successive halving: candidates {missing} have no score for seed round {round_number}"
+            )
+
+        def rank(index: int, upto: int = round_number) -> tuple[float, int]:
+            return (-sum(scores[index][:upto]) / upto, index)
+
+        kept = max(1, math.ceil(keep * len(racing)))
+        racing = sorted(sorted(racing, key=rank)[:kept])
+    return racing
+
+
 def choose_candidate(scores: Sequence[Sequence[float]]) -> int:
     """Index of the candidate with the best mean score; ties go to the earlier candidate.
 
@@ -326,7 +371,10 @@ class TuningResult:
         lines = [f"validation score ({self.objective}, mean over seeds {self.seeds}) | candidate"]
         for index, candidate in enumerate(self.candidates):
             marker = "*" if index == self.best_index else " "
-            lines.append(f"{marker} {candidate.mean_score:.4f} | {describe_overrides(candidate.overrides)}")
+            ran = len(candidate.scores)
+            seeds = f" ({ran} of {len(self.seeds)} seeds)" if ran < len(self.seeds) else ""
+            overrides = describe_overrides(candidate.overrides)
+            lines.append(f"{marker} {candidate.mean_score:.4f}{seeds} | {overrides}")
         return "\n".join(lines)
 
 
@@ -340,6 +388,7 @@ def tune(
     params: MethodParams | None = None,
     repeats: int = 1,
     objective: str = "mean",
+    strategy: str = "halving",
     run_dir: str | Path | None = None,
     resume: bool = False,
     progress: ProgressCallback | None = None,
@@ -361,10 +410,18 @@ def tune(
         their mean validation score.
     objective : {"mean", "min", "image->text", "text->image"}
         How the validation MAP of the two directions becomes one score.
+    strategy : {"halving", "grid"}
+        ``"grid"`` trains every candidate with every seed. ``"halving"`` (successive halving over
+        seeds) trains every candidate with the first seed, then after each seed round keeps only
+        the best third of the candidates still racing (at least one) for the next seed; the choice
+        is among the candidates that ran every seed. Both choose on the validation split only.
     run_dir : path, optional
-        Checkpoints of every candidate go to ``run_dir/candidate-<i>/seed-<s>`` (for ``resume``).
+        Checkpoints go to ``run_dir/seed-<s>``, one folder per seed shared by every candidate: a
+        method whose stage files are keyed by their settings (DDCMH) trains a stage once for all
+        candidates that agree on it (for ``resume``, and to save work).
     resume : bool
-        Reuse finished and interrupted candidates found in ``run_dir``.
+        Reuse finished and interrupted candidates found in ``run_dir``; without it the seed
+        folders of ``run_dir`` are emptied first.
     progress : callable, optional
         Receives progress lines.
 
@@ -389,17 +446,26 @@ def tune(
         raise InputError(f"tuning: repeats must be at least 1, got {repeats}")
     if objective not in OBJECTIVES:
         raise InputError(f"tuning objective {objective!r} is not one of {', '.join(OBJECTIVES)}")
+    if strategy not in STRATEGIES:
+        raise InputError(f"tuning strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
     candidate_overrides = expand_grid(flatten_grid(grid))
     configs = [apply_overrides(base, overrides) for overrides in candidate_overrides]
     for candidate_config, overrides in zip(configs, candidate_overrides, strict=True):
         check_candidate(candidate_config, overrides)
     seeds = [base.seed + offset for offset in range(repeats)]
     folder = Path(run_dir) if run_dir is not None else None
+    if folder is not None and not resume:
+        for seed in seeds:  # a fresh start: nothing of an earlier call may be reused
+            shutil.rmtree(folder / f"seed-{seed}", ignore_errors=True)
     candidates = [Candidate(overrides) for overrides in candidate_overrides]
-    kept: dict[int, CrossModalMethod] = {}  # the seed-`params.seed` model of the best candidate so far
-    for index, (candidate, candidate_config) in enumerate(zip(candidates, configs, strict=True)):
-        started = time.perf_counter()
-        for seed in seeds:
+    kept: dict[int, CrossModalMethod] = {}  # the seed-`params.seed` models of the racing candidates
+    racing = list(range(len(candidates)))
+    for round_number, seed in enumerate(seeds):
+        if strategy == "halving":
+            racing = halving_survivors([c.scores for c in candidates], round_number)
+            kept = {index: model for index, model in kept.items() if index in racing}
+        for index in racing:
+            candidate = candidates[index]
             label = f"[tune {index + 1}/{len(candidates)} seed {seed}] " + describe_overrides(
                 candidate.overrides
             )
@@ -408,15 +474,17 @@ def tune(
                 if progress is not None:
                     progress(f"{label} {line}")
 
+            started = time.perf_counter()
             update = {"seed": seed, **({"refit": False} if "refit" in type(base).model_fields else {})}
-            model = method_class(candidate_config.model_copy(update=update)).fit(
+            model = method_class(configs[index].model_copy(update=update)).fit(
                 image,
                 text,
                 labels,
-                run_dir=folder / f"candidate-{index}" / f"seed-{seed}" if folder is not None else None,
-                resume=resume,
+                run_dir=folder / f"seed-{seed}" if folder is not None else None,
+                resume=True,  # stage files written earlier in this call are shared
                 progress=say if progress is not None else None,
             )
+            candidate.seconds += time.perf_counter() - started
             directions = model.report_["validation_map"]
             candidate.validation_map.append(dict(directions))
             candidate.scores.append(validation_score(directions, objective))
@@ -425,15 +493,9 @@ def tune(
             )
             if seed == base.seed:
                 kept[index] = model
-        candidate.seconds = time.perf_counter() - started
-        if progress is not None:
-            progress(
-                f"[tune {index + 1}/{len(candidates)}] {describe_overrides(candidate.overrides)}: "
-                f"validation score {candidate.mean_score:.4f} ({objective})"
-            )
-        leader = choose_candidate([c.scores for c in candidates])
-        kept = {leader: kept[leader]}
-    best_index = choose_candidate([c.scores for c in candidates])
+            if progress is not None:
+                progress(f"{label}: validation score {candidate.scores[-1]:.4f} ({objective})")
+    best_index = choose_candidate([c.scores if i in racing else [] for i, c in enumerate(candidates)])
     best_model = kept[best_index]
     result = TuningResult(objective=objective, seeds=seeds, candidates=candidates, best_index=best_index)
     if getattr(base, "refit", False) and hasattr(best_model, "refit_on_all_rows"):

@@ -17,7 +17,7 @@ from engine_data import FAST_NETWORK, FAST_TRAINING, two_view_data
 
 from ddcmh_core import InputError, NotFittedError
 from ddcmh_core.engine.config import NetworkConfig
-from ddcmh_core.engine.networks import HashMLP
+from ddcmh_core.engine.networks import HashMLP, build_network
 from ddcmh_core.engine.sources import ArraySource
 from ddcmh_core.evaluation.metrics import mean_average_precision, random_code_floor
 from ddcmh_core.methods.ddcmh import DDCMH, DDCMHConfig
@@ -146,7 +146,7 @@ def test_a_lifted_model_takes_at_most_its_fitting_rows_as_anchors_and_round_trip
     images, texts, labels = two_view_data(n_samples=200)
     lifted = {**FAST_NETWORK, "kernel_lift": "rbf", "lift_anchors": 5000}
     model = DDCMH(
-        hasher="itq", n_bits=8, image_network=lifted, text_network=FAST_NETWORK,
+        hasher="itq", n_bits=8, refit=False, image_network=lifted, text_network=FAST_NETWORK,
         image_training=FAST_TRAINING, text_training=FAST_TRAINING,
     ).fit(images, texts, labels)  # fmt: skip
     assert model.image_network_.lift_anchors.shape == (180, 24)  # 200 rows less the validation split
@@ -163,6 +163,7 @@ def trained():
     model = DDCMH(
         hasher="itq",
         n_bits=16,
+        refit=False,  # the selection fit itself: its split and rows are what these tests look at
         image_training=FAST_TRAINING,
         text_training=FAST_TRAINING,
         image_network=FAST_NETWORK,
@@ -301,7 +302,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
             break
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    assert (interrupted_dir / "stage2.ckpt").exists() and not (interrupted_dir / "stage3.ckpt").exists()
+    assert list(interrupted_dir.glob("stage2-*.ckpt")) and not list(interrupted_dir.glob("stage3-*.ckpt"))
     resumed = tmp_path / "resumed.npz"
     result = subprocess.run(
         _train_script(interrupted_dir, resumed), check=True, capture_output=True, text=True
@@ -350,3 +351,45 @@ def test_refit_trains_again_on_all_rows_for_the_chosen_epochs():
     assert model.image_training_.epochs_run == selection["stage2_best_epoch"]
     assert model.text_training_.epochs_run == selection["stage3_best_epoch"]
     assert model.report_["validation_map"] == selection["validation_map"]
+
+
+def test_auto_lift_candidates_follow_the_view():
+    from ddcmh_core.engine.sources import as_source
+    from ddcmh_core.methods.ddcmh import lift_candidates
+
+    images, texts, _ = two_view_data(n_samples=50)
+    auto = NetworkConfig()
+    assert auto.kernel_lift == "auto"
+    dense = [c.kernel_lift for c in lift_candidates(auto, as_source(images), has_validation=True)]
+    assert dense == ["none", "rbf"]
+    assert [c.kernel_lift for c in lift_candidates(auto, as_source(texts), has_validation=True)] == ["none"]
+    unsplit = lift_candidates(auto, as_source(images), has_validation=False)
+    assert [c.kernel_lift for c in unsplit] == ["none"]
+    narrow = NetworkConfig(auto_lift_max_features=10)
+    narrow_candidates = lift_candidates(narrow, as_source(images), has_validation=True)
+    assert [c.kernel_lift for c in narrow_candidates] == ["none"]
+    fixed = NetworkConfig(kernel_lift="rbf")
+    assert lift_candidates(fixed, as_source(texts), has_validation=True) == [fixed]
+
+
+def test_auto_lift_keeps_the_input_with_the_better_validation_score(tmp_path):
+    images, texts, labels = two_view_data(n_samples=200)
+    lines: list[str] = []
+    model = DDCMH(
+        hasher="itq", n_bits=8, refit=False, image_network=FAST_NETWORK, text_network=FAST_NETWORK,
+        image_training=FAST_TRAINING, text_training=FAST_TRAINING,
+    ).fit(images, texts, labels, run_dir=tmp_path / "run", progress=lines.append)  # fmt: skip
+    choice = model.report_["input_lift"]
+    assert set(choice) == {"image"}  # the sparse text view is not lifted
+    scores = choice["image"]["validation"]
+    assert set(scores) == {"none", "rbf"}
+    assert choice["image"]["chosen"] == max(scores, key=lambda name: scores[name])
+    assert model.image_training_.best_score == max(scores.values())
+    assert hasattr(model.image_network_, "lift_anchors") == (choice["image"]["chosen"] == "rbf")
+    assert any("input lift of the image network" in line for line in lines)
+    # Each candidate has its own checkpoint (named by its settings), and the model file reloads.
+    assert len(list((tmp_path / "run").glob("stage2-*.ckpt"))) == 2
+    loaded = DDCMH.load(model.save(tmp_path / "auto.h5"))
+    np.testing.assert_array_equal(loaded.encode_image(images), model.encode_image(images))
+    with pytest.raises(ValueError, match="kernel_lift='auto' is decided by the method"):
+        build_network(NetworkConfig(), 8, 24)

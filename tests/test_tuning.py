@@ -16,6 +16,7 @@ from ddcmh_core.tuning import (
     choose_candidate,
     expand_grid,
     flatten_grid,
+    halving_survivors,
     tune,
     validation_score,
 )
@@ -96,7 +97,9 @@ def test_tune_chooses_by_validation_and_returns_the_chosen_model(tmp_path):
     base = DDCMHConfig(hasher="itq", n_bits=8, **FAST)
     grid = {"image_training.learning_rate": [CRIPPLED_LEARNING_RATE, 1e-3]}
     lines: list[str] = []
-    model = tune_model(images, texts, labels, grid, params=base, repeats=2, progress=lines.append)
+    model = tune_model(
+        images, texts, labels, grid, params=base, repeats=2, strategy="grid", progress=lines.append
+    )
     result = model.tuning_
     assert result.best_index == 1 and model.params.image_training.learning_rate == 1e-3
     assert [len(candidate.scores) for candidate in result.candidates] == [2, 2]
@@ -121,10 +124,14 @@ def test_tune_refits_only_the_chosen_candidate():
 
 def test_tune_resumes_from_its_run_folder(tmp_path):
     images, texts, labels = two_view_data(n_samples=160)
-    base = DDCMHConfig(hasher="itq", n_bits=8, **FAST)
+    base = DDCMHConfig(hasher="itq", n_bits=8, refit=False, **FAST)
     grid = {"text_network.dropout": [0.0, 0.2]}
     first = tune_model(images, texts, labels, grid, params=base, run_dir=tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["candidate-0", "candidate-1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seed-0"]
+    stages = sorted(p.name.split("-")[0] for p in (tmp_path / "seed-0").iterdir())
+    # Stage 1 (codes and hasher) and Stage 2 (one file per input-lift candidate of the image network)
+    # are shared by the two candidates, which differ in Stage 3 only.
+    assert stages == ["stage1", "stage1", "stage2", "stage2", "stage3", "stage3"]
     lines: list[str] = []
     again = tune_model(
         images, texts, labels, grid, params=base, run_dir=tmp_path, resume=True, progress=lines.append
@@ -170,7 +177,11 @@ def test_bench_reports_the_candidate_chosen_on_validation(tiny_run, tmp_path, ca
         chosen = record["candidates"][record["chosen"]]
         assert chosen["overrides"]["text_training.learning_rate"] == 0.001
         assert chosen["seeds"] == [0, 1] and len(chosen["scores"]) == 2
-        assert chosen["mean_score"] == max(c["mean_score"] for c in record["candidates"])
+        complete = [c for c in record["candidates"] if len(c["seeds"]) == 2]
+        assert chosen["mean_score"] == max(c["mean_score"] for c in complete)
+        # Successive halving: after seed 0 only the best third (rounded up) runs seed 1.
+        assert len(complete) == -(-len(record["candidates"]) // 3) and record["strategy"] == "halving"
+        assert all(c["seeds"] == [0] for c in record["candidates"] if c not in complete)
     # The reported DDCMH rows are those of the chosen candidate's cells (both seeds).
     stored = [json.loads(path.read_text()) for path in (out / "cells").glob("*.json")]
     cells = {cell["cell"]: cell for cell in stored}
@@ -181,7 +192,30 @@ def test_bench_reports_the_candidate_chosen_on_validation(tiny_run, tmp_path, ca
     assert "Hyper-parameters chosen on the validation split (objective: mean)" in stdout
     chosen_row = next(line for line in stdout.splitlines() if line.startswith("| 2. text_training"))
     assert chosen_row.endswith(f"| **{tuning['lsh']['candidates'][1]['mean_score']:.4f}** |")
-    assert len(results["cells"]) == 2 * (1 + 4 + 2)  # every cell's report stays in results.json
+    assert len(results["cells"]) == (1 + 4 + 2) + (1 + 2 + 1)  # every cell run stays in results.json
+    assert "(1 seed)" in stdout
+
+
+def test_halving_keeps_the_best_third_of_the_racing_candidates_each_round():
+    scores = [[0.1, 0.9], [0.5, 0.1], [0.4, 0.4], [0.3], [0.2], [0.6, 0.2]]
+    assert halving_survivors(scores, 0) == [0, 1, 2, 3, 4, 5]
+    assert halving_survivors(scores, 1) == [1, 5]  # by seed 0 alone
+    assert halving_survivors(scores, 2) == [5]  # mean of two seeds: 0.4 against 0.3
+    assert halving_survivors([[0.2], [0.2]], 1) == [0]  # ties keep the earlier candidate
+    with pytest.raises(InputError, match="no score for seed round 1"):
+        halving_survivors([[0.2], []], 1)
+
+
+def test_halving_chooses_as_the_full_grid_does_at_a_fraction_of_the_fits():
+    images, texts, labels = two_view_data(n_samples=200)
+    base = DDCMHConfig(hasher="itq", n_bits=8, **FAST)
+    grid = {"image_training.learning_rate": [CRIPPLED_LEARNING_RATE, 1e-3, 1e-4]}
+    _, full = tune(images, texts, labels, grid, params=base, repeats=3, strategy="grid")
+    _, halved = tune(images, texts, labels, grid, params=base, repeats=3)
+    assert halved.best_index == full.best_index == 1
+    assert [len(c.scores) for c in full.candidates] == [3, 3, 3]
+    assert [len(c.scores) for c in halved.candidates] == [1, 3, 1]
+    assert halved.best.scores == full.best.scores
 
 
 def _map(cell, task):

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import InputError
-from ..tuning import Objective, flatten_grid
+from ..tuning import Objective, Strategy, flatten_grid
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -76,6 +76,14 @@ class BenchConfig(BaseModel):
     )
     tune_objective: Objective = Field(
         "mean", description="Validation score of a candidate: 'mean', 'min' or one direction's MAP."
+    )
+    tune_strategy: Strategy = Field(
+        "halving",
+        description=(
+            "'halving': every candidate runs the first seed, then after each seed only the best third "
+            "of the candidates still racing (by validation score) runs the next one; the choice is "
+            "among those that ran every seed. 'grid': every candidate runs every seed."
+        ),
     )
 
     @field_validator("bits")

@@ -150,7 +150,13 @@ def _tuning_lines(tuning: Sequence[dict[str, Any]]) -> list[str]:
         "",
         "Mean validation score over the seeds of every candidate; the DDCMH rows above are those of "
         "the candidate in bold, chosen per hasher and code length. The query set played no part in "
-        "the choice.",
+        "the choice."
+        + (
+            " Successive halving: after each seed only the best third of the candidates still racing "
+            "ran the next seed; a score marked (k seeds) is the mean over the k seeds its candidate ran."
+            if tuning[0].get("strategy") == "halving"
+            else ""
+        ),
     ]
     by_hasher: dict[str, list[dict[str, Any]]] = {}
     for record in tuning:
@@ -163,8 +169,12 @@ def _tuning_lines(tuning: Sequence[dict[str, Any]]) -> list[str]:
         for index, candidate in enumerate(records[0]["candidates"]):
             cells = []
             for record in records:
-                score = record["candidates"][index]["mean_score"]
+                entry = record["candidates"][index]
+                score, ran = entry["mean_score"], len(entry["scores"])
+                full = max(len(other["scores"]) for other in record["candidates"])
                 text = "not run" if score is None else f"{score:.4f}"
+                if score is not None and ran < full:
+                    text += f" ({ran} seed{'s' if ran > 1 else ''})"
                 cells.append(f"**{text}**" if record["chosen"] == index else text)
             label = describe_overrides(candidate["overrides"])
             lines.append(f"| {index + 1}. {label} | " + " | ".join(cells) + " |")

@@ -38,6 +38,7 @@ from ..tuning import (
     check_setting_path,
     choose_candidate,
     expand_grid,
+    halving_survivors,
     set_dotted,
     validation_score,
 )
@@ -344,6 +345,12 @@ class BenchRun:
         durations: dict[str, list[float]] = {}
         try:
             for position, cell in enumerate(cells, start=1):
+                if self._eliminated(cell, finished):
+                    self.progress(
+                        f"[{position}/{len(cells)}] {cell.describe()}: skipped, behind on validation "
+                        "after the earlier seeds (successive halving)"
+                    )
+                    continue
                 cached = self._cached(cell)
                 if cached is not None:
                     finished.append(cached)
@@ -369,6 +376,13 @@ class BenchRun:
                 f"(run the same command again to resume)"
             )
         return self._aggregate(finished, complete), complete
+
+    def _eliminated(self, cell: Cell, finished: list[dict[str, Any]]) -> bool:
+        """Whether successive halving has dropped this tuning candidate before the cell's seed."""
+        if cell.candidate is None or cell.seed == 0 or self.config.tune_strategy != "halving":
+            return False
+        scores = candidate_scores(finished, cell.hasher, cell.bits, self.config)
+        return cell.candidate not in halving_survivors(scores, cell.seed)
 
     @staticmethod
     def _map_of(result: dict[str, Any], task: str) -> float:
@@ -468,7 +482,10 @@ class BenchRun:
         method = method_registry().create(cell.method, **fields)
         started = time.perf_counter()
         if method.tags.deep:
-            run_dir = self.out_dir / "checkpoints" / cell.key
+            # Candidates of one cell share a folder: DDCMH names its stage files by their settings,
+            # so a stage that candidates agree on (Stage 1, often Stage 2) is trained once.
+            shared = Cell(cell.method, cell.hasher, cell.bits, cell.seed)
+            run_dir = self.out_dir / "checkpoints" / shared.key
             method.fit(image, text, labels, run_dir=run_dir, resume=True, progress=say)
         else:
             method.fit(image, text, labels, progress=say)
@@ -590,6 +607,20 @@ def fit_seconds(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def candidate_scores(
+    results: list[dict[str, Any]], hasher: str | None, bits: int, config: BenchConfig
+) -> list[list[float]]:
+    """Per tuning candidate of ``hasher`` at ``bits``, its validation scores in seed order."""
+    assert hasher is not None  # tuning candidates belong to a DDCMH hasher
+    grid = tuning_candidates(config, hasher)
+    members: list[list[tuple[int, float]]] = [[] for _ in grid]
+    for result in results:
+        if result.get("candidate") is not None and (result["hasher"], result["bits"]) == (hasher, bits):
+            score = validation_score(result["report"]["validation_map"], config.tune_objective)
+            members[result["candidate"]].append((result["seed"], score))
+    return [[score for _, score in sorted(values)] for values in members]
+
+
 def select_tuned_cells(
     results: list[dict[str, Any]], config: BenchConfig
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -600,7 +631,7 @@ def select_tuned_cells(
     play no part. Returns the kept cell results (untuned ones unchanged) and one record per hasher
     and code length with every candidate's scores.
     """
-    tuned: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    tuned: dict[tuple[str | None, int], list[dict[str, Any]]] = {}
     kept = []
     for result in results:
         if result.get("candidate") is None:
@@ -608,28 +639,28 @@ def select_tuned_cells(
         else:
             tuned.setdefault((result["hasher"], result["bits"]), []).append(result)
     records = []
-    for (hasher, bits), group in sorted(tuned.items()):
+    for (hasher, bits), group in sorted(tuned.items(), key=lambda item: (str(item[0][0]), item[0][1])):
+        assert hasher is not None
         grid = tuning_candidates(config, hasher)
         by_candidate: list[list[dict[str, Any]]] = [[] for _ in grid]
         for result in group:
             by_candidate[result["candidate"]].append(result)
-        scores = [
-            [validation_score(r["report"]["validation_map"], config.tune_objective) for r in members]
-            for members in by_candidate
-        ]
-        chosen = choose_candidate(scores)
+        scores = candidate_scores(group, hasher, bits, config)
+        complete = max(len(values) for values in scores)
+        chosen = choose_candidate([values if len(values) == complete else [] for values in scores])
         kept += by_candidate[chosen]
         records.append(
             {
                 "hasher": hasher,
                 "bits": bits,
                 "objective": config.tune_objective,
+                "strategy": config.tune_strategy,
                 "chosen": chosen,
                 "candidates": [
                     {
                         "candidate": index,
                         "overrides": grid[index],
-                        "seeds": [r["seed"] for r in members],
+                        "seeds": sorted(r["seed"] for r in members),
                         "scores": values,
                         "mean_score": sum(values) / len(values) if values else None,
                     }

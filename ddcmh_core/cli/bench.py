@@ -22,7 +22,7 @@ import pydantic
 from ..errors import DdcmhError, InputError
 from ..files import atomic_path
 from ..plugins import hasher_registry, method_registry
-from ..tuning import OBJECTIVES
+from ..tuning import OBJECTIVES, STRATEGIES
 from . import listing, stdout_closed
 
 EXIT_USAGE = 2
@@ -106,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--tune-objective",
         choices=OBJECTIVES,
         help="validation score a candidate is chosen by (default: mean of both directions)",
+    )
+    run.add_argument(
+        "--tune-strategy",
+        choices=STRATEGIES,
+        help=(
+            "halving (default): candidates behind after a seed stop early, keeping the best third; "
+            "grid: every candidate runs every seed"
+        ),
     )
     run.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (flags win)")
     run.add_argument(
@@ -225,6 +233,8 @@ def resolve_config(arguments: argparse.Namespace) -> Any:
         settings["tune"] = {**settings.get("tune", {}), **_tune_options(arguments.tune)}
     if arguments.tune_objective:
         settings["tune_objective"] = arguments.tune_objective
+    if arguments.tune_strategy:
+        settings["tune_strategy"] = arguments.tune_strategy
     if arguments.bits:
         try:
             settings["bits"] = [int(part) for part in arguments.bits.split(",") if part.strip()]

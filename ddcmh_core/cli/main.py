@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import DdcmhError, InputError
 from ..files import atomic_path, open_ddcmh_h5
-from ..tuning import OBJECTIVES
+from ..tuning import OBJECTIVES, STRATEGIES
 from . import stdout_closed
 
 EXIT_USAGE = 2
@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--tune-objective", choices=OBJECTIVES, default="mean", help="validation score to choose by"
+    )
+    train.add_argument(
+        "--tune-strategy",
+        choices=STRATEGIES,
+        default="halving",
+        help="halving: candidates behind after a seed stop early; grid: every candidate runs every seed",
     )
 
     encode = commands.add_parser("encode", help="encode images or texts into codes with a model")
@@ -145,6 +151,7 @@ def command_train(arguments: argparse.Namespace) -> int:
             params=model.params,
             repeats=arguments.tune_repeats,
             objective=arguments.tune_objective,
+            strategy=arguments.tune_strategy,
             **fit_options,
         )
         assert isinstance(chosen, DDCMH)

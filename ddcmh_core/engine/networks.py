@@ -209,6 +209,11 @@ def build_network(
     if config.architecture == "mlp":
         if n_features is None:
             raise ValueError("an MLP hash network needs feature vectors, but the view holds images")
+        if config.kernel_lift == "auto":
+            raise ValueError(
+                "kernel_lift='auto' is decided by the method on its validation split; build the "
+                "network with 'none' or 'rbf'"
+            )
         n_anchors = None
         if config.kernel_lift == "rbf" and n_training_rows is not None:
             n_anchors = min(config.lift_anchors, n_training_rows)
@@ -263,6 +268,8 @@ def restore_network(
         if key.startswith(prefix)
     }
     anchors = next((value for key, value in weights.items() if key.endswith("lift_anchors")), None)
+    if config.kernel_lift == "auto":  # the file's weights say what was chosen
+        config = config.model_copy(update={"kernel_lift": "rbf" if anchors is not None else "none"})
     network = build_network(
         config.model_copy(update={"pretrained": None}),
         n_bits,

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from pydantic import ConfigDict, Field, model_validator
 from torch import nn
@@ -68,8 +69,22 @@ def reference_network() -> NetworkConfig:
             "dropout": 0.0,
             "normalization": "none",
             "input_scaling": "none",
+            "kernel_lift": "none",
         }
     )
+
+
+def feature_network() -> NetworkConfig:
+    """The default network of both views: the reference shape with standardised input.
+
+    The reference feeds raw features into the 8192-unit layer. On feature vectors of small
+    magnitude (a SIFT bag-of-words histogram sums to 1: per-feature spread about 0.01) the
+    input-dependent part of that layer's pre-activation is a few hundredths of its bias, its
+    gradient is as small, and the network's outputs never depend on the input: the codes are
+    constant or random and DCMH scores at the random floor (docs: the DCMH page). Standardising
+    each feature on the training rows, as DDCMH does, gives the layer inputs of unit spread.
+    """
+    return reference_network().model_copy(update={"input_scaling": "standardize"})
 
 
 def reference_training() -> TrainingConfig:
@@ -116,17 +131,18 @@ class DCMHConfig(MethodParams):
         description="Weight eta of the bit-balance term ||F1||^2 + ||G1||^2 (reference: 1).",
     )
     image_network: NetworkConfig = Field(
-        default_factory=reference_network,
+        default_factory=feature_network,
         description=(
             "Image network. The reference fine-tunes CNN-F on raw images (architecture='cnn' here); for "
-            "image feature vectors the default is the reference text network's shape (8192 ReLU units)."
+            "image feature vectors the default is the reference text network's shape (8192 ReLU units) "
+            "with standardised input (the same input scaling DDCMH uses)."
         ),
     )
     text_network: NetworkConfig = Field(
-        default_factory=reference_network,
+        default_factory=feature_network,
         description=(
-            "Text network; default: the reference BoW -> 8192 ReLU -> k MLP, no dropout, normalisation "
-            "or input scaling."
+            "Text network; default: the reference BoW -> 8192 ReLU -> k MLP, no dropout or "
+            "normalisation, with standardised input (reference_network() is the reference exactly)."
         ),
     )
     training: TrainingConfig = Field(
@@ -156,8 +172,9 @@ class DCMHConfig(MethodParams):
         description=(
             "Subtract the training mean from every text row (normZeroMean in DCMH_demo.m; the reference "
             "takes the mean over all rows, here over the fitting rows). Sparse rows are densified one "
-            "batch at a time only. Applies when text_network.input_scaling is 'none'; 'standardize' "
-            "scales the input inside the network instead."
+            "batch at a time only. Applies when text_network.input_scaling is 'none', and to sparse text "
+            "whatever the scaling ('standardize' only divides sparse input by its root mean square); "
+            "dense text under 'standardize' is centred inside the network."
         ),
     )
     compute_objective: bool = Field(
@@ -555,13 +572,10 @@ def _build_networks(
     torch.manual_seed(config.seed + 1)
     text_network = build_network(config.text_network, n_bits, text_source.n_features, n_training_rows=n_fit)
     fit_input_scaling(text_network, text_source, fit_rows, seed=config.seed)
-    if (
-        config.center_text
-        and config.text_network.input_scaling == "none"
-        and text_source.n_features is not None
-    ):
-        mean = column_mean(rows_as_matrix(text_source, fit_rows))
-        text_network = _CentredInput(text_network, mean, n_bits)
+    if config.center_text and text_source.n_features is not None:
+        rows = rows_as_matrix(text_source, fit_rows)
+        if config.text_network.input_scaling == "none" or sp.issparse(rows):
+            text_network = _CentredInput(text_network, column_mean(rows), n_bits)
     return image_network.to(device), text_network.to(device)
 
 
