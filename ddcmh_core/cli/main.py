@@ -304,7 +304,8 @@ def command_search(arguments: argparse.Namespace) -> int:
             )
     text = json.dumps({"results": results}, indent=1)
     if arguments.out:
-        Path(arguments.out).write_text(text)
+        with atomic_path(arguments.out) as temporary:
+            temporary.write_text(text)
         print(f"wrote {len(results)} result lists to {arguments.out}")
     else:
         print(text)

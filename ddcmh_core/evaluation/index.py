@@ -16,7 +16,6 @@ binary index (flat, HNSW, IVF or multi-hash) from the same codes and ids, and
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -469,23 +468,16 @@ class HammingIndex:
         import h5py
 
         from ddcmh_core._version import __version__
+        from ddcmh_core.files import atomic_path
 
-        target = Path(path)
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(handle)
-        try:
-            with h5py.File(temporary, "w") as file:
-                file.attrs["format"] = self.FORMAT
-                file.attrs["format_version"] = self.FORMAT_VERSION
-                file.attrs["n_bits"] = self.n_bits
-                file.attrs["next_id"] = self._next_id
-                file.attrs["ddcmh_version"] = __version__
-                file.create_dataset("packed_codes", data=self._storage[: self._size])
-                file.create_dataset("ids", data=self._ids[: self._size])
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as temporary, h5py.File(temporary, "w") as file:
+            file.attrs["format"] = self.FORMAT
+            file.attrs["format_version"] = self.FORMAT_VERSION
+            file.attrs["n_bits"] = self.n_bits
+            file.attrs["next_id"] = self._next_id
+            file.attrs["ddcmh_version"] = __version__
+            file.create_dataset("packed_codes", data=self._storage[: self._size])
+            file.create_dataset("ids", data=self._ids[: self._size])
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> HammingIndex:
