@@ -21,6 +21,8 @@ from ddcmh_core.methods.dcmh import (
     DCMHConfig,
     dcmh_objective,
     pairwise_batch_loss,
+    reference_network,
+    reference_training,
     similarity_block,
 )
 
@@ -45,12 +47,14 @@ def _views(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return image, text
 
 
-# The reference's own input handling (no scaling, centred text): these tests check the algorithm.
+# The reference's own networks (narrower), input handling (no scaling, centred text) and learning-rate
+# decay: these tests check the algorithm.
 SMALL = {
     "n_bits": 16,
     "device": "cpu",
-    "image_network": {"hidden_sizes": [128], "input_scaling": "none"},
-    "text_network": {"hidden_sizes": [128], "input_scaling": "none"},
+    "image_network": {**reference_network().model_dump(), "hidden_sizes": [128]},
+    "text_network": {**reference_network().model_dump(), "hidden_sizes": [128]},
+    "final_learning_rate": 1e-3,
 }
 
 
@@ -143,11 +147,15 @@ def test_codes_are_sign_of_f_plus_g_with_ties_positive(fitted: DCMH) -> None:
 def test_reference_defaults() -> None:
     config = DCMHConfig()
     assert (config.gamma, config.eta) == (1.0, 1.0)
-    assert config.training.batch_size == 128 and config.training.max_epochs == 500
+    assert config.training.batch_size == 128 and config.training.max_epochs == 150
     assert config.training.optimizer == "sgd" and config.training.momentum == 0.0
-    assert config.training.learning_rate == pytest.approx(10**-1.5) and config.final_learning_rate == 1e-3
-    assert config.text_network.hidden_sizes == [8192]
-    model = DCMH(training={"max_epochs": 5})  # nested overrides keep the other reference settings
+    assert config.training.learning_rate == pytest.approx(10**-1.5)
+    assert config.final_learning_rate == pytest.approx(10**-2.5)
+    assert reference_training().max_epochs == 500 and reference_network().hidden_sizes == [8192]
+    assert reference_network().input_scaling == "none"
+    assert config.image_network.input_scaling == config.text_network.input_scaling == "standardize"
+    assert (config.image_network.kernel_lift, config.text_network.kernel_lift) == ("auto", "none")
+    model = DCMH(training={"max_epochs": 5}, final_learning_rate=1e-3)  # the rest kept
     assert model.params.training.optimizer == "sgd" and model.params.training.max_epochs == 5
     rates = [model._learning_rate(epoch, None) for epoch in range(5)]  # type: ignore[arg-type]
     np.testing.assert_allclose(rates, np.logspace(-1.5, -3, 5))
@@ -206,8 +214,8 @@ def test_never_forms_an_n_by_n_matrix() -> None:
     model = DCMH(
         n_bits=8,
         device="cpu",
-        image_network={"hidden_sizes": []},
-        text_network={"hidden_sizes": []},
+        image_network={**reference_network().model_dump(), "hidden_sizes": []},
+        text_network={**reference_network().model_dump(), "hidden_sizes": []},
         training={"max_epochs": 1, "batch_size": batch},
     )
     watcher = _LargestTensor()
@@ -314,11 +322,12 @@ def test_standardised_input_rescues_features_of_small_magnitude(problem: dict[st
         return float(mean_average_precision(*codes, query_labels, labels))
 
     settings = {"n_bits": 16, "device": "cpu", "training": {"max_epochs": 30}, "compute_objective": False}
-    network = {"hidden_sizes": [128]}
-    reference = DCMH(
-        **settings, image_network={**network, "input_scaling": "none"}, text_network=network
-    ).fit(image / 100, text, labels)
-    default = DCMH(**settings, image_network=network, text_network=network).fit(image / 100, text, labels)
+    narrow = {"hidden_sizes": [128]}
+    reference_shape = {**reference_network().model_dump(), **narrow}
+    reference = DCMH(**settings, image_network=reference_shape, text_network=reference_shape).fit(
+        image / 100, text, labels
+    )
+    default = DCMH(**settings, image_network=narrow, text_network=narrow).fit(image / 100, text, labels)
     assert DCMHConfig().image_network.input_scaling == "standardize"
-    assert image_to_text(reference) < floor + 0.08  # measured: floor 0.425, reference 0.498
-    assert image_to_text(default) > image_to_text(reference) + 0.03  # measured: 0.544
+    assert image_to_text(reference) < floor + 0.08  # measured: floor 0.425, reference 0.468
+    assert image_to_text(default) > image_to_text(reference) + 0.1  # measured: 0.791

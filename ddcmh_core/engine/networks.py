@@ -283,3 +283,16 @@ def restore_network(
     except RuntimeError as error:
         raise ValueError(f"the {name} network's weights do not fit: {error}") from None
     return network.eval()
+
+
+def lift_may_help(network: NetworkConfig, source: BatchSource) -> bool:
+    """Whether ``kernel_lift="auto"`` considers the RBF lift for this view.
+
+    It does for dense feature vectors of at most ``network.auto_lift_max_features`` columns read by
+    an MLP: small, noisy descriptors such as bag-of-visual-words histograms, where a kernel machine
+    does well. Sparse text, wide features and images keep their plain input.
+    """
+    width = source.n_features
+    if network.architecture != "mlp" or width is None or width > network.auto_lift_max_features:
+        return False
+    return len(source) >= 2 and not source.batch(np.arange(2), train=False).is_sparse

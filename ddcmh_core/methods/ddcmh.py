@@ -22,7 +22,13 @@ from pydantic import Field, model_validator
 from ..engine.config import NetworkConfig, TrainingConfig
 from ..engine.device import distributed_context, resolve_device
 from ..engine.holdout import split_validation, validation_map
-from ..engine.networks import build_network, fit_input_scaling, network_state_arrays, restore_network
+from ..engine.networks import (
+    build_network,
+    fit_input_scaling,
+    lift_may_help,
+    network_state_arrays,
+    restore_network,
+)
 from ..engine.sources import BatchSource, rows_as_matrix
 from ..engine.trainer import TrainingResult, encode_with, train_hash_network
 from ..errors import DdcmhError, InputError
@@ -141,10 +147,7 @@ def lift_candidates(
     if network.kernel_lift != "auto":
         return [network]
     plain = network.model_copy(update={"kernel_lift": "none"})
-    width = source.n_features
-    if network.architecture != "mlp" or width is None or width > network.auto_lift_max_features:
-        return [plain]
-    if not has_validation or len(source) < 2 or source.batch(np.arange(2), train=False).is_sparse:
+    if not has_validation or not lift_may_help(network, source):
         return [plain]
     return [plain, network.model_copy(update={"kernel_lift": "rbf"})]
 
