@@ -41,7 +41,8 @@ def convert(run_dir: Path, name: str, title: str | None, command: str | None, sl
         f"Run of {results['created']} with ddcmh {results['ddcmh_version']}, torch "
         f"{results['versions'].get('torch')}; dataset fingerprint sha256 "
         f"{results['dataset']['fingerprint']['sha256'][:16]}; split checksum "
-        f"{results['dataset']['split']['checksum'][:16]}; hashers {', '.join(config['hashers'])}; "
+        f"{results['dataset']['split']['checksum'][:16]}; hashers {', '.join(config['hashers']) or 'none'}; "
+        f"methods {', '.join(config.get('methods', [])) or 'DDCMH only'}; "
         f"bits {config['bits']}; seeds {config['seeds']}; model settings {json.dumps(config['model'])}"
         + (
             f"; tuning grid {json.dumps(config['tune'])} (objective {config['tune_objective']})."

@@ -270,3 +270,21 @@ def test_third_party_method_installs_from_a_folder_and_runs_in_the_bench(tmp_pat
     assert "CCA + sign + " not in refused.stderr
     assert "n_bits: at most 16 canonical directions, got 64" in refused.stderr
     assert not (tmp_path / "refused").exists()
+
+
+def test_bench_settings_for_methods():
+    from ddcmh_core.bench.config import BenchConfig
+
+    assert BenchConfig(baselines=["pairwise"]).methods == ["dcmh"]  # files of earlier releases
+    assert BenchConfig(methods=[" DCMH ", "dcmh"]).methods == ["dcmh"]
+    with pytest.raises(ValueError, match="nothing to run"):
+        BenchConfig(hashers=[])
+    assert BenchConfig(hashers=[], methods=["dcmh"]).hashers == []
+
+
+def test_unknown_method_in_the_bench_exits_2_before_any_work(tmp_path, capsys):
+    from ddcmh_core.cli.bench import main
+
+    status = main(["--method", "sepj", "--out", str(tmp_path / "out")])
+    assert status == 2 and "unknown method 'sepj'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

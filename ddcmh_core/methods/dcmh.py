@@ -131,8 +131,14 @@ def reference_training() -> TrainingConfig:
 class DCMHConfig(MethodParams):
     """Everything that defines a DCMH model and how it is trained.
 
-    Defaults follow the authors' code ``jiangqy/DCMH-CVPR2017`` (MATLAB release, the recommended
-    version, and the TensorFlow demo); each field says where its default comes from.
+    The objective, its weights, the optimiser, batch size and first learning rate follow the
+    authors' code ``jiangqy/DCMH-CVPR2017`` (MATLAB release, the recommended version, and the
+    TensorFlow demo). The networks' input and shape and the epochs do not: with the reference's raw
+    inputs DCMH scores at the random floor on feature vectors of small magnitude (see
+    :func:`feature_network`), so the defaults are DDCMH's standardised MLPs, and those and the
+    schedule were chosen on the validation split of Wikipedia's training pairs.
+    ``reference_network()`` and ``reference_training()`` give the authors' settings exactly; each
+    field says where its default comes from.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
