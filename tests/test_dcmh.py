@@ -150,7 +150,7 @@ def test_reference_defaults() -> None:
     assert config.training.batch_size == 128 and config.training.max_epochs == 150
     assert config.training.optimizer == "sgd" and config.training.momentum == 0.0
     assert config.training.learning_rate == pytest.approx(10**-1.5)
-    assert config.final_learning_rate == pytest.approx(10**-2.5)
+    assert config.final_learning_rate == pytest.approx(1e-2)
     assert reference_training().max_epochs == 500 and reference_network().hidden_sizes == [8192]
     assert reference_network().input_scaling == "none"
     assert config.image_network.input_scaling == config.text_network.input_scaling == "standardize"
