@@ -28,7 +28,8 @@ from .errors import (
     UnknownNameError,
     UnsupportedOperationError,
 )
-from .hasher import Hasher, HasherParams, load_hasher
+from .hasher import Hasher, HasherParams
+from .hasher_file import load_hasher
 from .hookspecs import hookimpl
 from .methods.base import CrossModalMethod, MethodParams, MethodState, MethodTags
 from .model_file import load_model

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,19 @@ from .plugins import hasher_registry, method_registry
 
 if TYPE_CHECKING:
     from .methods.base import CrossModalMethod
+
+
+@dataclass
+class MethodState:
+    """What a fitted method stores in a model file: JSON metadata and named arrays.
+
+    Array names may contain ``/`` (``"image_network/0.weight"``): the file keeps them as nested
+    HDF5 groups and gives them back under the same names.
+    """
+
+    meta: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
 
 MODEL_FORMAT = "ddcmh-model"
 MODEL_FORMAT_VERSION = 2
@@ -178,8 +192,6 @@ def load_model(path: str | os.PathLike[str], *, device: str = "auto") -> CrossMo
         For a missing, foreign, corrupted or incompatible file, or one written by a method that
         is not installed.
     """
-    from .methods.base import MethodState
-
     source = Path(path)
     with _open(source) as handle:
         try:

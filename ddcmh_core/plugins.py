@@ -22,9 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from . import hookspecs
 from .errors import DuplicateNameError, PluginError, UnknownNameError
+from .hasher import Hasher
 
 if TYPE_CHECKING:
-    from .hasher import Hasher
     from .methods.base import CrossModalMethod
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -105,8 +105,6 @@ class HasherSpec(NamedRecord):
     @field_validator("hasher")
     @classmethod
     def _check_hasher(cls, value: Any) -> Any:
-        from .hasher import Hasher
-
         return check_class_or_path(value, Hasher, what="hasher")
 
     @property
@@ -122,8 +120,6 @@ class HasherSpec(NamedRecord):
         PluginError
             If the import path cannot be imported or does not name a Hasher subclass.
         """
-        from .hasher import Hasher
-
         return load_class(self.hasher, Hasher, what=f"hasher {self.name!r}")
 
 

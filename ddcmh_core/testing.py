@@ -26,7 +26,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import InputError, NotFittedError, UnsupportedOperationError
-from .hasher import Hasher, load_hasher
+from .hasher import Hasher
+from .hasher_file import load_hasher
 
 HasherCheck = Callable[[Hasher], None]
 

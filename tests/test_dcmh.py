@@ -281,7 +281,7 @@ def test_bad_inputs(problem: dict[str, np.ndarray]) -> None:
         model.fit(image, text, labels[:49])
     unlabelled = labels.copy()
     unlabelled[[3, 8]] = 0
-    with pytest.raises(InputError, match=r"2 rows without any \(rows 3, 8\)"):
+    with pytest.raises(InputError, match=r"2 training rows have no label \(rows 3, 8\)"):
         model.fit(image, text, unlabelled)
     dropped = _model(training={"max_epochs": 1}, drop_unlabelled=True).fit(image, text, unlabelled)
     np.testing.assert_array_equal(dropped.dropped_rows_, [3, 8])

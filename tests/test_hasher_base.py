@@ -15,7 +15,7 @@ from ddcmh_core import (
     get_hasher,
     load_hasher,
 )
-from ddcmh_core.hasher import FILE_FORMAT_VERSION
+from ddcmh_core.hasher_file import FILE_FORMAT_VERSION
 from ddcmh_core.testing import make_bow_data
 from ddcmh_hashers.itq import ITQ
 from ddcmh_hashers.lsh import LSH

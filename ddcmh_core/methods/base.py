@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InputError, NotFittedError
 from ..evaluation.codes import pack_codes
+from ..model_file import MethodState, ModelFileError, load_model, save_model
 from ..validation import check_labels
 
 View = Literal["image", "text"]
@@ -83,18 +84,6 @@ class MethodTags:
             "deep": self.deep,
             "uses_hasher": self.uses_hasher,
         }
-
-
-@dataclass
-class MethodState:
-    """What a fitted method stores in a model file: JSON metadata and named arrays.
-
-    Array names may contain ``/`` (``"image_network/0.weight"``): the file keeps them as nested
-    HDF5 groups and gives them back under the same names.
-    """
-
-    meta: dict[str, Any] = field(default_factory=dict)
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -410,8 +399,6 @@ class CrossModalMethod(ABC):
 
     def save(self, path: str | os.PathLike[str], **extras: Any) -> Path:
         """Write the fitted method to one HDF5 model file (:mod:`ddcmh_core.model_file`)."""
-        from ..model_file import save_model
-
         self._require_fitted()
         return save_model(self, path, **extras)
 
@@ -424,8 +411,6 @@ class CrossModalMethod(ABC):
         ModelFileError
             If the file holds another method than ``cls`` (or is not a model file).
         """
-        from ..model_file import ModelFileError, load_model
-
         model = load_model(path, device=device)
         if not isinstance(model, cls):
             raise ModelFileError(f"{path}: holds a {type(model).label()} model, not {cls.label()}")

@@ -37,7 +37,7 @@ from torch import nn
 
 from ..engine.config import NetworkConfig, TrainingConfig
 from ..engine.device import autocast, distributed_context, resolve_device
-from ..engine.holdout import split_validation, validation_map
+from ..engine.holdout import split_labelled_rows, validation_map
 from ..engine.networks import (
     build_network,
     fit_input_scaling,
@@ -489,24 +489,16 @@ class DCMH(CrossModalMethod):
 
     def _split_rows(self, config: DCMHConfig, label_matrix: np.ndarray) -> np.ndarray:
         """Set ``fit_rows_``, ``validation_rows_``, ``dropped_rows_``; return the label matrix."""
-        n_rows = len(label_matrix)
-        empty = np.flatnonzero(label_matrix.sum(axis=1) == 0)
-        if empty.size and not config.drop_unlabelled:
-            shown = ", ".join(map(str, empty[:10])) + (", ..." if empty.size > 10 else "")
-            raise InputError(
-                f"DCMH: argument 'labels': expected at least one label per training row, got {empty.size} "
-                f"rows without any (rows {shown}). Set drop_unlabelled=True to drop them."
-            )
-        usable = np.setdiff1d(np.arange(n_rows), empty)
-        fit_positions, validation_positions = split_validation(
-            len(usable), config.validation_fraction, config.seed
+        rows = split_labelled_rows(
+            label_matrix,
+            fraction=config.validation_fraction,
+            seed=config.seed,
+            drop_unlabelled=config.drop_unlabelled,
+            owner="DCMH",
+            why_labels="the pairwise similarity needs a label on every row",
+            min_fit_rows=2,
         )
-        fit_rows, validation_rows = usable[fit_positions], usable[validation_positions]
-        if len(fit_rows) < 2:
-            raise InputError(
-                f"DCMH: argument 'labels': expected at least 2 labelled rows to fit on, got {len(fit_rows)}"
-            )
-        self.fit_rows_, self.validation_rows_, self.dropped_rows_ = fit_rows, validation_rows, empty
+        self.fit_rows_, self.validation_rows_, self.dropped_rows_ = rows.fit, rows.validation, rows.dropped
         return label_matrix
 
     def _learning_rate(self, epoch: int, optimizer: torch.optim.Optimizer) -> float:

@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 
 from ..engine.config import NetworkConfig, TrainingConfig
 from ..engine.device import distributed_context, resolve_device
-from ..engine.holdout import split_validation, validation_map
+from ..engine.holdout import split_labelled_rows, validation_map
 from ..engine.networks import (
     build_network,
     fit_input_scaling,
@@ -31,9 +31,10 @@ from ..engine.networks import (
 )
 from ..engine.sources import BatchSource, rows_as_matrix
 from ..engine.trainer import TrainingResult, encode_with, train_hash_network
-from ..errors import DdcmhError, InputError
+from ..errors import DdcmhError
 from ..files import atomic_path
-from ..hasher import Hasher, load_hasher
+from ..hasher import Hasher
+from ..hasher_file import load_hasher
 from ..plugins import hasher_registry
 from .base import VIEWS, CrossModalMethod, DataShape, MethodParams, MethodState, MethodTags, View
 from .reconstruction import reconstruct_codes
@@ -252,20 +253,15 @@ class DDCMH(CrossModalMethod):
     ) -> _Run:
         """Drop or refuse unlabelled rows, carve the validation split, pick the device."""
         params = self.params
-        empty = np.flatnonzero(labels.sum(axis=1) == 0)
-        if empty.size and not params.drop_unlabelled:
-            shown = ", ".join(map(str, empty[:10])) + (", ..." if empty.size > 10 else "")
-            raise InputError(
-                f"DDCMH: argument 'labels': {empty.size} training rows have no label (rows {shown}); "
-                "reconstruction is undefined for them. Set drop_unlabelled=True to drop them."
-            )
-        usable = np.setdiff1d(np.arange(len(labels)), empty)
-        fit_positions, validation_positions = split_validation(
-            len(usable), params.validation_fraction, params.seed
+        rows = split_labelled_rows(
+            labels,
+            fraction=params.validation_fraction,
+            seed=params.seed,
+            drop_unlabelled=params.drop_unlabelled,
+            owner="DDCMH",
+            why_labels="reconstruction is undefined for them",
         )
-        self.fit_rows_ = usable[fit_positions]
-        self.validation_rows_ = usable[validation_positions]
-        self.dropped_rows_ = empty
+        self.fit_rows_, self.validation_rows_, self.dropped_rows_ = rows.fit, rows.validation, rows.dropped
         self.lift_choice_: dict[str, dict[str, Any]] = {}
         device = self.device_ = resolve_device(params.device)
         context = distributed_context()

@@ -1,0 +1,166 @@
+"""The hasher file: one HDF5 file per fitted Stage-1 hasher, written and read without pickle.
+
+A file records the hasher's registered name and provider (so :func:`load_hasher` finds its class
+through the installed plugins), its hyper-parameters as JSON and its fitted attributes (names
+ending in ``_``) as datasets and attributes. This module sits above both the hasher interface and
+the plugin registry: :mod:`ddcmh_core.hasher` does not import the registry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ._version import __version__
+from .errors import HasherFileError, InputError
+from .files import atomic_path, open_ddcmh_h5
+from .hasher import Hasher
+from .kernels import AnchorRBF
+from .plugins import hasher_registry
+
+FILE_FORMAT = "ddcmh-hasher"
+FILE_FORMAT_VERSION = 1
+STATE_TYPES: dict[str, type[AnchorRBF]] = {"AnchorRBF": AnchorRBF}
+"""Types of fitted attributes (besides arrays and scalars) that hasher files can hold."""
+
+
+def save_hasher(hasher: Hasher, path: str | os.PathLike[str]) -> Path:
+    """Write a fitted hasher to ``path`` atomically (see :meth:`Hasher.save`)."""
+    target = Path(path)
+    registry = hasher_registry()
+    entry = None
+    if hasher._registry_name and hasher._registry_name in registry:
+        entry = registry.get(hasher._registry_name)
+    if entry is None or not issubclass(type(hasher), entry.spec.load()):
+        entry = registry.name_for_class(type(hasher))
+    with atomic_path(target) as temporary, h5py.File(temporary, "w") as handle:
+        handle.attrs["ddcmh_format"] = FILE_FORMAT
+        handle.attrs["format_version"] = FILE_FORMAT_VERSION
+        handle.attrs["ddcmh_version"] = __version__
+        handle.attrs["hasher_name"] = entry.spec.name if entry else ""
+        handle.attrs["hasher_class"] = f"{type(hasher).__module__}:{type(hasher).__qualname__}"
+        handle.attrs["provider"] = entry.plugin.distribution if entry else ""
+        handle.attrs["provider_version"] = entry.plugin.version if entry else ""
+        handle.attrs["params"] = json.dumps(hasher.get_params(), sort_keys=True)
+        _write_state(handle.create_group("state"), hasher.fitted_state())
+    return target
+
+
+def _write_state(group: h5py.Group, state: dict[str, Any]) -> None:
+    group.attrs["state_keys"] = json.dumps(sorted(state))
+    for key, value in state.items():
+        if isinstance(value, np.ndarray):
+            group.create_dataset(key, data=value, compression="gzip" if value.size > 4096 else None)
+        elif isinstance(value, (bool, np.bool_)):
+            group.attrs[key] = json.dumps(bool(value))
+        elif isinstance(value, (int, float, str, np.integer, np.floating)) or value is None:
+            scalar = value.item() if isinstance(value, np.generic) else value
+            group.attrs[key] = json.dumps(scalar)
+        elif type(value).__name__ in STATE_TYPES:
+            subgroup = group.create_group(key)
+            subgroup.attrs["state_type"] = type(value).__name__
+            _write_state(subgroup, value.to_state())
+        else:
+            raise TypeError(
+                f"fitted attribute {key!r} of type {type(value).__name__} cannot be saved; "
+                "use numpy arrays, numbers, strings or a registered state type"
+            )
+
+
+def _read_state(group: h5py.Group, path: Path) -> dict[str, Any]:
+    try:
+        keys = json.loads(group.attrs["state_keys"])
+    except KeyError:
+        raise HasherFileError(f"{path}: group {group.name!r} has no 'state_keys' attribute") from None
+    state: dict[str, Any] = {}
+    for key in keys:
+        if key in group:
+            item = group[key]
+            if isinstance(item, h5py.Group):
+                type_name = item.attrs.get("state_type", "")
+                if type_name not in STATE_TYPES:
+                    raise HasherFileError(f"{path}: {item.name!r} has unknown state type {type_name!r}")
+                state[key] = STATE_TYPES[type_name].from_state(_read_state(item, path))
+            else:
+                state[key] = item[()]
+        elif key in group.attrs:
+            state[key] = json.loads(group.attrs[key])
+        else:
+            raise HasherFileError(
+                f"{path}: fitted attribute {key!r} listed in {group.name!r} is missing "
+                "(the file is truncated or corrupted)"
+            )
+    return state
+
+
+def load_hasher(path: str | os.PathLike[str], *, hasher_class: type[Hasher] | None = None) -> Hasher:
+    """Load a hasher written by :meth:`Hasher.save`.
+
+    The hasher class is found through the installed plugins by the name recorded in the file;
+    nothing from the file is executed.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The HDF5 file.
+    hasher_class : type, optional
+        The class to restore into, for hashers that are not registered by any plugin.
+
+    Returns
+    -------
+    Hasher
+        A fitted hasher.
+
+    Raises
+    ------
+    HasherFileError
+        If the file is missing, not HDF5, not a ddcmh hasher file, from a newer format version,
+        names a hasher that is not installed, or lacks part of its state.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise HasherFileError(f"{source}: no such file")
+    with open_ddcmh_h5(
+        source, kind="hasher file", expected_format=FILE_FORMAT, error=HasherFileError
+    ) as handle:
+        version = int(handle.attrs.get("format_version", -1))
+        if version != FILE_FORMAT_VERSION:
+            raise HasherFileError(
+                f"{source}: hasher file format version {version} is not supported by ddcmh "
+                f"{__version__} (it reads version {FILE_FORMAT_VERSION})"
+            )
+        name = str(handle.attrs.get("hasher_name", ""))
+        recorded_class = str(handle.attrs.get("hasher_class", ""))
+        if hasher_class is None:
+            if not name:
+                raise HasherFileError(
+                    f"{source}: the hasher {recorded_class} was not registered by a plugin when "
+                    "saved; pass hasher_class= to load it"
+                )
+            registry = hasher_registry()
+            if name not in registry:
+                provider = handle.attrs.get("provider", "")
+                raise HasherFileError(
+                    f"{source}: hasher {name!r} (from {provider or 'an unknown distribution'}) is "
+                    f"not installed; installed hashers: {', '.join(registry.names())}"
+                )
+            hasher_class = registry.get(name).spec.load()
+        try:
+            params = json.loads(handle.attrs["params"])
+            hasher = hasher_class(**params)
+        except (KeyError, json.JSONDecodeError, InputError) as exc:
+            raise HasherFileError(f"{source}: invalid stored hyper-parameters: {exc}") from None
+        if "state" not in handle:
+            raise HasherFileError(f"{source}: group 'state' is missing")
+        state = _read_state(handle["state"], source)
+    if "n_features_in_" not in state:
+        raise HasherFileError(f"{source}: fitted attribute 'n_features_in_' is missing")
+    for key, value in state.items():
+        setattr(hasher, key, value)
+    hasher._registry_name = name or None
+    return hasher
