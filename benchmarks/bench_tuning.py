@@ -2,8 +2,10 @@
 
 The reference run trains every candidate with every seed and shares nothing (how ``--tune`` worked
 before). The measured run is the default: successive halving over seeds (after each seed only the
-best third of the candidates still racing runs the next one) with stage files shared between
-candidates that agree on Stage 1 or on Stages 1 and 2. Both runs see the same data, candidates and
+best third of the candidates still racing runs the next one, and the race ends when one is left),
+candidates abandoned mid-fit in the first round when a stage's validation curve trails the median
+of the finished candidates' (the median stopping rule), and stage files shared between candidates
+that agree on Stage 1 or on Stages 1 and 2. Both runs see the same data, candidates and
 seeds in the same process; the script prints both times, their ratio and whether they chose the
 same candidate.
 
@@ -48,6 +50,7 @@ def run(views: tuple[Any, Any, Any], base: DDCMHConfig, strategy: str, shared: b
         "seconds": time.perf_counter() - started,
         "chosen": result.best_index,
         "fits": sum(len(candidate.scores) for candidate in result.candidates),
+        "abandoned": [index for index, candidate in enumerate(result.candidates) if candidate.abandoned],
         "scores": [[round(score, 4) for score in candidate.scores] for candidate in result.candidates],
     }
 
@@ -73,7 +76,7 @@ def main() -> None:
     print("\n| run | seconds | fits | chosen candidate |\n|---|---|---|---|")
     print(f"| full grid, nothing shared | {grid['seconds']:.0f} | {grid['fits']} | {grid['chosen'] + 1} |")
     print(
-        f"| successive halving, shared stages | {halving['seconds']:.0f} | {halving['fits']} | "
+        f"| successive halving + median stopping, shared stages | {halving['seconds']:.0f} | {halving['fits']} | "
         f"{halving['chosen'] + 1} |"
     )
     same = grid["chosen"] == halving["chosen"]

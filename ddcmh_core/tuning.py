@@ -17,6 +17,7 @@ precision.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 import pydantic
 
+from .engine.abandon import MedianStoppingRule, TrainingAbandoned, abandoning
 from .errors import InputError
 from .methods.base import CrossModalMethod, MethodParams
 
@@ -306,6 +308,9 @@ class Candidate:
         e.g. ``stage2_best_epoch`` and ``stage3_best_epoch`` for DDCMH), per repeat.
     seconds : float
         Training time of all its repeats.
+    abandoned : str or None
+        Why successive halving stopped it in the middle of a fit (its run of a stage trailed the
+        median of the finished candidates' runs), or None.
     """
 
     overrides: dict[str, Any]
@@ -313,6 +318,7 @@ class Candidate:
     validation_map: list[dict[str, float]] = field(default_factory=list)
     best_epochs: list[dict[str, int]] = field(default_factory=list)
     seconds: float = 0.0
+    abandoned: str | None = None
 
     @property
     def mean_score(self) -> float:
@@ -328,6 +334,7 @@ class Candidate:
             "validation_map": self.validation_map,
             "best_epochs": self.best_epochs,
             "seconds": self.seconds,
+            "abandoned": self.abandoned,
         }
 
 
@@ -374,6 +381,8 @@ class TuningResult:
             ran = len(candidate.scores)
             seeds = f" ({ran} of {len(self.seeds)} seeds)" if ran < len(self.seeds) else ""
             overrides = describe_overrides(candidate.overrides)
+            if candidate.abandoned is not None:
+                seeds += f" (abandoned: {candidate.abandoned})"
             lines.append(f"{marker} {candidate.mean_score:.4f}{seeds} | {overrides}")
         return "\n".join(lines)
 
@@ -389,6 +398,7 @@ def tune(
     repeats: int = 1,
     objective: str = "mean",
     strategy: str = "halving",
+    stopping_rule: MedianStoppingRule | None = None,
     run_dir: str | Path | None = None,
     resume: bool = False,
     progress: ProgressCallback | None = None,
@@ -413,8 +423,14 @@ def tune(
     strategy : {"halving", "grid"}
         ``"grid"`` trains every candidate with every seed. ``"halving"`` (successive halving over
         seeds) trains every candidate with the first seed, then after each seed round keeps only
-        the best third of the candidates still racing (at least one) for the next seed; the choice
-        is among the candidates that ran every seed. Both choose on the validation split only.
+        the best third of the candidates still racing (at least one) for the next seed, and
+        stops when one candidate is left (more seeds could not change the choice). Within a
+        first round, a candidate whose training run trails the median of the finished candidates'
+        runs of the same stage at the same epoch is abandoned mid-fit (:class:`MedianStoppingRule`).
+        Both choose on the validation split only.
+    stopping_rule : MedianStoppingRule, optional
+        The rule that abandons hopeless candidates in halving's first round (default:
+        ``MedianStoppingRule()``: 10 epochs' grace, two finished runs to compare with).
     run_dir : path, optional
         Checkpoints go to ``run_dir/seed-<s>``, one folder per seed shared by every candidate: a
         method whose stage files are keyed by their settings (DDCMH) trains a stage once for all
@@ -460,41 +476,30 @@ def tune(
     candidates = [Candidate(overrides) for overrides in candidate_overrides]
     kept: dict[int, CrossModalMethod] = {}  # the seed-`params.seed` models of the racing candidates
     racing = list(range(len(candidates)))
+    rule = (stopping_rule or MedianStoppingRule()) if strategy == "halving" else None
     for round_number, seed in enumerate(seeds):
         if strategy == "halving":
-            racing = halving_survivors([c.scores for c in candidates], round_number)
+            alive = [index for index, candidate in enumerate(candidates) if candidate.abandoned is None]
+            survivors = halving_survivors([candidates[index].scores for index in alive], round_number)
+            racing = [alive[position] for position in survivors]
             kept = {index: model for index, model in kept.items() if index in racing}
+            if round_number > 0 and len(racing) == 1:
+                break  # one candidate left: further seeds cannot change the choice
         for index in racing:
-            candidate = candidates[index]
-            label = f"[tune {index + 1}/{len(candidates)} seed {seed}] " + describe_overrides(
-                candidate.overrides
-            )
-
-            def say(line: str, label: str = label) -> None:
-                if progress is not None:
-                    progress(f"{label} {line}")
-
-            started = time.perf_counter()
             update = {"seed": seed, **({"refit": False} if "refit" in type(base).model_fields else {})}
-            model = method_class(configs[index].model_copy(update=update)).fit(
-                image,
-                text,
-                labels,
-                run_dir=folder / f"seed-{seed}" if folder is not None else None,
-                resume=True,  # stage files written earlier in this call are shared
-                progress=say if progress is not None else None,
+            model = _fit_candidate(
+                method_class(configs[index].model_copy(update=update)),
+                candidates[index],
+                f"[tune {index + 1}/{len(candidates)} seed {seed}]",
+                (image, text, labels),
+                folder / f"seed-{seed}" if folder is not None else None,
+                objective,
+                rule if round_number == 0 else None,  # later rounds race few, already compared
+                progress,
             )
-            candidate.seconds += time.perf_counter() - started
-            directions = model.report_["validation_map"]
-            candidate.validation_map.append(dict(directions))
-            candidate.scores.append(validation_score(directions, objective))
-            candidate.best_epochs.append(
-                {key: int(value) for key, value in model.report_.items() if key.endswith("best_epoch")}
-            )
-            if seed == base.seed:
+            if model is not None and seed == base.seed:
                 kept[index] = model
-            if progress is not None:
-                progress(f"{label}: validation score {candidate.scores[-1]:.4f} ({objective})")
+    racing = [index for index in racing if candidates[index].abandoned is None]
     best_index = choose_candidate([c.scores if i in racing else [] for i, c in enumerate(candidates)])
     best_model = kept[best_index]
     result = TuningResult(objective=objective, seeds=seeds, candidates=candidates, best_index=best_index)
@@ -508,3 +513,49 @@ def tune(
     if progress is not None:
         progress(f"[tune] chosen: {describe_overrides(result.best.overrides)}\n{result.table()}")
     return best_model, result
+
+
+def _fit_candidate(
+    model: CrossModalMethod,
+    candidate: Candidate,
+    label: str,
+    data: tuple[Any, Any, Any],
+    run_dir: Path | None,
+    objective: str,
+    rule: MedianStoppingRule | None,
+    progress: ProgressCallback | None,
+) -> CrossModalMethod | None:
+    """Fit one candidate for one seed and record its score; None when the rule abandoned it."""
+    label = f"{label} {describe_overrides(candidate.overrides)}"
+
+    def say(line: str) -> None:
+        if progress is not None:
+            progress(f"{label} {line}")
+
+    started = time.perf_counter()
+    try:
+        with abandoning(rule) if rule is not None else contextlib.nullcontext():
+            if rule is not None:
+                rule.start()
+            model.fit(
+                *data,
+                run_dir=run_dir,
+                resume=True,  # stage files written earlier in this call are shared
+                progress=say if progress is not None else None,
+            )
+            if rule is not None:
+                rule.finish()
+    except TrainingAbandoned as stopped:
+        candidate.seconds += time.perf_counter() - started
+        candidate.abandoned = str(stopped)
+        say(f": abandoned ({stopped})")
+        return None
+    candidate.seconds += time.perf_counter() - started
+    directions = model.report_["validation_map"]
+    candidate.validation_map.append(dict(directions))
+    candidate.scores.append(validation_score(directions, objective))
+    candidate.best_epochs.append(
+        {key: int(value) for key, value in model.report_.items() if key.endswith("best_epoch")}
+    )
+    say(f": validation score {candidate.scores[-1]:.4f} ({objective})")
+    return model

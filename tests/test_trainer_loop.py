@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from ddcmh_core.engine.abandon import MedianStoppingRule, TrainingAbandoned, abandoning
 from ddcmh_core.engine.checkpoint import CHECKPOINT_FORMAT_VERSION, CheckpointError, load_checkpoint
 from ddcmh_core.engine.config import TrainingConfig
 from ddcmh_core.engine.sources import as_source
@@ -154,3 +155,40 @@ def test_train_hash_network_refuses_an_old_checkpoint(tmp_path: Path) -> None:
         train_hash_network(nn.Linear(4, 2), *arguments, checkpoint_path=checkpoint, resume=True)
     result = train_hash_network(nn.Linear(4, 2), *arguments, checkpoint_path=checkpoint)
     assert result.epochs_run == 2 and load_checkpoint(checkpoint)["epoch"] == 2
+
+
+def test_median_stopping_rule_compares_with_finished_runs_of_the_same_kind() -> None:
+    rule = MedianStoppingRule(grace_epochs=3, min_finished=2)
+    for finished in ([0.2, 0.4, 0.6, 0.7], [0.3, 0.5, 0.5]):  # the second stopped after epoch 3
+        rule.start()
+        for epoch, best in enumerate(finished, start=1):
+            assert rule.verdict("stage2", epoch, best) is None  # nothing to compare with yet
+        rule.finish()
+    rule.start()
+    assert rule.verdict("stage2", 2, 0.0) is None  # grace
+    assert rule.verdict("stage3", 3, 0.0) is None  # no finished run of this kind
+    assert rule.verdict("stage2", 3, 0.56) is None  # median of 0.6 and 0.5 is 0.55
+    verdict = rule.verdict("stage2", 4, 0.56)  # median of 0.7 and (stopped) 0.5 is 0.6
+    assert verdict is not None and "median 0.6000 of 2 finished runs at epoch 4" in verdict
+    rule.start()  # an abandoned run never finishes: its curve does not count
+    assert rule.verdict("stage2", 4, 0.65) is None
+
+
+def test_run_epochs_stops_by_the_installed_rule_after_writing_the_checkpoint(tmp_path: Path) -> None:
+    rule = MedianStoppingRule(grace_epochs=2, min_finished=1)
+    path = tmp_path / "run.ckpt"
+    with abandoning(rule):
+        rule.start()
+        run_epochs(ToyTask(scores=[0.5, 0.6, 0.7, 0.8]), max_epochs=4, patience=4, seed=0, curve="toy")
+        rule.finish()  # the loop reported this run's curve to the rule epoch by epoch
+        rule.start()
+        expected = r"toy: abandoned after epoch 2: best validation score 0\.2000 is below the median 0\.6000"
+        with pytest.raises(TrainingAbandoned, match=expected):
+            run_epochs(
+                ToyTask(scores=[0.1, 0.2, 0.9, 0.9]), max_epochs=4, patience=4, seed=0, checkpoint_path=path,
+                curve="toy",
+            )  # fmt: skip
+    assert load_checkpoint(path)["epoch"] == 2
+    # Outside the block no rule is installed: the same run goes to the end.
+    result = run_epochs(ToyTask(scores=[0.1, 0.2, 0.9, 0.9]), max_epochs=4, patience=4, seed=0, curve="toy")
+    assert result.epochs_run == 4

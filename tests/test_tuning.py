@@ -10,6 +10,7 @@ from engine_data import FAST_NETWORK, FAST_TRAINING, two_view_data
 
 from ddcmh_core import InputError
 from ddcmh_core.cli.bench import main
+from ddcmh_core.engine.abandon import MedianStoppingRule
 from ddcmh_core.methods.ddcmh import DDCMH, DDCMHConfig
 from ddcmh_core.tuning import (
     apply_overrides,
@@ -214,8 +215,27 @@ def test_halving_chooses_as_the_full_grid_does_at_a_fraction_of_the_fits():
     _, halved = tune(images, texts, labels, grid, params=base, repeats=3)
     assert halved.best_index == full.best_index == 1
     assert [len(c.scores) for c in full.candidates] == [3, 3, 3]
-    assert [len(c.scores) for c in halved.candidates] == [1, 3, 1]
-    assert halved.best.scores == full.best.scores
+    # After seed 0 one candidate is left; more seeds could not change the choice, so none run.
+    assert [len(c.scores) for c in halved.candidates] == [1, 1, 1]
+    assert halved.best.scores == full.best.scores[:1]
+
+
+def test_halving_abandons_a_hopeless_candidate_mid_fit():
+    images, texts, labels = two_view_data(n_samples=200)
+    training = {**FAST_TRAINING, "max_epochs": 8, "patience": 8}
+    base = DDCMHConfig(hasher="itq", n_bits=8, **{**FAST, "image_training": training})
+    grid = {"image_training.learning_rate": [1e-3, 2e-3, CRIPPLED_LEARNING_RATE]}
+    lines: list[str] = []
+    _, halved = tune(
+        images, texts, labels, grid, params=base, stopping_rule=MedianStoppingRule(grace_epochs=2),
+        progress=lines.append,
+    )  # fmt: skip
+    crippled = halved.candidates[2]
+    assert crippled.abandoned is not None and "stage2 image network" in crippled.abandoned
+    assert "after epoch 2" in crippled.abandoned and not crippled.scores
+    assert halved.best_index in (0, 1)
+    assert "abandoned" in halved.table() and any(": abandoned (" in line for line in lines)
+    assert halved.as_dict()["candidates"][2]["abandoned"] == crippled.abandoned
 
 
 def _map(cell, task):

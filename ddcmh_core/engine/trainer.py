@@ -30,6 +30,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .abandon import TrainingAbandoned, abandon_verdict
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainingConfig
 from .device import DistributedContext, autocast, distributed_context
@@ -212,6 +213,7 @@ def run_epochs(
     progress: ProgressCallback | None = None,
     label: str = "network",
     map_location: torch.device | None = None,
+    curve: str | None = None,
 ) -> TrainingResult:
     """Train ``task`` epoch by epoch with early stopping, checkpoints and resume.
 
@@ -239,6 +241,10 @@ def run_epochs(
         Name used in progress lines.
     map_location : torch.device, optional
         Where the tensors of a resumed checkpoint go.
+    curve : str, optional
+        The kind of run, for an abandonment rule installed by a tuner
+        (:mod:`ddcmh_core.engine.abandon`), which compares only runs of the same kind
+        (default: ``label``).
 
     Returns
     -------
@@ -249,6 +255,8 @@ def run_epochs(
     ------
     CheckpointError
         When resuming from a checkpoint that is unreadable or of another format version.
+    TrainingAbandoned
+        When an installed abandonment rule finds the run hopeless (after that epoch's checkpoint).
     """
     context = distributed_context()
     start_epoch, best_epoch, epochs_without_gain = 0, 0, 0
@@ -313,6 +321,7 @@ def run_epochs(
                 progress(task.progress_line(entry, status))
         if context.active:
             stop = _broadcast_flag(stop)
+        _raise_if_abandoned(context, curve or label, epoch + 1, best_score)
     task.restore_best(best_state)
     return TrainingResult(
         best_epoch=best_epoch,
@@ -322,6 +331,15 @@ def run_epochs(
         seconds=time.perf_counter() - started,
         best_detail=best_detail,
     )
+
+
+def _raise_if_abandoned(context: DistributedContext, curve: str, epoch: int, best: float | None) -> None:
+    """Raise :class:`TrainingAbandoned` on every rank when rank 0's abandonment rule says so."""
+    verdict = abandon_verdict(curve, epoch, best) if context.is_main else None
+    if context.active and _broadcast_flag(verdict is not None) and verdict is None:
+        verdict = "rank 0 abandoned the run"
+    if verdict is not None:
+        raise TrainingAbandoned(curve, epoch, verdict)
 
 
 def _broadcast_flag(flag: bool) -> bool:
@@ -376,6 +394,7 @@ def train_hash_network(
     resume: bool = False,
     progress: ProgressCallback | None = None,
     label: str = "network",
+    curve: str | None = None,
 ) -> TrainingResult:
     """Fit ``network`` so that its logits predict ``targets`` bit by bit.
 
@@ -408,6 +427,8 @@ def train_hash_network(
         Receives one line per epoch (stage, epoch, loss, validation, ETA).
     label : str
         Name used in progress lines.
+    curve : str, optional
+        The kind of run an abandonment rule compares it with (see :func:`run_epochs`).
 
     Returns
     -------
@@ -417,6 +438,8 @@ def train_hash_network(
     ------
     CheckpointError
         When resuming from a checkpoint that is unreadable or of another format version.
+    TrainingAbandoned
+        When an installed abandonment rule stops the run.
     """
     device = device or next(network.parameters()).device
     task = _HashNetworkTask(
@@ -432,6 +455,7 @@ def train_hash_network(
         progress=progress,
         label=label,
         map_location=device,
+        curve=curve,
     )
 
 

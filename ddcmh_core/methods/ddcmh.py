@@ -418,6 +418,7 @@ class DDCMH(CrossModalMethod):
                 resume=run.resume,
                 progress=run.say,
                 label=f"stage {stage[-1]} {view} net, {params.hasher}, {params.n_bits} bits{lift}",
+                curve=f"{stage} {view} network, input lift {network_config.kernel_lift}",
             )
             scores[network_config.kernel_lift] = result.best_score
             trained.append((network, result, network_config))
