@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import tomllib
+
+from ..errors import InputError
+
+TASKS = ("image->text", "text->image")
+TASK_TITLES = {
+    "image->text": "Image query → text database",
+    "text->image": "Text query → image database",
+    "text->text": "Text query → text database (single-modal, for reference)",
+}
 
 FIXED_LABELS = {"stage1": "Stage-1 text codes", "random": "random codes (floor)"}
 ROW_ORDER = {"ddcmh": 0, "stage1": 1, "random": 3}
@@ -25,12 +38,73 @@ def _value(records: Sequence[dict[str, Any]], **match: Any) -> dict[str, Any] | 
     return None
 
 
-def _cell(record: dict[str, Any] | None, n_seeds: int) -> str:
+@dataclass(frozen=True)
+class References:
+    """Values measured elsewhere (e.g. a method's reference code) shown beside a run's rows.
+
+    Read by :func:`load_references` from a TOML file with a ``[protocol]`` table (free text on how
+    the values were measured; ``source`` names it, ``tolerance`` is the agreed difference) and one
+    ``[methods.NAME]`` table per method mapping a code length to ``[image->text, text->image]``.
+    """
+
+    path: str
+    protocol: dict[str, Any]
+    values: dict[str, dict[int, dict[str, float]]]
+
+    def value(self, method: str, bits: int, task: str) -> float | None:
+        """The reference value of a cell, or None."""
+        return self.values.get(method, {}).get(bits, {}).get(task)
+
+
+def load_references(path: str | Path) -> References:
+    """Reference values from a TOML file (see :class:`References`).
+
+    Raises
+    ------
+    InputError
+        Naming the file and the entry that is malformed.
+    """
+    source = Path(path)
+    try:
+        raw = tomllib.loads(source.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise InputError(f"--references {source}: cannot read it as TOML: {error}") from None
+    values: dict[str, dict[int, dict[str, float]]] = {}
+    for method, cells in raw.get("methods", {}).items():
+        for bits, pair in cells.items():
+            if not (str(bits).isdigit() and isinstance(pair, list) and len(pair) == len(TASKS)):
+                raise InputError(
+                    f"--references {source}: methods.{method}.{bits}: expected bits = "
+                    f"[image->text, text->image], got {pair!r}"
+                )
+            values.setdefault(method, {})[int(bits)] = dict(zip(TASKS, map(float, pair), strict=True))
+    return References(path=str(path), protocol=dict(raw.get("protocol", {})), values=values)
+
+
+def _cell(record: dict[str, Any] | None, n_seeds: int, floor: dict[str, Any] | None = None) -> str:
     if record is None:
         return "—"
-    if n_seeds > 1:
-        return f"{record['value']:.4f} ± {record['std']:.4f}"
-    return f"{record['value']:.4f}"
+    text = f"{record['value']:.4f} ± {record['std']:.4f}" if n_seeds > 1 else f"{record['value']:.4f}"
+    return text + (" (at floor)" if floor is not None and at_floor(record, floor) else "")
+
+
+def at_floor(record: dict[str, Any], floor: dict[str, Any]) -> bool:
+    """Whether a cell's mean is within two standard deviations of the random-code floor's.
+
+    The deviation combines the cell's spread over seeds and the floor's (zero with one seed).
+    """
+    spread = math.hypot(record.get("std") or 0.0, floor.get("std") or 0.0)
+    return bool(record["value"] <= floor["value"] + 2 * spread)
+
+
+def _map(
+    results: dict[str, Any], method: str, hasher: str | None, bits: int, task: str
+) -> dict[str, Any] | None:
+    """The tie-aware MAP@all record of one cell."""
+    return _value(
+        results["records"], method=method, hasher=hasher, bits=bits, task=task, metric="map@all",
+        tie_policy="expected",
+    )  # fmt: skip
 
 
 def _rows(results: dict[str, Any], task: str) -> list[tuple[str, str | None, str]]:
@@ -45,8 +119,14 @@ def _rows(results: dict[str, Any], task: str) -> list[tuple[str, str | None, str
     return rows
 
 
-def markdown_report(results: dict[str, Any], out_dir: Path | None = None) -> str:
-    """The results table in Markdown, with a short guide to reading it."""
+def markdown_report(
+    results: dict[str, Any], out_dir: Path | None = None, references: References | None = None
+) -> str:
+    """The results table in Markdown, with a short guide to reading it.
+
+    A cell within two standard deviations of the random-code floor is marked "(at floor)". With
+    ``references``, a table sets each method that has reference values beside them.
+    """
     config = results["config"]
     bits = config["bits"]
     n_seeds = config["seeds"]
@@ -59,7 +139,8 @@ def markdown_report(results: dict[str, Any], out_dir: Path | None = None) -> str
         f"shares a label). {split['query']} queries, {split['database']} database items, "
         f"{split['train']} training pairs. "
         + (f"Mean ± std over {n_seeds} seeds. " if n_seeds > 1 else "One seed. ")
-        + "Higher is better; the random-code floor is what codes carrying no information score.",
+        + "Higher is better; the random-code floor is what codes carrying no information score; "
+        "a cell within two standard deviations of it is marked (at floor).",
     ]
     if not results.get("complete", True):
         lines += ["", "**Partial results: the run was interrupted; run the same command again to resume.**"]
@@ -67,30 +148,21 @@ def markdown_report(results: dict[str, Any], out_dir: Path | None = None) -> str
         rows = _rows(results, task)
         if not rows:
             continue
-        title = {
-            "image->text": "Image query → text database",
-            "text->image": "Text query → image database",
-            "text->text": "Text query → text database (single-modal, for reference)",
-        }[task]
+        title = TASK_TITLES[task]
         lines += ["", f"## {title}", "", "| method | " + " | ".join(f"{b} bits" for b in bits) + " |"]
         lines.append("|---|" + "---|" * len(bits))
         for label, hasher, method in rows:
             cells = [
                 _cell(
-                    _value(
-                        results["records"],
-                        method=method,
-                        hasher=hasher,
-                        bits=b,
-                        task=task,
-                        metric="map@all",
-                        tie_policy="expected",
-                    ),
+                    _map(results, method, hasher, b, task),
                     n_seeds,
+                    None if method == "random" else _map(results, "random", None, b, task),
                 )
                 for b in bits
             ]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if references is not None:
+        lines += _reference_lines(results, references, bits)
     lines += _fit_time_lines(results, bits)
     lines += _tuning_lines(results.get("tuning", []))
     index_rows = [r for r in results["records"] if r["tie_policy"] == "index" and r["metric"] == "map@all"]
@@ -113,6 +185,75 @@ def markdown_report(results: dict[str, Any], out_dir: Path | None = None) -> str
             "indices), cells/ (cached cells: rerun to resume)."
         ]
     return "\n".join(lines) + "\n"
+
+
+def _reference_lines(results: dict[str, Any], references: References, bits: Sequence[int]) -> list[str]:
+    """Each method with reference values: this run's mean, the reference and the difference."""
+    methods = sorted({r["method"] for r in results["records"]} & set(references.values))
+    if not methods:
+        return []
+    tolerance = references.protocol.get("tolerance")
+    lines = [
+        "",
+        f"## Against the reference values ({references.protocol.get('source', references.path)})",
+        "",
+        f"Each cell: this run's mean MAP@all, then (reference value, difference). Reference protocol: "
+        f"{references.protocol.get('protocol', 'see ' + references.path)}."
+        + (f" Differences beyond ±{tolerance} are marked ✗." if tolerance is not None else ""),
+    ]
+    for task in TASKS:
+        header = "| method | " + " | ".join(f"{b} bits" for b in bits) + " |"
+        lines += ["", f"**{TASK_TITLES[task]}**", "", header]
+        lines.append("|---|" + "---|" * len(bits))
+        for method in methods:
+            cells = []
+            for b in bits:
+                record, reference = _map(results, method, None, b, task), references.value(method, b, task)
+                if record is None or reference is None:
+                    cells.append("—" if record is None else f"{record['value']:.4f} (no reference)")
+                    continue
+                difference = record["value"] - reference
+                mark = " ✗" if tolerance is not None and abs(difference) > tolerance else ""
+                cells.append(f"{record['value']:.4f} ({reference:.3f}, {difference:+.3f}){mark}")
+            lines.append(f"| {method_label(results, method)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_page(
+    records: Sequence[dict[str, Any]],
+    *,
+    title: str,
+    command: str,
+    references: References | None = None,
+) -> str:
+    """A documentation page from run records: one section per record, provenance first.
+
+    ``command`` is the ``ddcmh-bench report`` command line that regenerates the page; it is written
+    into the page (a test reruns it and compares).
+    """
+    lines = [f"# {title}", "", f"<!-- generated by: {command} -->", ""]
+    lines.append(f"Generated by `{command}` from committed records; do not edit.")
+    for record in records:
+        body = markdown_report(record, references=references).splitlines()[1:]  # its own title dropped
+        demoted = ["#" + line if line.startswith("#") else line for line in body]
+        lines += ["", *_provenance_lines(record), *demoted]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _provenance_lines(record: dict[str, Any]) -> list[str]:
+    """Heading and provenance of one record's section."""
+    config, dataset, versions = record["config"], record["dataset"], record.get("versions", {})
+    shown = ", ".join(f"{name} {version}" for name, version in sorted(versions.items()) if version)
+    return [
+        f"## {record.get('title') or dataset['name']}",
+        "",
+        f"Command: `{record.get('command', 'not recorded')}`",
+        "",
+        f"Run of {record.get('created', '?')} on {record.get('device', '?')}; versions: {shown or '?'}; "
+        f"dataset fingerprint sha256 {dataset['fingerprint']['sha256'][:16]}; split checksum "
+        f"{str(dataset['split'].get('checksum', dataset['split'].get('sha256', '?')))[:16]}; "
+        f"seeds {config['seeds']}; bits {config['bits']}.",
+    ]
 
 
 def _fit_time_lines(results: dict[str, Any], bits: Sequence[int]) -> list[str]:

@@ -308,6 +308,7 @@ def run_bench(arguments: argparse.Namespace) -> int:
     progress(f"{dataset.fingerprint}; split {dataset.split.sizes}; results go to {out_dir}")
     runner = BenchRun(config, dataset, out_dir, progress)
     results, complete = runner.run()
+    results["command"] = getattr(arguments, "command_line", None)
     write_json_atomic(out_dir / "results.json", results)
     report = markdown_report(results, out_dir)
     with atomic_path(out_dir / "results.md") as temporary:
@@ -318,10 +319,87 @@ def run_bench(arguments: argparse.Namespace) -> int:
     return 0 if complete else EXIT_INTERRUPTED
 
 
+def build_report_parser() -> argparse.ArgumentParser:
+    """The parser of ``ddcmh-bench report`` (pages from run records)."""
+    parser = _Parser(
+        prog="ddcmh-bench report",
+        description=(
+            "Write a results page from ddcmh-bench runs: each RUN is a run folder (its results.json) or "
+            "a compact record written by --save-record. The page names the command that regenerates it."
+        ),
+        epilog=(
+            "Example: ddcmh-bench report RUN_DIR --save-record docs/results/records/wikipedia.json, then "
+            "ddcmh-bench report docs/results/records/wikipedia.json --title Wikipedia "
+            "--out docs/results/wikipedia.md"
+        ),
+    )
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="run folders or record files, in page order")
+    parser.add_argument("--out", type=Path, metavar="PAGE.md", help="write the page here (default: print it)")
+    parser.add_argument("--title", default="ddcmh-bench results", help="the page's title")
+    parser.add_argument(
+        "--references",
+        type=Path,
+        metavar="FILE.toml",
+        help="reference values to set beside the methods' rows ([protocol] and [methods.NAME] tables)",
+    )
+    parser.add_argument(
+        "--save-record",
+        type=Path,
+        metavar="FILE.json",
+        help="write the compact record of the one RUN given (MAP@all, fit times, provenance)",
+    )
+    parser.add_argument("--command", help="the command line of the run, when its results.json lacks it")
+    parser.add_argument("--section-title", help="the title of the run's section in the record")
+    return parser
+
+
+def run_report(argv: Sequence[str]) -> int:
+    """``ddcmh-bench report``: compact records and pages generated from them."""
+    import shlex
+
+    from ..bench.record import compact_record, read_record
+    from ..bench.report import load_references, render_page
+    from ..bench.runner import write_json_atomic
+
+    arguments = build_report_parser().parse_args(argv)
+    if arguments.save_record is not None and len(arguments.runs) != 1:
+        raise InputError(f"--save-record: give exactly one RUN, got {len(arguments.runs)}")
+    references = load_references(arguments.references) if arguments.references else None
+    records = [read_record(run) for run in arguments.runs]
+    if arguments.save_record is not None:
+        record = compact_record(records[0], command=arguments.command)
+        if arguments.section_title:
+            record["title"] = arguments.section_title
+        write_json_atomic(arguments.save_record, record)
+        records = [record]
+    sources = [arguments.save_record] if arguments.save_record is not None else arguments.runs
+    tokens = ["ddcmh-bench", "report", *map(str, sources), "--title", arguments.title]
+    if arguments.references is not None:
+        tokens += ["--references", str(arguments.references)]
+    if arguments.out is not None:
+        tokens += ["--out", str(arguments.out)]
+    command = shlex.join(tokens)
+    page = render_page(records, title=arguments.title, command=command, references=references)
+    if arguments.out is None:
+        print(page, end="")
+    else:
+        with atomic_path(arguments.out) as temporary:
+            temporary.write_text(page)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ddcmh-bench``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["report"]:
+        try:
+            return run_report(argv[1:])
+        except DdcmhError as error:
+            print(f"ddcmh-bench report: error: {error}", file=sys.stderr)
+            return EXIT_USAGE
     parser = build_parser()
     arguments = parser.parse_args(argv)
+    arguments.command_line = " ".join(["ddcmh-bench", *argv])
     try:
         if arguments.version:
             print(listing.version_text(hasher_registry()))
