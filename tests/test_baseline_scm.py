@@ -1,0 +1,133 @@
+"""SCM-seq port (ddcmh_baselines.scm): fidelity on Wikipedia, the paper's closed forms, files, bad input."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import scipy.linalg as sla
+from conftest import shared_data
+
+from ddcmh_core import load_model
+from ddcmh_core.errors import InputError
+
+scm = pytest.importorskip("ddcmh_baselines.scm")
+SCMSeq = scm.SCMSeq
+
+
+def synthetic(n: int = 150, n_classes: int = 4, seed: int = 0):
+    """Image (20-d) and text (6-d) views that both carry the class; some items have two labels."""
+    rng = np.random.default_rng(seed)
+    labels = np.eye(n_classes)[rng.integers(0, n_classes, size=n)]
+    labels[: n // 5, 0] = 1
+    image = labels @ rng.standard_normal((n_classes, 20)) + 0.5 * rng.standard_normal((n, 20))
+    text = labels @ rng.standard_normal((n_classes, 6)) + 0.5 * rng.standard_normal((n, 6))
+    return image, text, labels
+
+
+def test_wikipedia_32_bits_reaches_the_reference():
+    from ddcmh_baselines.reference import wikipedia_reference
+
+    from ddcmh_core.data import load_dataset
+    from ddcmh_core.evaluation.metrics import mean_average_precision
+
+    dataset = load_dataset("wikipedia", data_dir=shared_data("wikipedia"))
+    train, query = dataset.split.train, dataset.split.query
+    image, text, labels = np.asarray(dataset.image.take()), np.asarray(dataset.text.take()), dataset.labels
+    model = SCMSeq(n_bits=32, seed=0).fit(image[train], text[train], labels[train])
+    scores = {
+        "image->text": mean_average_precision(
+            model.encode_image(image[query]), model.encode_text(text[train]), labels[query], labels[train]
+        ),
+        "text->image": mean_average_precision(
+            model.encode_text(text[query]), model.encode_image(image[train]), labels[query], labels[train]
+        ),
+    }
+    for task, score in scores.items():
+        reference = wikipedia_reference().value("scm-seq", 32, task)
+        assert float(score) >= reference - 0.03, f"{task}: {float(score):.3f} against reference {reference}"
+
+
+def test_semantic_correlation_never_forms_the_n_by_n_similarity_yet_equals_it():
+    image, text, labels = synthetic()
+    unit = labels / np.linalg.norm(labels, axis=1, keepdims=True)
+    similarity = 2.0 * unit @ unit.T - 1.0  # the paper's S: cosine label similarity in [-1, 1]
+    explicit = 16.0 * text.T @ similarity @ image
+    np.testing.assert_allclose(scm.semantic_cross_covariance(text, image, labels, 16.0), explicit, rtol=1e-10)
+
+
+def test_each_bit_is_the_top_solution_of_its_generalised_eigenproblem():
+    image, text, labels = synthetic()
+    x, y = text - text.mean(axis=0), image - image.mean(axis=0)
+    residual = scm.semantic_cross_covariance(x, y, labels, 8.0)
+    cxx, cyy = x.T @ x + 1e-6 * np.eye(6), y.T @ y + 1e-6 * np.eye(20)
+    for _ in range(3):  # the first three bits, deflating as the paper does
+        wx, wy, value = scm.cca_directions(cxx, cyy, residual, 1)
+        left = residual @ np.linalg.solve(cyy, residual.T)
+        np.testing.assert_allclose(left @ wx[:, 0], value[0] * cxx @ wx[:, 0], rtol=1e-6, atol=1e-8)
+        assert value[0] == pytest.approx(sla.eigh((left + left.T) / 2, cxx, eigvals_only=True).max())
+        np.testing.assert_allclose(wy[:, 0], np.linalg.solve(cyy, residual.T @ wx[:, 0]))
+        residual = residual - np.outer(x.T @ np.sign(x @ wx[:, 0]), y.T @ np.sign(y @ wy[:, 0]))
+    model = SCMSeq(n_bits=8).fit(image, text, labels)
+    kept = model.report_["eigenvalues"][: model.report_["stopped_at_bit"] or 8]
+    assert all(later <= earlier for earlier, later in itertools.pairwise(kept))
+
+
+def weakly_correlated(n: int = 200, seed: int = 0):
+    """Labels that the text hardly carries and the image not at all: the sequence stops early."""
+    rng = np.random.default_rng(seed)
+    labels = np.eye(5)[rng.integers(0, 5, size=n)]
+    text = 0.3 * labels @ rng.standard_normal((5, 4)) + rng.standard_normal((n, 4))
+    return rng.standard_normal((n, 12)), text, labels
+
+
+def test_bits_after_an_early_stop_are_constant_or_trailing_cca():
+    image, text, labels = weakly_correlated()
+    model = SCMSeq(n_bits=8).fit(image, text, labels)
+    stop = model.report_["stopped_at_bit"]
+    assert stop is not None and 0 < stop < 8
+    assert model.report_["eigenvalues"][stop] > model.report_["eigenvalues"][stop - 1]  # the rise
+    codes = model.encode_text(text)
+    assert (codes[:, stop:] == 1).all() and not (codes[:, :stop] == 1).all()
+    cca = SCMSeq(n_bits=4, stall_fallback="cca").fit(image, text, labels)
+    stop = cca.report_["stopped_at_bit"]
+    assert stop is not None and stop < 4
+    x, y = text - text.mean(axis=0), image - image.mean(axis=0)
+    cxx, cyy = x.T @ x + 1e-6 * np.eye(4), y.T @ y + 1e-6 * np.eye(12)
+    expected, _, _ = scm.cca_directions(cxx, cyy, x.T @ y, 4)
+    for column in range(stop, 4):  # bit j takes the (4 - j)-th CCA direction, as trainSCM_seq
+        got = cca.hash_functions_["text"].projection[:, column]
+        want = expected[:, 3 - column]
+        assert abs(got @ want) == pytest.approx(np.linalg.norm(got) * np.linalg.norm(want))
+
+
+def test_deterministic_and_seed_free():
+    image, text, labels = synthetic()
+    first = SCMSeq(n_bits=8, seed=0).fit(image, text, labels).encode_image(image)
+    other = SCMSeq(n_bits=8, seed=5).fit(image, text, labels).encode_image(image)
+    np.testing.assert_array_equal(first, other)
+
+
+def test_save_load_round_trip_gives_identical_codes(tmp_path):
+    image, text, labels = synthetic()
+    model = SCMSeq(n_bits=12).fit(image, text, labels)
+    loaded = load_model(model.save(tmp_path / "scm.h5"))
+    assert isinstance(loaded, SCMSeq) and loaded.params == model.params
+    for view, rows in (("image", image), ("text", text)):
+        np.testing.assert_array_equal(loaded.encode(view, rows), model.encode(view, rows))
+
+
+def test_bad_input_is_refused_before_any_work(monkeypatch):
+    image, text, labels = synthetic()
+    monkeypatch.setattr(SCMSeq, "_fit", lambda *a, **k: pytest.fail("_fit ran on bad input"))
+    with pytest.raises(InputError, match="labels"):
+        SCMSeq(n_bits=8).fit(image, text)
+    with pytest.raises(InputError, match="rows"):
+        SCMSeq(n_bits=8).fit(image[:-2], text, labels)
+    with pytest.raises(InputError, match="n_bits"):
+        SCMSeq(n_bits=5000)
+    with pytest.raises(InputError, match=r"n_bits.*text view has 6 features"):
+        SCMSeq(n_bits=8, stall_fallback="cca").fit(image, text, labels)
+    with pytest.raises(InputError, match="stall_fallback"):
+        SCMSeq(stall_fallback="pca")
