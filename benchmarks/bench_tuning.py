@@ -76,7 +76,7 @@ def main() -> None:
     print("\n| run | seconds | fits | chosen candidate |\n|---|---|---|---|")
     print(f"| full grid, nothing shared | {grid['seconds']:.0f} | {grid['fits']} | {grid['chosen'] + 1} |")
     print(
-        f"| successive halving + median stopping, shared stages | {halving['seconds']:.0f} | {halving['fits']} | "
+        f"| halving + median stopping, shared stages | {halving['seconds']:.0f} | {halving['fits']} | "
         f"{halving['chosen'] + 1} |"
     )
     same = grid["chosen"] == halving["chosen"]

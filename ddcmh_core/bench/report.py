@@ -256,6 +256,11 @@ def _provenance_lines(record: dict[str, Any]) -> list[str]:
     ]
 
 
+def _seconds(value: float) -> str:
+    """A fit time: one decimal, two below a second (shallow methods fit in milliseconds)."""
+    return f"{value:.1f}" if value >= 1 else f"{value:.2f}"
+
+
 def _fit_time_lines(results: dict[str, Any], bits: Sequence[int]) -> list[str]:
     """Each trained method's fit time per code length (mean over seeds, seconds)."""
     timings = results.get("fit_seconds", [])
@@ -274,7 +279,7 @@ def _fit_time_lines(results: dict[str, Any], bits: Sequence[int]) -> list[str]:
     )
     for method, hasher in keys:
         by_bits = {t["bits"]: t["mean"] for t in timings if (t["method"], t["hasher"]) == (method, hasher)}
-        cells = [f"{by_bits[b]:.1f}" if b in by_bits else "—" for b in bits]
+        cells = [_seconds(by_bits[b]) if b in by_bits else "—" for b in bits]
         lines.append(f"| {method_label(results, method, hasher)} | " + " | ".join(cells) + " |")
     return lines
 
