@@ -90,6 +90,13 @@ def test_a_full_run_writes_results_plots_and_resumes_from_cache(tiny_dataset, tm
     status, _, stderr = _run(capsys, *arguments)
     assert status == 0
     assert stderr.count("reused from") == 6  # 2 bit lengths x (random + 2 hashers)
+    assert results["command"].startswith("ddcmh-bench --dataset ") and "--hasher lsh,itq" in results["command"]
+    # The same data in another folder: its content fingerprint is the same, so the cells are reused.
+    moved = tmp_path / "elsewhere" / data.name
+    moved.parent.mkdir()
+    data.rename(moved)
+    status, _, stderr = _run(capsys, *[moved if argument == data else argument for argument in arguments])
+    assert status == 0 and stderr.count("reused from") == 6
 
 
 def test_ctrl_c_leaves_valid_partial_results(tiny_dataset, tmp_path, capsys, monkeypatch):

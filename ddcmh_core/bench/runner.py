@@ -239,8 +239,14 @@ def check_plan_against_data(config: BenchConfig, dataset: Any) -> None:
 
 
 def config_digest(config: BenchConfig, fingerprint: str) -> str:
-    """A digest of everything that changes a cell's result (not the list of cells itself)."""
-    relevant = config.model_dump(mode="json", exclude={"out", "seeds", "hashers", "bits", "methods"})
+    """A digest of everything that changes a cell's result (not the list of cells itself).
+
+    Where the data were read from (the dataset path, the data folder) is left out: the dataset's
+    content ``fingerprint`` stands for it, so a run resumes (and reuses its cells) after the data
+    moved.
+    """
+    excluded = {"out", "dataset", "data_dir", "seeds", "hashers", "bits", "methods"}
+    relevant = config.model_dump(mode="json", exclude=excluded)
     relevant["fingerprint"] = fingerprint
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
