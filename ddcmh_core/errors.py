@@ -20,6 +20,10 @@ class NotFittedError(DdcmhError, RuntimeError):
     """A hasher (or model) was used before it was fitted."""
 
 
+class NumericalError(DdcmhError, ArithmeticError):
+    """A computation gave NaN or infinite values: a diverged training or a model with broken weights."""
+
+
 class HasherFileError(DdcmhError, ValueError):
     """A file that should hold a saved hasher is missing, corrupted, foreign or from another version."""
 

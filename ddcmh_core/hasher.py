@@ -29,10 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from .errors import (
     InputError,
     NotFittedError,
+    NumericalError,
     UnsupportedOperationError,
 )
 from .kernels import AnchorRBF
-from .validation import FeatureMatrix, check_features, check_labels
+from .validation import FeatureMatrix, check_features, check_labels, check_not_constant
 
 
 class HasherParams(BaseModel):
@@ -209,9 +210,12 @@ class Hasher:
             ``self``.
         """
         features = check_features(X, owner=self.name, argument="X", min_samples=2)
+        check_not_constant([features], owner=self.name, argument="X")
         label_matrix = None
         if labels is not None:
-            label_matrix = check_labels(labels, owner=self.name, n_samples=features.shape[0])
+            label_matrix = check_labels(
+                labels, owner=self.name, n_samples=features.shape[0], supervised=self.labels_required()
+            )
         elif self.labels_required():
             raise InputError(
                 f"{self.name}: argument 'labels': expected a {{0,1}} label matrix with "
@@ -231,11 +235,11 @@ class Hasher:
         self._fit(features, label_matrix, rng)
         codes = self._training_codes()
         if codes is None:
-            codes = self._project(features) > 0
+            codes = self._bits(features)
         self.training_codes_ = np.ascontiguousarray(np.asarray(codes) > 0, dtype=np.uint8)
         if self.supports_encode:
             # Only set when the method has a hash function, so that encode(train) can be compared.
-            self.encoded_training_codes_ = np.ascontiguousarray(self._project(features) > 0, dtype=np.uint8)
+            self.encoded_training_codes_ = self._bits(features)
         self.n_features_in_ = n_features
         return self
 
@@ -294,7 +298,17 @@ class Hasher:
         features = check_features(X, owner=self.name, argument="X", n_features=self.n_features_in_)
         if hasattr(self, "lift_"):
             features = self.lift_.transform(features)
-        return np.ascontiguousarray(self._project(features) > 0, dtype=np.uint8)
+        return self._bits(features)
+
+    def _bits(self, features: FeatureMatrix) -> np.ndarray:
+        """Codes ``[projection > 0]``; NaN or infinite projections are an error, not bits."""
+        projections = np.asarray(self._project(features))
+        if not np.all(np.isfinite(projections)):
+            raise NumericalError(
+                f"{self.name}: the hash function gives NaN or infinite projections; its fitted state is "
+                "not finite (a degenerate fit or a damaged hasher file)"
+            )
+        return np.ascontiguousarray(projections > 0, dtype=np.uint8)
 
     def _require_fitted(self, action: str) -> None:
         if not self.is_fitted:

@@ -33,6 +33,7 @@ import h5py
 import numpy as np
 import scipy.sparse as sp
 
+from ..validation import MAX_MAGNITUDE, out_of_range
 from .errors import DatasetError
 
 Block: TypeAlias = np.ndarray | sp.csr_matrix
@@ -84,7 +85,10 @@ def row_indices(rows: Any, n_rows: int, *, source: str = "view") -> np.ndarray:
 
 
 def check_finite(block: Block, *, source: str, rows: np.ndarray | None = None, offset: int = 0) -> None:
-    """Raise :class:`DatasetError` naming the row and column of the first NaN or infinite value.
+    """Raise :class:`DatasetError` naming the row and column of the first NaN, infinite or huge value.
+
+    Huge means beyond :data:`~ddcmh_core.validation.MAX_MAGNITUDE`: such values overflow the
+    computations of every method.
 
     Parameters
     ----------
@@ -100,12 +104,12 @@ def check_finite(block: Block, *, source: str, rows: np.ndarray | None = None, o
     values = np.asarray(block.data) if sp.issparse(block) else np.asarray(block)
     if not np.issubdtype(values.dtype, np.floating) and not np.issubdtype(values.dtype, np.complexfloating):
         return
-    finite = np.isfinite(values)
+    finite = ~out_of_range(values)
     if finite.all():
         return
     if sp.issparse(block):
         csr = sp.csr_matrix(block)
-        entry = int(np.flatnonzero(~np.isfinite(csr.data))[0])
+        entry = int(np.flatnonzero(out_of_range(csr.data))[0])
         local_row = int(np.searchsorted(csr.indptr, entry, side="right") - 1)
         column: Any = int(csr.indices[entry])
         value = csr.data[entry]
@@ -116,7 +120,10 @@ def check_finite(block: Block, *, source: str, rows: np.ndarray | None = None, o
         column = column[0] if len(column) == 1 else column
         value = block[position]
     row = int(rows[local_row]) if rows is not None else offset + local_row
-    raise DatasetError(f"{source}: row {row}, column {column}: expected finite feature values, got {value}")
+    limit = f" of magnitude at most {MAX_MAGNITUDE:g}" if np.isfinite(value) else ""
+    raise DatasetError(
+        f"{source}: row {row}, column {column}: expected finite feature values{limit}, got {value}"
+    )
 
 
 def _hash_block(digest: Any, block: Block) -> None:

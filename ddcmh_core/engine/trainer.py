@@ -30,6 +30,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..errors import NumericalError
 from .abandon import TrainingAbandoned, abandon_verdict
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainingConfig
@@ -603,5 +604,20 @@ def encode_with(
     indices: np.ndarray | None = None,
     **options: Any,
 ) -> np.ndarray:
-    """Codes ``[logit > 0]`` as uint8 {0,1} of shape (n, n_bits)."""
-    return np.ascontiguousarray(predict_logits(network, source, indices, **options) > 0, dtype=np.uint8)
+    """Codes ``[logit > 0]`` as uint8 {0,1} of shape (n, n_bits).
+
+    Raises
+    ------
+    NumericalError
+        If a logit is NaN or infinite (the network's weights are not finite: a diverged training
+        or a damaged model), instead of turning it into a code bit.
+    """
+    logits = predict_logits(network, source, indices, **options)
+    bad_rows = np.flatnonzero(~np.isfinite(logits).all(axis=1))
+    if bad_rows.size:
+        raise NumericalError(
+            f"{type(_unwrap(network)).__name__}: the network's output is NaN or infinite for "
+            f"{bad_rows.size} of {len(logits)} rows (first: row {int(bad_rows[0])}); its weights are "
+            "not finite (training diverged: lower the learning rate) or the model file is damaged"
+        )
+    return np.ascontiguousarray(logits > 0, dtype=np.uint8)

@@ -29,13 +29,12 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
-import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InputError, NotFittedError
 from ..evaluation.codes import pack_codes
 from ..model_file import MethodState, ModelFileError, load_model, save_model
-from ..validation import check_labels
+from ..validation import check_labels, check_not_constant, check_values
 
 View = Literal["image", "text"]
 VIEWS: tuple[View, View] = ("image", "text")
@@ -242,15 +241,11 @@ class CrossModalMethod(ABC):
         InputError
             Naming the method, the argument and what was wrong.
         """
-        from ..engine.sources import as_source
-
         owner = self.label()
-        sources = [
-            as_source(view, self.network_config(name))
-            for name, view in zip(VIEWS, (image, text), strict=True)
-        ]
+        sources = []
         for name, view in zip(VIEWS, (image, text), strict=True):
-            _check_finite(view, owner=owner, argument=name)
+            check_values(view, owner=owner, argument=name)
+            sources.append(self._source(name, view))
         n_rows = len(sources[0])
         if self.tags.needs_paired and len(sources[1]) != n_rows:
             raise InputError(
@@ -259,7 +254,11 @@ class CrossModalMethod(ABC):
             )
         label_matrix = None
         if labels is not None:
-            label_matrix = check_labels(labels, owner=owner, n_samples=n_rows)
+            label_matrix = check_labels(
+                labels, owner=owner, n_samples=n_rows, supervised=self.tags.supervised
+            )
+        for name, source in zip(VIEWS, sources, strict=True):
+            _check_rows_differ(source, owner=owner, argument=name)
         shape = DataShape(
             n_rows=n_rows,
             n_features={name: source.n_features for name, source in zip(VIEWS, sources, strict=True)},
@@ -269,6 +268,15 @@ class CrossModalMethod(ABC):
         if problems:
             raise InputError(f"{owner}: cannot fit: " + "; ".join(problems))
         return sources[0], sources[1], label_matrix
+
+    def _source(self, view: View, X: Any) -> Any:
+        """The batch source of ``X`` read by ``view``'s network; :class:`InputError` when it cannot be."""
+        from ..engine.sources import as_source
+
+        try:
+            return as_source(X, self.network_config(view))
+        except ValueError as error:  # a 1-D array, image files for an MLP, ...
+            raise InputError(f"{self.label()}: argument {view!r}: {error}") from None
 
     def network_config(self, view: View) -> Any:
         """The network settings of ``view`` (a deep method's ``NetworkConfig``), else None."""
@@ -356,16 +364,14 @@ class CrossModalMethod(ABC):
         self._require_fitted()
         if view not in VIEWS:
             raise InputError(f"{self.label()}: argument 'view': expected 'image' or 'text', got {view!r}")
-        from ..engine.sources import as_source
-
-        source = as_source(X, self.network_config(view))
+        check_values(X, owner=self.label(), argument=view)
+        source = self._source(view, X)
         expected = self.n_features_.get(view)
         if expected is not None and source.n_features != expected:
             raise InputError(
                 f"{self.label()}: argument {view!r}: expected {expected} features per row (as in "
                 f"training), got {source.n_features}"
             )
-        _check_finite(X, owner=self.label(), argument=view)
         return self._encode(view, source, batch_size=batch_size)
 
     def encode(self, view: View, X: Any, *, batch_size: int = 1024) -> np.ndarray:
@@ -425,25 +431,13 @@ class CrossModalMethod(ABC):
         return f"{type(self).__name__}({shown})"
 
 
-def _check_finite(view: Any, *, owner: str, argument: str) -> None:
-    """Refuse NaN or infinite values in an in-memory numeric view (files are checked when read)."""
-    values: Any = None
-    if isinstance(view, np.ndarray):
-        values = view
-    elif sp.issparse(view):
-        values = view.data
-    if values is None or values.dtype.kind not in "fc":
-        if values is not None and values.dtype.kind not in "biu":
-            raise InputError(f"{owner}: argument {argument!r}: expected numbers, got dtype {values.dtype}")
+def _check_rows_differ(source: Any, *, owner: str, argument: str, block: int = 256) -> None:
+    """Refuse a training view whose rows are all equal (vector views; image files are not read)."""
+    if not hasattr(source, "rows") or len(source) < 2:
         return
-    if values.dtype.kind == "c":
-        raise InputError(f"{owner}: argument {argument!r}: expected real numbers, got complex values")
-    bad = ~np.isfinite(values)
-    if bad.any():
-        raise InputError(
-            f"{owner}: argument {argument!r}: expected finite values, got {int(bad.sum())} NaN or "
-            "infinite entries"
-        )
+    n_rows = len(source)
+    blocks = (source.rows(np.arange(begin, min(begin + block, n_rows))) for begin in range(0, n_rows, block))
+    check_not_constant(blocks, owner=owner, argument=argument)
 
 
 __all__ = [
