@@ -122,6 +122,12 @@ def principal_components(
     return values[order], fix_signs(vectors[:, order])
 
 
+def dense_rows(features: FeatureMatrix, rows: np.ndarray) -> np.ndarray:
+    """The selected rows of ``features`` as a dense float64 array (only those rows are densified)."""
+    block = features[rows]
+    return np.asarray(block.toarray() if sp.issparse(block) else block, dtype=np.float64)
+
+
 def row_squared_norms(features: FeatureMatrix) -> np.ndarray:
     """Squared L2 norm of each row."""
     if isinstance(features, np.ndarray):

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from ddcmh_core.errors import InputError
 from ddcmh_core.hasher import Hasher, HasherParams
-from ddcmh_core.linalg import fix_signs, squared_distances
+from ddcmh_core.linalg import dense_rows, fix_signs, squared_distances
 from ddcmh_core.validation import FeatureMatrix, check_features
 
 CHUNK_ROWS = 8192
@@ -29,12 +29,6 @@ EIGENVECTOR_NOISE = 1e-10
 """Eigenvector entries below this fraction of their column's largest entry are set to 0."""
 
 
-def _dense_rows(features: FeatureMatrix, rows: np.ndarray) -> np.ndarray:
-    """Return the selected rows of ``features`` as a dense float64 array (only those rows)."""
-    block = features[rows]
-    return np.asarray(block.toarray() if sp.issparse(block) else block, dtype=np.float64)
-
-
 def _distinct_rows(features: FeatureMatrix, n_rows: int, rng: np.random.Generator) -> np.ndarray:
     """Return ``n_rows`` pairwise-distinct training rows, drawn in a random order (dense)."""
     n_samples = features.shape[0]
@@ -44,7 +38,7 @@ def _distinct_rows(features: FeatureMatrix, n_rows: int, rng: np.random.Generato
     start = 0
     batch = max(2 * n_rows, 64)
     while len(chosen) < n_rows and start < n_samples:
-        rows = _dense_rows(features, order[start : start + batch])
+        rows = dense_rows(features, order[start : start + batch])
         for row in rows:
             key = row.tobytes()
             if key not in seen:

@@ -43,6 +43,11 @@ def ddcmh_hashers() -> Iterator[HasherSpec]:
         summary="One-layer Anchor Graph Hashing (Liu et al. 2011).",
     )
     yield HasherSpec(
+        name="sph",
+        hasher="ddcmh_hashers.sph:SpH",
+        summary="Spherical Hashing (Heo et al. 2012): one learned hypersphere per bit.",
+    )
+    yield HasherSpec(
         name="sdh",
         hasher="ddcmh_hashers.sdh:SDH",
         summary="Supervised Discrete Hashing (Shen et al. 2015) on anchor RBF features.",
