@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import shared_data
+from hasher_quality import mirflickr_text_maps
 
 from ddcmh_core import InputError, get_hasher, load_hasher
 from ddcmh_core.linalg import squared_distances
@@ -150,22 +150,6 @@ def test_bad_input_is_refused():
 
 @pytest.mark.data
 def test_mirflickr_text_map_beats_lsh_and_the_random_floor():
-    from ddcmh_core.data import load_dataset
-    from ddcmh_core.evaluation.metrics import mean_average_precision, random_code_floor
-
-    dataset = load_dataset("mirflickr25k", data_dir=shared_data("mirflickr25k"), image="none")
-    split, labels = dataset.split, dataset.labels
-    text = dataset.text[np.arange(dataset.n_items)]
-    query, database = split.query[:1000], split.database[:8000]
-
-    def text_map(name):
-        hasher = get_hasher(name, n_bits=32).fit(text[split.train])
-        codes = hasher.encode(text[np.concatenate([query, database])])
-        return mean_average_precision(
-            codes[: query.size], codes[query.size :], labels[query], labels[database]
-        ).value
-
-    floor = random_code_floor(labels[query], labels[database], 32).value
-    sph, lsh = text_map("sph"), text_map("lsh")
-    assert sph > floor + 0.01
-    assert sph > lsh + 0.004
+    scores = mirflickr_text_maps("sph", "lsh")
+    assert scores["sph"] > scores["floor"] + 0.01
+    assert scores["sph"] > scores["lsh"] + 0.004

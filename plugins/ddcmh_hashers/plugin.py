@@ -48,6 +48,11 @@ def ddcmh_hashers() -> Iterator[HasherSpec]:
         summary="Spherical Hashing (Heo et al. 2012): one learned hypersphere per bit.",
     )
     yield HasherSpec(
+        name="isohash",
+        hasher="ddcmh_hashers.isohash:IsoHash",
+        summary="Isotropic Hashing (Kong & Li 2012): PCA rotated to equal variances.",
+    )
+    yield HasherSpec(
         name="sdh",
         hasher="ddcmh_hashers.sdh:SDH",
         summary="Supervised Discrete Hashing (Shen et al. 2015) on anchor RBF features.",
