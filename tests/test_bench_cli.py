@@ -90,7 +90,8 @@ def test_a_full_run_writes_results_plots_and_resumes_from_cache(tiny_dataset, tm
     status, _, stderr = _run(capsys, *arguments)
     assert status == 0
     assert stderr.count("reused from") == 6  # 2 bit lengths x (random + 2 hashers)
-    assert results["command"].startswith("ddcmh-bench --dataset ") and "--hasher lsh,itq" in results["command"]
+    assert results["command"].startswith("ddcmh-bench --dataset ")
+    assert "--hasher lsh,itq" in results["command"]
     # The same data in another folder: its content fingerprint is the same, so the cells are reused.
     moved = tmp_path / "elsewhere" / data.name
     moved.parent.mkdir()
@@ -199,3 +200,25 @@ def test_model_settings_are_validated_before_work(tmp_path, capsys, tiny_dataset
     )
     status, _, stderr = _run(capsys, "--dataset", data, "--config", config, "--hasher", "lsh")
     assert status == 2 and "max_epochs" in stderr
+
+
+def test_jobs_run_cells_in_worker_processes_with_the_same_results(tiny_dataset, tmp_path, capfd):
+    data, config = tiny_dataset
+    common = ["--dataset", data, "--config", config, "--hasher", "lsh,itq", "--bits", "8", "--threads", "1"]
+    status, _, _ = _run(capfd, *common, "--out", tmp_path / "one")
+    assert status == 0
+    status, _, stderr = _run(capfd, *common, "--jobs", "2", "--out", tmp_path / "two")  # workers write fd 2
+    assert status == 0 and "--jobs 2: 3 groups of cells in 2 processes, 1 thread(s) each" in stderr
+    assert "[worker]" in stderr and stderr.count("reused from") == 3  # the parent aggregates
+    one, two = (json.loads((tmp_path / name / "results.json").read_text()) for name in ("one", "two"))
+    fields = ("method", "hasher", "bits", "task", "metric", "tie_policy", "value")
+    rows = [sorted(tuple(str(record[f]) for f in fields) for record in run["records"]) for run in (one, two)]
+    assert rows[0] == rows[1]
+
+
+def test_threads_are_the_usable_cores_shared_between_jobs(monkeypatch):
+    from ddcmh_core import threads
+
+    monkeypatch.setattr(threads, "usable_cores", lambda: 8)
+    assert threads.threads_per_job(1) == 8 and threads.threads_per_job(3) == 2
+    assert threads.threads_per_job(16) == 1 and threads.threads_per_job(2, threads=5) == 5

@@ -45,6 +45,12 @@ class BenchConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     out: Path | None = None
     quick: bool = False
+    jobs: int = Field(
+        1, ge=1, le=64, description="Processes running independent cells side by side, sharing the cores."
+    )
+    threads: int | None = Field(
+        None, ge=1, le=256, description="Threads per process (default: the usable cores divided by jobs)."
+    )
     methods: list[str] = Field(
         default_factory=list,
         description=(

@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -238,6 +239,17 @@ def check_plan_against_data(config: BenchConfig, dataset: Any) -> None:
         raise InputError(f"the plan cannot run on {dataset.name} ({len(problems)} problems):\n  {listed}")
 
 
+def stderr_progress(prefix: str = "") -> Callable[[str], None]:
+    """A progress callback printing ``<elapsed> <prefix><line>`` to standard error."""
+    started = time.perf_counter()
+
+    def progress(line: str) -> None:
+        elapsed = int(time.perf_counter() - started)
+        print(f"{elapsed // 60:3d}m{elapsed % 60:02d}s {prefix}{line}", file=sys.stderr, flush=True)
+
+    return progress
+
+
 def config_digest(config: BenchConfig, fingerprint: str) -> str:
     """A digest of everything that changes a cell's result (not the list of cells itself).
 
@@ -245,7 +257,7 @@ def config_digest(config: BenchConfig, fingerprint: str) -> str:
     content ``fingerprint`` stands for it, so a run resumes (and reuses its cells) after the data
     moved.
     """
-    excluded = {"out", "dataset", "data_dir", "seeds", "hashers", "bits", "methods"}
+    excluded = {"out", "dataset", "data_dir", "seeds", "hashers", "bits", "methods", "jobs", "threads"}
     relevant = config.model_dump(mode="json", exclude=excluded)
     relevant["fingerprint"] = fingerprint
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
@@ -340,12 +352,13 @@ class BenchRun:
         self.fit_seconds = 0.0
 
     # ------------------------------------------------------------------ cells
-    def run(self) -> tuple[dict[str, Any], bool]:
+    def run(self, only: set[str] | None = None) -> tuple[dict[str, Any], bool]:
         """Run (or reuse) every cell; return the aggregated results and whether all finished.
 
+        ``only`` restricts the loop to the cells with these keys (a ``--jobs`` worker's share).
         A KeyboardInterrupt stops the loop after writing results for the finished cells.
         """
-        cells = plan_cells(self.config)
+        cells = [cell for cell in plan_cells(self.config) if only is None or cell.key in only]
         finished: list[dict[str, Any]] = []
         complete = True
         durations: dict[str, list[float]] = {}

@@ -10,7 +10,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 import warnings
 from collections.abc import Sequence
 from datetime import datetime
@@ -122,6 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="output folder (default: ./ddcmh-results/<dataset>-<timestamp>); reusing one resumes",
     )
     run.add_argument("--quick", action="store_true", help="few epochs and 16/32 bits: a fast first look")
+    run.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="run independent cells in N processes, the usable cores split between them (default 1)",
+    )
+    run.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch and BLAS threads per process (default: usable cores / jobs)",
+    )
     info = parser.add_argument_group("listing")
     info.add_argument("--list-hashers", action="store_true", help="list the installed hashers and exit")
     info.add_argument(
@@ -246,6 +257,8 @@ def resolve_config(arguments: argparse.Namespace) -> Any:
         ("seeds", "seeds"),
         ("device", "device"),
         ("out", "out"),
+        ("jobs", "jobs"),
+        ("threads", "threads"),
     ):
         value = getattr(arguments, flag)
         if value is not None:
@@ -284,18 +297,22 @@ def prepare_out_dir(requested: Path | None, dataset_name: str) -> Path:
 
 def run_bench(arguments: argparse.Namespace) -> int:
     """Run the benchmark the arguments describe; return the exit status."""
+    from ..bench.parallel import run_cells_in_workers
     from ..bench.report import markdown_report, write_plots
-    from ..bench.runner import BenchRun, check_plan_against_data, validate_plan, write_json_atomic
+    from ..bench.runner import (
+        BenchRun,
+        check_plan_against_data,
+        stderr_progress,
+        validate_plan,
+        write_json_atomic,
+    )
     from ..data import load_dataset
+    from ..threads import configure_threads, threads_per_job
 
     config = resolve_config(arguments)
     validate_plan(config)
-    started = time.perf_counter()
-
-    def progress(line: str) -> None:
-        elapsed = time.perf_counter() - started
-        print(f"{int(elapsed) // 60:3d}m{int(elapsed) % 60:02d}s {line}", file=sys.stderr, flush=True)
-
+    threads = configure_threads(threads_per_job(config.jobs, config.threads))
+    progress = stderr_progress()
     progress(f"loading dataset {config.dataset}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -306,6 +323,8 @@ def run_bench(arguments: argparse.Namespace) -> int:
     out_dir = prepare_out_dir(config.out, dataset.name)
     dataset.split.save(out_dir / "split.h5", dataset_fingerprint=dataset.fingerprint.sha256)
     progress(f"{dataset.fingerprint}; split {dataset.split.sizes}; results go to {out_dir}")
+    if config.jobs > 1:
+        run_cells_in_workers(config, out_dir, threads, progress)
     runner = BenchRun(config, dataset, out_dir, progress)
     results, complete = runner.run()
     results["command"] = getattr(arguments, "command_line", None)

@@ -14,13 +14,13 @@ kernel computes the same integer distances with one matrix product, for GPUs.
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ddcmh_core.errors import InputError
+from ddcmh_core.threads import usable_cores
 
 if TYPE_CHECKING:
     import torch
@@ -395,9 +395,7 @@ def hamming_distances_torch(query_bits: torch.Tensor, database_bits: torch.Tenso
 
 def available_cpus() -> int:
     """Return the number of CPUs this process may run on (the default thread count of kernels)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 class ScratchBuffers(threading.local):

@@ -1,0 +1,66 @@
+"""``ddcmh-bench --jobs N``: independent cells run in N worker processes, the cores split between them.
+
+Cells are grouped so that everything one cell may depend on stays in one process: all seeds and
+tuning candidates of one (method, hasher, code length) share a group (successive halving reads the
+earlier seeds' scores; DDCMH cells share their stage files). Each worker loads the dataset, runs
+its groups and writes each finished cell to ``<out>/cells/`` like a sequential run; the parent then
+runs the ordinary loop, which finds every cell cached and aggregates them. An interrupted parallel
+run therefore resumes like any other.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..threads import configure_threads
+from .config import BenchConfig
+from .runner import BenchRun, Cell, plan_cells, stderr_progress
+
+
+def cell_groups(cells: list[Cell]) -> list[list[str]]:
+    """Keys of the cells grouped by (method, hasher, code length), in plan order, largest first."""
+    groups: dict[tuple[str, str | None, int], list[str]] = {}
+    for cell in cells:
+        groups.setdefault((cell.method, cell.hasher, cell.bits), []).append(cell.key)
+    return sorted(groups.values(), key=len, reverse=True)
+
+
+def _run_group(config_json: str, out_dir: str, keys: list[str], threads: int) -> int:
+    """Worker: run the cells ``keys`` of the plan (cells already finished are reused)."""
+    from ..data import load_dataset
+
+    configure_threads(threads)
+    config = BenchConfig.model_validate_json(config_json)
+    progress = stderr_progress("[worker] ")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dataset = load_dataset(config.dataset, data_dir=config.data_dir).drop_unlabelled()
+    _, complete = BenchRun(config, dataset, Path(out_dir), progress).run(only=set(keys))
+    return len(keys) if complete else 0
+
+
+def run_cells_in_workers(
+    config: BenchConfig, out_dir: Path, threads: int, progress: Callable[[str], None]
+) -> None:
+    """Run every cell of the plan in ``config.jobs`` worker processes (``spawn``: no shared state)."""
+    groups = cell_groups(plan_cells(config))
+    progress(
+        f"--jobs {config.jobs}: {len(groups)} groups of cells in {config.jobs} processes, "
+        f"{threads} thread(s) each"
+    )
+    context = multiprocessing.get_context("spawn")
+    payload: Any = config.model_dump_json()
+    with concurrent.futures.ProcessPoolExecutor(max_workers=config.jobs, mp_context=context) as pool:
+        futures = [pool.submit(_run_group, payload, str(out_dir), keys, threads) for keys in groups]
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise

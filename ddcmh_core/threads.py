@@ -1,0 +1,50 @@
+"""How many threads ddcmh's numerical libraries use: from the cores a process may run on.
+
+torch and the BLAS libraries under numpy and scipy each start one thread per *machine* core by
+default. Several processes on a small machine (a ``--jobs`` run, or two runs side by side) then
+oversubscribe it, and small networks slow down many times over while threads wait on each other.
+:func:`configure_threads` gives each library the process's share of the cores it may use.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+THREAD_ENVIRONMENT = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_limits: Any = None  # the threadpoolctl limiter kept alive for the life of the process
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity mask, not the machine's core count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def threads_per_job(jobs: int = 1, threads: int | None = None) -> int:
+    """Threads for each of ``jobs`` processes: ``threads`` when given, else an equal share of the cores."""
+    if threads is not None:
+        return max(1, int(threads))
+    return max(1, usable_cores() // max(1, jobs))
+
+
+def configure_threads(threads: int) -> int:
+    """Use ``threads`` threads in torch (intra-op), in the BLAS libraries, and in child processes.
+
+    Returns ``threads``. Child processes (data-loader workers, ``--jobs`` workers) inherit the
+    limit through the ``OMP_NUM_THREADS`` family of environment variables.
+    """
+    global _limits
+    for name in THREAD_ENVIRONMENT:
+        os.environ[name] = str(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        _limits = threadpool_limits(limits=threads)
+    except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
+        _limits = None
+    import torch
+
+    torch.set_num_threads(threads)
+    return threads
