@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -72,30 +73,94 @@ def _write_state(group: h5py.Group, state: dict[str, Any]) -> None:
             )
 
 
-def _read_state(group: h5py.Group, path: Path) -> dict[str, Any]:
+FITTED_NAME = re.compile(r"[a-z][a-z0-9_]*_")
+"""What a fitted attribute's name looks like (scikit-learn's convention: lower case, ending in ``_``)."""
+
+
+def _read_state(group: h5py.Group, path: Path, *, top: bool = True) -> dict[str, Any]:
+    """The state stored in ``group``, every name and value checked before it is used."""
     try:
         keys = json.loads(group.attrs["state_keys"])
     except KeyError:
         raise HasherFileError(f"{path}: group {group.name!r} has no 'state_keys' attribute") from None
+    except (TypeError, ValueError) as error:
+        raise HasherFileError(f"{path}: {group.name!r} attribute 'state_keys': not JSON ({error})") from None
+    if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
+        raise HasherFileError(f"{path}: {group.name!r} attribute 'state_keys': expected a list of names")
     state: dict[str, Any] = {}
     for key in keys:
-        if key in group:
-            item = group[key]
-            if isinstance(item, h5py.Group):
-                type_name = item.attrs.get("state_type", "")
-                if type_name not in STATE_TYPES:
-                    raise HasherFileError(f"{path}: {item.name!r} has unknown state type {type_name!r}")
-                state[key] = STATE_TYPES[type_name].from_state(_read_state(item, path))
-            else:
-                state[key] = item[()]
-        elif key in group.attrs:
-            state[key] = json.loads(group.attrs[key])
-        else:
+        if top and not FITTED_NAME.fullmatch(key):
             raise HasherFileError(
-                f"{path}: fitted attribute {key!r} listed in {group.name!r} is missing "
-                "(the file is truncated or corrupted)"
+                f"{path}: fitted attribute {key!r}: not a fitted-attribute name (lower case, ending in '_'); "
+                "the file was tampered with"
             )
+        state[key] = _read_value(group, key, path)
     return state
+
+
+def _read_value(group: h5py.Group, key: str, path: Path) -> Any:
+    where = f"{group.name.rstrip('/')}/{key}"
+    if key in group:
+        item = group[key]
+        if isinstance(item, h5py.Group):
+            type_name = item.attrs.get("state_type", "")
+            if type_name not in STATE_TYPES:
+                raise HasherFileError(f"{path}: {item.name!r} has unknown state type {type_name!r}")
+            nested = _read_state(item, path, top=False)
+            try:
+                return STATE_TYPES[type_name].from_state(nested)
+            except (LookupError, TypeError, ValueError) as error:
+                raise HasherFileError(f"{path}: {where!r}: invalid {type_name} state ({error})") from None
+        if item.dtype.kind not in "biuf":
+            raise HasherFileError(f"{path}: {where!r}: expected a numeric array, got dtype {item.dtype}")
+        value = item[()]
+        if np.asarray(value).dtype.kind == "f" and not np.all(np.isfinite(value)):
+            raise HasherFileError(f"{path}: {where!r}: expected finite numbers, got NaN or infinite values")
+        return value
+    if key not in group.attrs:
+        raise HasherFileError(
+            f"{path}: fitted attribute {key!r} listed in {group.name!r} is missing "
+            "(the file is truncated or corrupted)"
+        )
+    try:
+        value = json.loads(group.attrs[key])
+    except (TypeError, ValueError) as error:
+        raise HasherFileError(f"{path}: {where!r}: not JSON ({error})") from None
+    if not isinstance(value, (int, float, str, bool)) and value is not None:
+        raise HasherFileError(f"{path}: {where!r}: expected a number or a string, got {type(value).__name__}")
+    return value
+
+
+def _check_loaded(hasher: Hasher, path: Path) -> None:
+    """Check that a loaded state fits together: the width, the codes' shape, one encoded test row."""
+    width = getattr(hasher, "n_features_in_", None)
+    if type(width) is not int or width < 1:
+        raise HasherFileError(
+            f"{path}: fitted attribute 'n_features_in_': expected a positive integer, got {width!r}"
+        )
+    for name in ("training_codes_", "encoded_training_codes_"):
+        codes = getattr(hasher, name, None)
+        if codes is not None and (np.ndim(codes) != 2 or np.shape(codes)[1] != hasher.n_bits):
+            raise HasherFileError(
+                f"{path}: fitted attribute {name!r}: expected {hasher.n_bits} columns (n_bits), got shape "
+                f"{np.shape(codes)}"
+            )
+    if not hasher.supports_encode:
+        return
+    state = hasher.fitted_state()
+    arrays = ", ".join(f"{key} {np.shape(value)}" for key, value in state.items() if np.ndim(value))
+    try:
+        codes = hasher.encode(np.random.default_rng(0).standard_normal((2, width)))
+    except Exception as error:  # any failure of the stored state to encode is the file's fault
+        raise HasherFileError(
+            f"{path}: the fitted attributes do not fit together (shapes: {arrays}): encoding a test row "
+            f"failed: {error}"
+        ) from None
+    if codes.shape != (2, hasher.n_bits):
+        raise HasherFileError(
+            f"{path}: the fitted attributes give codes of {codes.shape[1]} bits, expected n_bits = "
+            f"{hasher.n_bits} (shapes: {arrays})"
+        )
 
 
 def load_hasher(path: str | os.PathLike[str], *, hasher_class: type[Hasher] | None = None) -> Hasher:
@@ -152,6 +217,8 @@ def load_hasher(path: str | os.PathLike[str], *, hasher_class: type[Hasher] | No
             hasher_class = registry.get(name).spec.load()
         try:
             params = json.loads(handle.attrs["params"])
+            if not isinstance(params, dict):
+                raise InputError(f"expected a JSON object, got {type(params).__name__}")
             hasher = hasher_class(**params)
         except (KeyError, json.JSONDecodeError, InputError) as exc:
             raise HasherFileError(f"{source}: invalid stored hyper-parameters: {exc}") from None
@@ -163,4 +230,5 @@ def load_hasher(path: str | os.PathLike[str], *, hasher_class: type[Hasher] | No
     for key, value in state.items():
         setattr(hasher, key, value)
     hasher._registry_name = name or None
+    _check_loaded(hasher, source)
     return hasher

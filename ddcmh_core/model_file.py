@@ -142,7 +142,7 @@ def read_model_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON metadata of a model file (method, params, meta, versions, report) without its arrays."""
     source = Path(path)
     with _open(source) as handle:
-        return {key: json.loads(handle.attrs[key]) for key in METADATA_KEYS if key in handle.attrs}
+        return {key: _json_field(handle.attrs, key, source) for key in METADATA_KEYS if key in handle.attrs}
 
 
 def _open(source: Path) -> h5py.File:
@@ -160,15 +160,92 @@ def _open(source: Path) -> h5py.File:
     return handle
 
 
-def _read_arrays(group: h5py.Group) -> dict[str, np.ndarray]:
+def _fail(source: Path, field_name: str, message: str) -> ModelFileError:
+    return ModelFileError(f"{source}: field {field_name!r}: {message}")
+
+
+def _json_field(attrs: Any, key: str, source: Path, *, required: bool = True) -> dict[str, Any]:
+    """The JSON object stored in attribute ``key``; a :class:`ModelFileError` naming it otherwise."""
+    if key not in attrs:
+        if required:
+            raise _fail(source, key, "missing (the file is truncated or corrupted)")
+        return {}
+    try:
+        value = json.loads(attrs[key])
+    except (TypeError, ValueError) as error:
+        raise _fail(source, key, f"expected JSON text, got unreadable data ({error})") from None
+    if not isinstance(value, dict):
+        raise _fail(source, key, f"expected a JSON object, got {type(value).__name__} {value!r:.80}")
+    return value
+
+
+def _check_n_features(value: dict[str, Any], source: Path) -> dict[str, int | None]:
+    if set(value) != {"image", "text"}:
+        raise _fail(source, "n_features", f"expected the keys 'image' and 'text', got {sorted(value)}")
+    for view, width in value.items():
+        if width is not None and (type(width) is not int or width < 1):
+            raise _fail(
+                source, f"n_features.{view}", f"expected a positive integer or null, got {width!r:.80}"
+            )
+    return value
+
+
+def _read_arrays(group: Any, source: Path, where: str) -> dict[str, np.ndarray]:
+    """Every dataset below ``group``, checked to be a finite numeric array."""
+    if not isinstance(group, h5py.Group):
+        raise _fail(source, where, f"expected a group of arrays, got {type(group).__name__}")
     arrays: dict[str, np.ndarray] = {}
 
     def visit(name: str, item: Any) -> None:
         if isinstance(item, h5py.Dataset):
-            arrays[name] = np.asarray(item[()])
+            field_name = f"{where}/{name}"
+            if item.dtype.kind not in "biuf":
+                raise _fail(source, field_name, f"expected a numeric array, got dtype {item.dtype}")
+            array = np.asarray(item[()])
+            if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+                bad = int(np.count_nonzero(~np.isfinite(array)))
+                raise _fail(source, field_name, f"expected finite numbers, got {bad} NaN or infinite values")
+            arrays[name] = array
 
     group.visititems(visit)
     return arrays
+
+
+def _read_extras(handle: h5py.File, source: Path) -> dict[str, Any]:
+    group = handle.get("extras")
+    if group is None:
+        return {}
+    if not isinstance(group, h5py.Group):
+        raise _fail(source, "extras", f"expected a group, got {type(group).__name__}")
+    extras: dict[str, Any] = {}
+    for key, item in group.items():
+        if not isinstance(item, h5py.Dataset):
+            raise _fail(source, f"extras/{key}", f"expected an array, got {type(item).__name__}")
+        extras[key] = item[()]
+    for key, value in group.attrs.items():
+        try:
+            extras[key] = json.loads(value)
+        except (TypeError, ValueError) as error:
+            raise _fail(source, f"extras.{key}", f"expected JSON text ({error})") from None
+    return extras
+
+
+def _read_fields(handle: h5py.File, source: Path) -> dict[str, Any]:
+    """Every field of a model file, each checked for its type before any is used."""
+    record = _json_field(handle.attrs, "method", source)
+    if not isinstance(record.get("name"), str):
+        raise _fail(source, "method.name", f"expected a method name, got {record.get('name')!r:.80}")
+    if "state" not in handle:
+        raise _fail(source, "state", "missing (the file is truncated or corrupted)")
+    return {
+        "record": record,
+        "params": _json_field(handle.attrs, "params", source),
+        "meta": _json_field(handle.attrs, "meta", source, required=False),
+        "n_features": _check_n_features(_json_field(handle.attrs, "n_features", source), source),
+        "report": _json_field(handle.attrs, "report", source, required=False),
+        "arrays": _read_arrays(handle["state"], source, "state"),
+        "extras": _read_extras(handle, source),
+    }
 
 
 def load_model(path: str | os.PathLike[str], *, device: str = "auto") -> CrossModalMethod:
@@ -189,22 +266,14 @@ def load_model(path: str | os.PathLike[str], *, device: str = "auto") -> CrossMo
     Raises
     ------
     ModelFileError
-        For a missing, foreign, corrupted or incompatible file, or one written by a method that
-        is not installed.
+        For a missing, foreign, corrupted or incompatible file, one written by a method that is
+        not installed, or a field of the wrong type or shape, or non-finite weights (the message
+        names the field).
     """
     source = Path(path)
     with _open(source) as handle:
-        try:
-            record = json.loads(handle.attrs["method"])
-            params = json.loads(handle.attrs["params"])
-            meta = json.loads(handle.attrs.get("meta", "{}"))
-            n_features = json.loads(handle.attrs["n_features"])
-            report = json.loads(handle.attrs.get("report", "{}"))
-            arrays = _read_arrays(handle["state"])
-            extras = {key: handle["extras"][key][()] for key in handle.get("extras", {})}
-            extras.update({key: json.loads(value) for key, value in handle["extras"].attrs.items()})
-        except (KeyError, ValueError, TypeError) as error:
-            raise ModelFileError(f"{source}: corrupted model file ({error})") from None
+        fields = _read_fields(handle, source)
+    record, params = fields["record"], fields["params"]
     try:
         method_class = method_registry().get(record["name"]).spec.load()
     except DdcmhError as error:
@@ -214,10 +283,13 @@ def load_model(path: str | os.PathLike[str], *, device: str = "auto") -> CrossMo
         ) from None
     try:
         model = method_class(params)
-        model.n_features_ = n_features
-        model.set_state(MethodState(meta=meta, arrays=arrays), device=device)
-    except (InputError, KeyError, ValueError, TypeError, RuntimeError) as error:
-        raise ModelFileError(f"{source}: {error}") from None
-    model.report_ = report
-    model.extras_ = extras
+    except InputError as error:
+        raise _fail(source, "params", str(error)) from None
+    model.n_features_ = fields["n_features"]
+    try:
+        model.set_state(MethodState(meta=fields["meta"], arrays=fields["arrays"]), device=device)
+    except (InputError, LookupError, ValueError, TypeError, AttributeError, RuntimeError) as error:
+        raise _fail(source, "state", f"the stored state does not fit the method: {error}") from None
+    model.report_ = fields["report"]
+    model.extras_ = fields["extras"]
     return model

@@ -174,11 +174,31 @@ def command_train(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _check_out(path: str, option: str) -> None:
+    """Refuse an output path whose folder is missing or is a file, before any work starts."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise InputError(f"{option} {path}: the folder {folder} {what}; create it or choose another path")
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise InputError(f"--features {path}: no such file")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:  # object arrays (pickles), damaged files
+        raise InputError(
+            f"--features {path}: expected a numeric .npy matrix (numpy.save of a float array), got a file "
+            f"numpy cannot read without pickle ({error})"
+        ) from None
+
+
 def _features_from_file(path: Path, key: str | None) -> Any:
     from ..data import open_array_file
 
     if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
+        return _load_npy(path)
     handle = open_array_file(path)
     names = handle.keys()
     if key is None:
@@ -195,6 +215,7 @@ def command_encode(arguments: argparse.Namespace) -> int:
     from ..data import ImageFileView, TextFeaturizer
     from ..methods.ddcmh import DDCMH
 
+    _check_out(arguments.out, "--out")
     model = DDCMH.load(arguments.model)
     ids: list[str] | None = None
     if arguments.dataset:
@@ -252,21 +273,40 @@ def read_codes(path: Path) -> tuple[np.ndarray, list[str]]:
     with open_ddcmh_h5(
         path, kind="codes file", expected_format=CODES_FORMAT, error=InputError, hint=hint
     ) as handle:
-        if "codes" not in handle:
-            raise InputError(f"{path}: the codes file has no 'codes' dataset{hint}")
-        codes = np.asarray(handle["codes"][()], dtype=np.uint8)
-        ids = (
-            [s.decode() if isinstance(s, bytes) else str(s) for s in handle["ids"][()]]
-            if "ids" in handle
-            else None
-        )
+        codes = _codes_dataset(handle, path, hint)
+        ids = _ids_dataset(handle, path, len(codes)) if "ids" in handle else None
     return codes, ids if ids is not None else [str(i) for i in range(len(codes))]
+
+
+def _codes_dataset(handle: h5py.File, path: Path, hint: str) -> np.ndarray:
+    item = handle.get("codes")
+    if not isinstance(item, h5py.Dataset):
+        raise InputError(f"{path}: the codes file has no 'codes' dataset{hint}")
+    if item.ndim != 2 or item.dtype.kind not in "biu":
+        raise InputError(
+            f"{path}: 'codes': expected a 2-D integer matrix of shape (n_items, n_bits), got {item.ndim}-D "
+            f"shape {item.shape} of dtype {item.dtype}{hint}"
+        )
+    codes = np.asarray(item[()])
+    if not np.all((codes == 0) | (codes == 1)):
+        raise InputError(f"{path}: 'codes': expected only 0 and 1{hint}")
+    return codes.astype(np.uint8)
+
+
+def _ids_dataset(handle: h5py.File, path: Path, n_items: int) -> list[str]:
+    item = handle["ids"]
+    if not isinstance(item, h5py.Dataset) or item.ndim != 1 or len(item) != n_items:
+        shape = item.shape if isinstance(item, h5py.Dataset) else "a group"
+        raise InputError(f"{path}: 'ids': expected {n_items} ids, one per row of 'codes', got {shape}")
+    return [s.decode() if isinstance(s, bytes) else str(s) for s in item[()]]
 
 
 def command_search(arguments: argparse.Namespace) -> int:
     """``ddcmh search``: exact Hamming search through :class:`~ddcmh_core.evaluation.index.HammingIndex`."""
     from ..evaluation.index import HammingIndex
 
+    if arguments.out:
+        _check_out(arguments.out, "--out")
     database, database_ids = read_codes(Path(arguments.database))
     queries, query_ids = read_codes(Path(arguments.queries))
     if database.shape[1] != queries.shape[1]:

@@ -9,9 +9,11 @@ through a resume.
 from __future__ import annotations
 
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..errors import InputError
@@ -62,10 +64,10 @@ def load_checkpoint(path: Path, *, map_location: torch.device | str | None = Non
         When the file cannot be read as a checkpoint or has another format version; the message
         names the file and says to delete the run folder or use a new one.
     """
-    advice = f"delete the run folder {path.parent} or use a new one to start the training afresh"
+    advice = resume_advice(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError) as error:
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError) as error:
         raise CheckpointError(f"{path}: not a readable ddcmh checkpoint ({error}); {advice}") from None
     found = state.get("format_version") if isinstance(state, dict) else None
     if found != CHECKPOINT_FORMAT_VERSION:
@@ -76,4 +78,32 @@ def load_checkpoint(path: Path, *, map_location: torch.device | str | None = Non
     return state
 
 
-__all__ = ["CHECKPOINT_FORMAT_VERSION", "CheckpointError", "load_checkpoint", "save_checkpoint"]
+def resume_advice(path: Path) -> str:
+    """What to do about an unreadable file of a run folder."""
+    return f"delete the run folder {path.parent} or use a new one to start the training afresh"
+
+
+def load_stage_arrays(path: Path, names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+    """Arrays ``names`` of a run folder's ``.npz`` stage file (no pickle).
+
+    Raises
+    ------
+    CheckpointError
+        When the file is unreadable (truncated, corrupted) or lacks one of the arrays; the message
+        says to delete the run folder or use a new one.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return tuple(np.asarray(stored[name]) for name in names)
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise CheckpointError(f"{path}: not a readable stage file ({error}); {resume_advice(path)}") from None
+
+
+__all__ = [
+    "CHECKPOINT_FORMAT_VERSION",
+    "CheckpointError",
+    "load_checkpoint",
+    "load_stage_arrays",
+    "resume_advice",
+    "save_checkpoint",
+]

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
+from ..engine.checkpoint import CheckpointError, load_stage_arrays, resume_advice
 from ..engine.config import NetworkConfig, TrainingConfig
 from ..engine.device import distributed_context, resolve_device
 from ..engine.holdout import split_labelled_rows, validation_map
@@ -31,7 +32,7 @@ from ..engine.networks import (
 )
 from ..engine.sources import BatchSource, rows_as_matrix
 from ..engine.trainer import TrainingResult, encode_with, train_hash_network
-from ..errors import DdcmhError
+from ..errors import DdcmhError, HasherFileError
 from ..files import atomic_path
 from ..hasher import Hasher
 from ..hasher_file import load_hasher
@@ -296,9 +297,11 @@ class DDCMH(CrossModalMethod):
             stored_files = [file for file in (stage1_file, hasher_file) if file is not None and file.exists()]
             if run.resume and len(stored_files) == 2:
                 assert stage1_file is not None and hasher_file is not None
-                with np.load(stage1_file) as stored:
-                    codes, validation_codes = stored["codes"], stored["validation_codes"]
-                self.hasher_ = load_hasher(hasher_file)  # fitted: it encodes new texts as before
+                codes, validation_codes = load_stage_arrays(stage1_file, ("codes", "validation_codes"))
+                try:
+                    self.hasher_ = load_hasher(hasher_file)  # fitted: it encodes new texts as before
+                except HasherFileError as error:
+                    raise CheckpointError(f"{error}; {resume_advice(hasher_file)}") from None
                 if run.say:
                     run.say(f"[stage 1 {params.hasher}] reused codes from {stage1_file}")
             else:
