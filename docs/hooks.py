@@ -7,7 +7,8 @@ A page asks for a generated section with an HTML comment on a line of its own::
 ``on_page_markdown`` replaces it before the page is rendered. The generators are plain
 functions returning Markdown, so tests call them without mkdocs:
 
-``cli-reference``, ``ddcmh-command-reference``, ``report-command-reference``
+``cli-reference``, ``ddcmh-command-reference``, ``report-command-reference``,
+``compare-command-reference``
     Every option of ``ddcmh-bench`` (``ddcmh_core.cli.bench.build_parser()``) and of ``ddcmh``
     (``ddcmh_core.cli.main.build_parser()``), per argument group and sub-command, and the full
     ``--help`` text.
@@ -188,11 +189,23 @@ def report_command_reference() -> str:
     return cli_reference(build_report_parser())
 
 
+def compare_command_reference() -> str:
+    """The reference of ``ddcmh-bench compare`` (which differences between two runs are real)."""
+    from ddcmh_core.cli.bench import build_compare_parser
+
+    return cli_reference(build_compare_parser())
+
+
 def command_parsers() -> list[argparse.ArgumentParser]:
     """The parsers of every console script the CLI page documents (for the drift tests)."""
     from ddcmh_core.cli import bench, main
 
-    return [bench.build_parser(), bench.build_report_parser(), main.build_parser()]
+    return [
+        bench.build_parser(),
+        bench.build_report_parser(),
+        bench.build_compare_parser(),
+        main.build_parser(),
+    ]
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -459,6 +472,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "cli-reference": cli_reference,
     "ddcmh-command-reference": ddcmh_command_reference,
     "report-command-reference": report_command_reference,
+    "compare-command-reference": compare_command_reference,
     "datasets": dataset_reference,
     "dataset-keys": dataset_keys_reference,
     "hashers": hasher_reference,

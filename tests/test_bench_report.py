@@ -134,3 +134,33 @@ def test_every_generated_page_regenerates_from_its_committed_records(page: Path,
     regenerated = (tmp_path / "page.md").read_text()
     regenerated = regenerated.replace(str(tmp_path / "page.md"), str(page.relative_to(REPO_ROOT)))
     assert regenerated == text, f"{page} differs from what its records generate: edit the records, not it"
+
+
+def _seeded(method: str, task: str, values: list[float]) -> dict:
+    mean = sum(values) / len(values)
+    return {**_record(method, 16, task, mean), "seeds": list(range(len(values))), "per_seed": values}
+
+
+def test_compare_calls_real_only_what_seed_noise_cannot_explain(tmp_path: Path, capsys) -> None:
+    base, shifted = _results(), _results()
+    base["records"] = [
+        _seeded("good", "image->text", [0.30, 0.32, 0.31, 0.33]),
+        _seeded("flat", "image->text", [0.20, 0.22, 0.21, 0.23]),
+        _seeded("solo", "image->text", [0.40]),
+    ]
+    shifted["records"] = [
+        _seeded("good", "image->text", [0.35, 0.36, 0.37, 0.37]),  # +0.05 at every seed: real
+        _seeded("flat", "image->text", [0.21, 0.21, 0.22, 0.22]),  # +-0.01 around zero: noise
+        _seeded("solo", "image->text", [0.45]),
+    ]
+    for name, results in (("a", base), ("b", shifted)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(results))
+    assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
+    out = capsys.readouterr().out
+    good = r"\| good \| — \| 16 \| image->text \| 0\.3150 \| 0\.3625 \| \+0\.0475 \| [0-9.e-]+ \| real \|"
+    assert re.search(good, out)
+    assert re.search(r"\| flat \| .* \| noise \|", out)
+    assert "| solo | — | 16 | image->text | 0.4000 | 0.4500 | +0.0500 | — | untested (1 shared seed) |" in out
+    assert "1 of 3 matched cells differ beyond seed noise." in out
+    assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--alpha", "2"]) == 2
+    assert "--alpha: expected a level between 0 and 1" in capsys.readouterr().err

@@ -407,14 +407,45 @@ def run_report(argv: Sequence[str]) -> int:
     return 0
 
 
+def build_compare_parser() -> argparse.ArgumentParser:
+    """The parser of ``ddcmh-bench compare`` (which differences between two runs are real)."""
+    parser = _Parser(
+        prog="ddcmh-bench compare",
+        description=(
+            "Compare two ddcmh-bench runs cell by cell (method, hasher, bits, task): the difference of "
+            "mean MAP@all and a paired t-test over the seeds both runs share."
+        ),
+    )
+    parser.add_argument("run_a", metavar="RUN_A", help="run folder or record file (the baseline)")
+    parser.add_argument("run_b", metavar="RUN_B", help="run folder or record file (compared with A)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    return parser
+
+
+def run_compare(argv: Sequence[str]) -> int:
+    """``ddcmh-bench compare``: print the per-cell differences of two runs."""
+    from ..bench.compare import compare_runs, comparison_table
+    from ..bench.record import read_record
+
+    arguments = build_compare_parser().parse_args(argv)
+    if not 0 < arguments.alpha < 1:
+        raise InputError(f"--alpha: expected a level between 0 and 1, got {arguments.alpha}")
+    comparisons = compare_runs(read_record(arguments.run_a), read_record(arguments.run_b))
+    print(comparison_table(comparisons, arguments.alpha, (arguments.run_a, arguments.run_b)), end="")
+    return 0
+
+
+SUBCOMMANDS = {"report": run_report, "compare": run_compare}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ddcmh-bench``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["report"]:
+    if argv[:1] and argv[0] in SUBCOMMANDS:
         try:
-            return run_report(argv[1:])
+            return SUBCOMMANDS[argv[0]](argv[1:])
         except DdcmhError as error:
-            print(f"ddcmh-bench report: error: {error}", file=sys.stderr)
+            print(f"ddcmh-bench {argv[0]}: error: {error}", file=sys.stderr)
             return EXIT_USAGE
     parser = build_parser()
     arguments = parser.parse_args(argv)
