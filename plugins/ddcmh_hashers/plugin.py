@@ -53,6 +53,11 @@ def ddcmh_hashers() -> Iterator[HasherSpec]:
         summary="Isotropic Hashing (Kong & Li 2012): PCA rotated to equal variances.",
     )
     yield HasherSpec(
+        name="dsh",
+        hasher="ddcmh_hashers.dsh:DSH",
+        summary="Density Sensitive Hashing (Jin et al. 2014): balanced bisectors of K-means centres.",
+    )
+    yield HasherSpec(
         name="sdh",
         hasher="ddcmh_hashers.sdh:SDH",
         summary="Supervised Discrete Hashing (Shen et al. 2015) on anchor RBF features.",
