@@ -7,6 +7,8 @@ traceback.
 
 from __future__ import annotations
 
+from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+
 
 class DdcmhError(Exception):
     """Base class of every error that ddcmh raises on purpose."""
@@ -16,8 +18,12 @@ class InputError(DdcmhError, ValueError):
     """Bad data or arguments: the message names the argument, what was expected and what was found."""
 
 
-class NotFittedError(DdcmhError, RuntimeError):
-    """A hasher (or model) was used before it was fitted."""
+class NotFittedError(DdcmhError, _SklearnNotFittedError, RuntimeError):
+    """A hasher (or model) was used before it was fitted.
+
+    Also a ``sklearn.exceptions.NotFittedError`` (so a ``ValueError`` and an ``AttributeError``),
+    which is what scikit-learn code expects from an unfitted estimator.
+    """
 
 
 class NumericalError(DdcmhError, ArithmeticError):

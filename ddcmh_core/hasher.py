@@ -18,13 +18,16 @@ A hasher learns binary codes from training features (the text view in DDCMH), op
 
 from __future__ import annotations
 
+import inspect
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
+from sklearn.base import BaseEstimator, TransformerMixin
 
 from .errors import (
     InputError,
@@ -59,25 +62,63 @@ class HasherParams(BaseModel):
     )
 
 
-def _params_error(hasher_name: str, error: pydantic.ValidationError) -> InputError:
+def _params_error(hasher_name: str, error: pydantic.ValidationError, valid: Iterable[str]) -> InputError:
     problems = []
     for item in error.errors():
         location = ".".join(str(part) for part in item["loc"]) or "params"
         if item["type"] == "extra_forbidden":
-            problems.append(f"argument {location!r}: unknown hyper-parameter")
+            problems.append(
+                f"argument {location!r}: unknown hyper-parameter (expected one of {', '.join(valid)})"
+            )
         else:
             problems.append(f"argument {location!r}: {item['msg']} (got {item.get('input')!r})")
     return InputError(f"{hasher_name}: " + "; ".join(problems))
 
 
-class Hasher:
-    """Base class of all Stage-1 hashers.
+def _validated_params(hasher_class: type[Hasher], params: dict[str, Any]) -> HasherParams:
+    """``hasher_class.Params(**params)``, with validation errors as :class:`InputError`."""
+    try:
+        return hasher_class.Params(**params)
+    except pydantic.ValidationError as error:
+        raise _params_error(hasher_class.__name__, error, hasher_class.Params.model_fields) from None
+
+
+def _init_with_signature(hasher_class: type[Hasher]) -> Any:
+    """An ``__init__`` for ``hasher_class`` whose signature lists its ``Params`` fields.
+
+    scikit-learn reads hyper-parameter names and defaults from the signature of ``__init__``
+    (``repr`` inside a Pipeline, the HTML display, ``estimator_checks``); the fields of the
+    pydantic model stay the one declaration of them.
+    """
+
+    def __init__(self: Hasher, **params: Any) -> None:
+        Hasher.__init__(self, **params)
+
+    parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    for name, field in hasher_class.Params.model_fields.items():
+        parameters.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=field.get_default(call_default_factory=True),
+                annotation=field.annotation,
+            )
+        )
+    __init__.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    __init__.__qualname__ = f"{hasher_class.__qualname__}.__init__"
+    __init__.__doc__ = Hasher.__init__.__doc__
+    return __init__
+
+
+class Hasher(TransformerMixin, BaseEstimator):
+    """Base class of all Stage-1 hashers, a scikit-learn transformer that outputs codes.
 
     Parameters
     ----------
     **params
         Hyper-parameters, validated by the nested ``Params`` model; the validated values are
-        ``self.params``. ``Hasher(n_bits=64, seed=0)``.
+        ``self.params``. ``Hasher(n_bits=64, seed=0)``. Each subclass gets an ``__init__`` whose
+        signature lists the fields of its ``Params`` (keyword-only).
 
     Attributes
     ----------
@@ -87,10 +128,16 @@ class Hasher:
         Width of the training data (after fit).
     training_codes_ : ndarray of shape (n_samples, n_bits), uint8
         Codes of the training set (after fit): the optimised codes for discrete methods,
-        otherwise the training set encoded by the learned function.
+        otherwise the training set encoded by the learned function. Kept in memory only: like
+        every attribute named in ``training_only_attributes`` it is not written by :meth:`save`.
 
     Notes
     -----
+    A hasher follows scikit-learn's estimator conventions: ``get_params``/``set_params`` (both
+    validated by the ``Params`` model), ``sklearn.base.clone``, ``transform`` (= :meth:`encode`)
+    and ``fit_transform``, so it can be the last step of a ``Pipeline`` and be tuned by
+    ``GridSearchCV`` with :func:`ddcmh_core.evaluation.scorers.make_map_scorer`.
+
     Class-level tags describe a hasher to the engine and the conformance kit:
 
     ``requires_labels``
@@ -113,13 +160,19 @@ class Hasher:
     supports_encode: ClassVar[bool] = True
     bits_bounded_by_features: ClassVar[bool] = False
     balanced_bits: ClassVar[bool] = True
+    training_only_attributes: ClassVar[tuple[str, ...]] = ("training_codes_", "encoded_training_codes_")
+    """Fitted attributes with one row per training item: available after :meth:`fit`, never saved,
+    so that a hasher file holds only what encoding needs. Subclasses extend the tuple."""
 
     def __init__(self, **params: Any) -> None:
-        try:
-            self.params = self.Params(**params)
-        except pydantic.ValidationError as error:
-            raise _params_error(type(self).__name__, error) from None
+        """Validate ``params`` with the ``Params`` model (:class:`InputError` on a bad value)."""
+        self.params = _validated_params(type(self), params)
         self._registry_name: str | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" not in vars(cls):
+            cls.__init__ = _init_with_signature(cls)  # type: ignore[method-assign]
 
     # ----------------------------------------------------------------- introspection
     @property
@@ -132,15 +185,70 @@ class Hasher:
         """Code length."""
         return self.params.n_bits
 
-    def get_params(self) -> dict[str, Any]:
-        """The hyper-parameters as a plain dictionary (JSON-compatible)."""
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The hyper-parameters as a plain dictionary (JSON-compatible).
+
+        Parameters
+        ----------
+        deep : bool, default True
+            Accepted for scikit-learn; a hasher holds no nested estimators, so it changes nothing.
+
+        Returns
+        -------
+        dict
+            Every field of ``Params``, defaults included.
+        """
         return self.params.model_dump(mode="json")
+
+    def set_params(self, **params: Any) -> Hasher:
+        """Replace some hyper-parameters, validated together with the others by ``Params``.
+
+        Nothing changes when a value is invalid. Fitted attributes are kept: refit afterwards,
+        as with any scikit-learn estimator.
+
+        Parameters
+        ----------
+        **params
+            New values by name.
+
+        Returns
+        -------
+        Hasher
+            ``self``.
+
+        Raises
+        ------
+        InputError
+            An unknown name (the message lists the valid ones) or an invalid value.
+        """
+        if params:
+            self.params = _validated_params(type(self), {**self.get_params(), **params})
+        return self
 
     def clone(self, **overrides: Any) -> Hasher:
         """A new, unfitted hasher with the same hyper-parameters, some of them replaced."""
         other = type(self)(**{**self.get_params(), **overrides})
         other._registry_name = self._registry_name
         return other
+
+    def __sklearn_clone__(self) -> Hasher:
+        """``sklearn.base.clone``: the same as :meth:`clone` (keeps the registered name)."""
+        return self.clone()
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """``sklearn.utils.validation.check_is_fitted`` reads :attr:`is_fitted`."""
+        return self.is_fitted
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's tags, from :meth:`tags`: sparse input, labels as ``y``, uint8 output."""
+        sklearn_tags = super().__sklearn_tags__()
+        own = self.tags()
+        sklearn_tags.input_tags.sparse = True
+        sklearn_tags.target_tags.required = own["requires_labels"]
+        sklearn_tags.requires_fit = True
+        if sklearn_tags.transformer_tags is not None:
+            sklearn_tags.transformer_tags.preserves_dtype = []
+        return sklearn_tags
 
     def labels_required(self) -> bool:
         """Whether ``fit`` needs labels with these hyper-parameters.
@@ -167,11 +275,8 @@ class Hasher:
         return hasattr(self, "n_features_in_")
 
     def __repr__(self) -> str:
-        changed = {
-            key: value
-            for key, value in self.get_params().items()
-            if self.Params.model_fields[key].default != value
-        }
+        defaults = self.Params.model_construct().model_dump(mode="json")
+        changed = {key: value for key, value in self.get_params().items() if defaults.get(key) != value}
         arguments = ", ".join(f"{key}={value!r}" for key, value in changed.items())
         return f"{type(self).__name__}({arguments})"
 
@@ -310,6 +415,27 @@ class Hasher:
             )
         return np.ascontiguousarray(projections > 0, dtype=np.uint8)
 
+    def transform(self, X: Any) -> np.ndarray:
+        """scikit-learn's name for :meth:`encode`: the {0,1} codes of ``X``, shape (n, n_bits)."""
+        return self.encode(X)
+
+    def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
+        """Fit on ``X`` (and labels ``y``), then return the codes of ``X``.
+
+        Parameters
+        ----------
+        X : array-like or scipy sparse matrix of shape (n_samples, n_features)
+        y : array-like, optional
+            Labels, as ``labels`` in :meth:`fit`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_bits), uint8 in {0,1}
+            ``fit(X, y).transform(X)``; for a hasher without an out-of-sample function
+            (``supports_encode`` False), its optimised training codes.
+        """
+        return self.fit_encode(X, y, training_codes="encoded" if self.supports_encode else "optimised")
+
     def _require_fitted(self, action: str) -> None:
         if not self.is_fitted:
             raise NotFittedError(f"{self.name}: call fit before {action}")
@@ -336,8 +462,13 @@ class Hasher:
 
     # ----------------------------------------------------------------- persistence
     def fitted_state(self) -> dict[str, Any]:
-        """The fitted attributes (names ending in ``_``) and their values."""
-        return {key: value for key, value in vars(self).items() if key.endswith("_")}
+        """The fitted attributes that :meth:`save` writes, by name.
+
+        Every attribute whose name ends in ``_`` except ``training_only_attributes`` (one row per
+        training item), so that the file does not grow with the training set.
+        """
+        skipped = set(self.training_only_attributes)
+        return {key: value for key, value in vars(self).items() if key.endswith("_") and key not in skipped}
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the hasher (hyper-parameters, fitted state, provenance) to one HDF5 file.

@@ -243,7 +243,7 @@ def test_hdf5_round_trip(corpus, tmp_path):
     restored = load_hasher(path)
     assert isinstance(restored, COSDISH) and restored.params == hasher.params
     assert np.array_equal(restored.encode(features), hasher.encode(features))
-    assert np.array_equal(restored.training_codes_, hasher.training_codes_)
+    assert not hasattr(restored, "training_codes_") and not hasattr(restored, "codes_")  # per-row: not saved
     assert np.array_equal(restored.objective_, hasher.objective_)
 
 

@@ -250,5 +250,5 @@ def test_hdf5_round_trip(tmp_path, corpus):
     loaded = load_hasher(hasher.save(tmp_path / "sdh.h5"))
     assert isinstance(loaded, SDH) and loaded.params == hasher.params
     np.testing.assert_array_equal(loaded.encode(features), hasher.encode(features))
-    np.testing.assert_array_equal(loaded.training_codes_, hasher.training_codes_)
+    assert not hasattr(loaded, "training_codes_") and not hasattr(loaded, "codes_")  # per-row: not saved
     np.testing.assert_array_equal(loaded.objective_, hasher.objective_)

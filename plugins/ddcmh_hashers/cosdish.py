@@ -200,7 +200,7 @@ class COSDISH(Hasher):
     Attributes
     ----------
     codes_ : ndarray of shape (n_samples, n_bits), int8
-        The optimised ±1 codes ``B`` (the training codes).
+        The optimised ±1 codes ``B`` (the training codes); in memory after fit, not saved.
     objective_ : ndarray of shape (n_outer_iter + 1,)
         Unbiased estimate of ``||r S~ - B B^T||_F^2`` (``S~`` the similarity, re-weighted once
         on the fixed sample when ``balance``) at initialisation and after each outer
@@ -241,6 +241,7 @@ class COSDISH(Hasher):
 
     params: Params
     requires_labels = True
+    training_only_attributes = (*Hasher.training_only_attributes, "codes_")
 
     # ----------------------------------------------------------------- problem checks
     def _n_columns(self, n_samples: int) -> int:

@@ -310,7 +310,8 @@ class KSH(Hasher):
     projection_ : ndarray of shape (m, n_bits)
         ``A``.
     labelled_index_ : ndarray of shape (l,)
-        Training rows of the labelled subset.
+        Training rows of the labelled subset; in memory after fit, not saved (encoding does
+        not need it).
     bit_fit_spectral_ : ndarray of shape (n_bits,)
         ``b^T R_{k-1} b`` of the spectral initialisation of each bit.
     bit_fit_refined_ : ndarray of shape (n_bits,)
@@ -353,6 +354,7 @@ class KSH(Hasher):
 
     params: Params
     requires_labels = True
+    training_only_attributes = (*Hasher.training_only_attributes, "labelled_index_")
 
     def _check_problem(self, n_samples: int, n_features: int) -> None:
         check_bits_within_anchors(self.name, self.n_bits, self.params.n_anchors, n_samples)

@@ -92,7 +92,8 @@ class SDH(Hasher):
     classifier_ : ndarray of shape (n_bits, n_classes)
         ``W`` of the last G-step.
     codes_ : ndarray of shape (n_samples, n_bits), int8
-        The optimised ``B`` in ``{-1, +1}``.
+        The optimised ``B`` in ``{-1, +1}``; in memory after fit, not saved (one row per
+        training item).
     objective_ : ndarray of shape (n_iter_,)
         ``||Y - BW||^2 + lambda_g ||W||^2 + nu (||B - Phi P||^2 + lambda_f ||P||^2)`` after
         each outer iteration (after its G- and F-steps). The last term is the F-step ridge,
@@ -134,6 +135,7 @@ class SDH(Hasher):
     params: Params
     requires_labels = True
     balanced_bits = False  # codes follow the labels: a bit may single out a rare label combination
+    training_only_attributes = (*Hasher.training_only_attributes, "codes_")
 
     def _check_problem(self, n_samples: int, n_features: int) -> None:
         check_bits_within_anchors(self.name, self.n_bits, self.params.n_anchors, n_samples)
