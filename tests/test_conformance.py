@@ -14,5 +14,6 @@ def test_registered_hasher_conforms(hasher, check):
 def test_every_builtin_hasher_is_registered():
     builtin = {entry.spec.name for entry in REGISTRY.entries() if entry.plugin.distribution == "ddcmh"}
     assert builtin == {
-        "agh", "cca-itq", "cosdish", "dsh", "isohash", "itq", "ksh", "lsh", "pcah", "sdh", "sh", "sph"
+        "agh", "cca-itq", "cosdish", "dsh", "isohash", "itq", "ksh", "lfh", "lsh", "pcah", "sdh", "sh",
+        "sph",
     }

@@ -68,6 +68,11 @@ def ddcmh_hashers() -> Iterator[HasherSpec]:
         summary="Kernel-based Supervised Hashing (Liu et al. 2012), greedy bit-wise.",
     )
     yield HasherSpec(
+        name="lfh",
+        hasher="ddcmh_hashers.lfh:LFH",
+        summary="Latent Factor Hashing (Zhang et al. 2014): label-overlap likelihood, stochastic Newton.",
+    )
+    yield HasherSpec(
         name="cosdish",
         hasher="ddcmh_hashers.cosdish:COSDISH",
         summary="Column-Sampling Discrete Supervised Hashing (Kang et al. 2016).",
