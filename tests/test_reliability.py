@@ -161,6 +161,14 @@ def test_non_finite_network_or_hasher_is_an_error_not_zero_codes(trained, data):
 
 
 # ---------------------------------------------------------------------------------- model files
+def _tampered_copy(original: Path, folder: Path, edit: Callable[[h5py.File], None]) -> Path:
+    tampered = folder / "tampered.h5"
+    shutil.copy(original, tampered)
+    with h5py.File(tampered, "r+") as handle:
+        edit(handle)
+    return tampered
+
+
 def _set_attr(key: str, value: Any) -> Callable[[h5py.File], None]:
     def edit(handle: h5py.File) -> None:
         handle.attrs[key] = json.dumps(value)
@@ -217,10 +225,7 @@ MODEL_CASES = [
 
 @pytest.mark.parametrize(("case", "edit", "message"), MODEL_CASES, ids=[c[0] for c in MODEL_CASES])
 def test_tampered_model_file_is_a_model_file_error(trained, tmp_path, capsys, case, edit, message):
-    tampered = tmp_path / "tampered.h5"
-    shutil.copy(trained["model"], tampered)
-    with h5py.File(tampered, "r+") as handle:
-        edit(handle)
+    tampered = _tampered_copy(trained["model"], tmp_path, edit)
     with pytest.raises(ModelFileError, match=rf"(?s)tampered\.h5: .*{re.escape(message)}"):
         load_model(tampered)
     out = tmp_path / "codes.h5"
@@ -280,10 +285,7 @@ HASHER_FILE_CASES = [
     ("case", "edit", "message"), HASHER_FILE_CASES, ids=[c[0] for c in HASHER_FILE_CASES]
 )
 def test_tampered_hasher_file_is_a_hasher_file_error(trained, tmp_path, case, edit, message):
-    tampered = tmp_path / "tampered.h5"
-    shutil.copy(trained["hasher"], tampered)
-    with h5py.File(tampered, "r+") as handle:
-        edit(handle)
+    tampered = _tampered_copy(trained["hasher"], tmp_path, edit)
     with pytest.raises(HasherFileError, match=rf"(?s)tampered\.h5: .*{re.escape(message)}"):
         load_hasher(tampered)
 
