@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 
 import pytest
@@ -222,3 +223,17 @@ def test_threads_are_the_usable_cores_shared_between_jobs(monkeypatch):
     monkeypatch.setattr(threads, "usable_cores", lambda: 8)
     assert threads.threads_per_job(1) == 8 and threads.threads_per_job(3) == 2
     assert threads.threads_per_job(16) == 1 and threads.threads_per_job(2, threads=5) == 5
+
+
+def test_dry_run_prints_the_plan_and_an_estimate_and_writes_nothing(tiny_dataset, tmp_path, capsys):
+    data, config = tiny_dataset
+    out = tmp_path / "never"
+    status, stdout, stderr = _run(
+        capsys, "--dataset", data, "--config", config, "--hasher", "lsh", "--bits", "8,16", "--seeds", "2",
+        "--dry-run", "--out", out,
+    )  # fmt: skip
+    assert status == 0, stderr
+    assert "Plan for tiny: 8 cells (random-code floors included)" in stdout
+    assert re.search(r"\| ddcmh \+ lsh \| 4 \| \d+ \| \d+ \|", stdout)
+    assert "Estimated compute:" in stdout and "peak resident size" in stdout
+    assert "calibrated ddcmh + lsh on 200 training pairs" in stderr and not out.exists()

@@ -122,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--quick", action="store_true", help="few epochs and 16/32 bits: a fast first look")
     run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the plan, print its cells and an estimate of time and memory (from a short "
+        "calibration on a tenth of the training pairs); train nothing, write nothing",
+    )
+    run.add_argument(
         "--jobs",
         type=int,
         metavar="N",
@@ -320,6 +326,11 @@ def run_bench(arguments: argparse.Namespace) -> int:
     dataset.require_views()
     dataset = dataset.drop_unlabelled()
     check_plan_against_data(config, dataset)
+    if arguments.dry_run:
+        from ..bench.dryrun import dry_run_report
+
+        print(dry_run_report(config, dataset, progress), end="")
+        return 0
     out_dir = prepare_out_dir(config.out, dataset.name)
     dataset.split.save(out_dir / "split.h5", dataset_fingerprint=dataset.fingerprint.sha256)
     progress(f"{dataset.fingerprint}; split {dataset.split.sizes}; results go to {out_dir}")
