@@ -39,10 +39,11 @@ def calibration_dataset(dataset: CrossModalDataset, seed: int = 0) -> CrossModal
 
 
 def _view_bytes(dataset: CrossModalDataset) -> int:
+    """Bytes of the views as dense arrays of their dtype (an upper bound for sparse views)."""
     total = 0
     for view in dataset.views.values():
-        data = getattr(view, "data", None) if view is not None else None
-        total += int(getattr(data, "nbytes", 0) or 0)
+        if view is not None and view.dtype is not None and len(view.shape) == 2:
+            total += int(np.prod(view.shape)) * np.dtype(view.dtype).itemsize
     return total
 
 
@@ -75,10 +76,25 @@ def estimate_plan(
 
 
 def dry_run_report(
-    config: BenchConfig, dataset: CrossModalDataset, progress: Callable[[str], None]
+    config: BenchConfig,
+    dataset: CrossModalDataset,
+    progress: Callable[[str], None],
+    *,
+    calibrate: bool = True,
 ) -> str:
-    """The plan as text: cells per method, estimated time per cell and in all, memory."""
-    estimates = estimate_plan(config, dataset, progress)
+    """The plan as text: cells per method, estimated time per cell and in all, memory.
+
+    Without ``calibrate`` no method is fitted: the table lists the cells only.
+    """
+    if calibrate:
+        estimates = estimate_plan(config, dataset, progress)
+    else:
+        counts: dict[str, int] = {}
+        for cell in plan_cells(config):
+            if cell.method != "random":
+                label = cell.method if cell.hasher is None else f"{cell.method} + {cell.hasher}"
+                counts[label] = counts.get(label, 0) + 1
+        estimates = [(label, count, None) for label, count in counts.items()]
     total = sum(count * seconds for _, count, seconds in estimates if seconds is not None)
     jobs = max(1, config.jobs)
     lines = [
@@ -91,16 +107,18 @@ def dry_run_report(
         "",
         f"Estimated compute: {total / 60:.1f} min; wall time with --jobs {jobs}: about "
         f"{total / jobs / 60:.1f} min (linear scaling of a fit on a tenth of the training pairs; "
-        "early stopping moves it either way).",
-        f"Memory: the dataset's arrays {_view_bytes(dataset) / 2**20:.0f} MiB; peak resident size "
-        f"during calibration {_peak_rss_mib():.0f} MiB.",
+        "early stopping moves it either way)."
+        if calibrate
+        else "No estimate of time: --no-calibration.",
+        f"Memory: the dataset's arrays at most {_view_bytes(dataset) / 2**20:.1f} MiB; peak resident "
+        f"size so far {_peak_rss_mib():.0f} MiB.",
     ]
     return "\n".join(lines) + "\n"
 
 
 def _estimate_row(label: str, count: int, seconds: float | None) -> str:
     if seconds is None:
-        return f"| {label} | {count} | not calibrated (see above) | — |"
+        return f"| {label} | {count} | not calibrated | — |"
     return f"| {label} | {count} | {seconds:.0f} | {count * seconds:.0f} |"
 
 

@@ -128,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
         "calibration on a tenth of the training pairs); train nothing, write nothing",
     )
     run.add_argument(
+        "--no-calibration",
+        action="store_true",
+        help="with --dry-run: check and print the plan without the calibration fits (seconds)",
+    )
+    run.add_argument(
         "--jobs",
         type=int,
         metavar="N",
@@ -329,7 +334,7 @@ def run_bench(arguments: argparse.Namespace) -> int:
     if arguments.dry_run:
         from ..bench.dryrun import dry_run_report
 
-        print(dry_run_report(config, dataset, progress), end="")
+        print(dry_run_report(config, dataset, progress, calibrate=not arguments.no_calibration), end="")
         return 0
     out_dir = prepare_out_dir(config.out, dataset.name)
     dataset.split.save(out_dir / "split.h5", dataset_fingerprint=dataset.fingerprint.sha256)
