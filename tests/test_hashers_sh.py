@@ -213,7 +213,7 @@ def test_hdf5_round_trip(tmp_path, corpus):
 
 def test_bad_input_is_refused(corpus):
     features, _ = corpus
-    with pytest.raises(InputError, match=r"SH: argument 'X': expected training rows that are not all"):
+    with pytest.raises(InputError, match=r"SH: argument 'X': expected training rows that differ"):
         SH(n_bits=4).fit(np.tile([1.0, 2.0, 3.0], (10, 1)))
     with pytest.raises(InputError, match=r"SH: argument 'X': expected training rows"):
         SH(n_bits=4).fit(sp.csr_matrix((10, 5)))
