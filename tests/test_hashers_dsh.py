@@ -116,7 +116,7 @@ def test_hdf5_round_trip(tmp_path, corpus):
 
 def test_bad_input_is_refused():
     assert isinstance(get_hasher("dsh", n_bits=8), DSH)
-    assert DSH(n_bits=1).n_clusters() == 2 and DSH(n_bits=5).n_clusters() == 8  # 7.5 rounds up
+    assert DSH(n_bits=1).cluster_count() == 2 and DSH(n_bits=5).cluster_count() == 8  # 7.5 rounds up
     with pytest.raises(InputError, match=r"'X'.*at least round\(alpha \* n_bits\) = 24"):
         DSH(n_bits=16).fit(np.random.default_rng(0).random((20, 3)))
     for bad in ({"alpha": 0.0}, {"n_neighbors": 0}, {"kmeans_iter": -1}):

@@ -135,20 +135,20 @@ class DSH(Hasher):
 
     params: Params
 
-    def n_clusters(self) -> int:
+    def cluster_count(self) -> int:
         """``round(alpha * n_bits)`` (halves rounded up, as MATLAB's ``round``), at least 2."""
         return max(2, math.floor(self.params.alpha * self.n_bits + 0.5))
 
     def _check_problem(self, n_samples: int, n_features: int) -> None:
-        if self.n_clusters() > n_samples:
+        if self.cluster_count() > n_samples:
             raise InputError(
                 f"{self.name}: argument 'X': expected at least round(alpha * n_bits) = "
-                f"{self.n_clusters()} training rows for K-means, got {n_samples}"
+                f"{self.cluster_count()} training rows for K-means, got {n_samples}"
             )
 
     def _fit(self, X: FeatureMatrix, labels: np.ndarray | None, rng: np.random.Generator) -> None:
         params = self.params
-        centres = kmeans_anchors(X, self.n_clusters(), params.kmeans_iter, rng)
+        centres = kmeans_anchors(X, self.cluster_count(), params.kmeans_iter, rng)
         pairs = candidate_pairs(centres, params.n_neighbors)
         if pairs.shape[0] < self.n_bits:
             raise InputError(
