@@ -18,12 +18,9 @@ from pathlib import Path
 
 import numpy as np
 from common import SHARED_DATA, print_header
+from ddcmh_baselines.reference import TASKS, protocol_maps
 
 from ddcmh_core import get_method
-from ddcmh_core.data import load_dataset
-from ddcmh_core.evaluation.metrics import mean_average_precision
-
-TASKS = ("image->text", "text->image")
 
 
 def score_method(name: str, bits: int, seeds: int, data: dict[str, np.ndarray]) -> dict[str, list[float]]:
@@ -35,37 +32,14 @@ def score_method(name: str, bits: int, seeds: int, data: dict[str, np.ndarray]) 
         started = time.perf_counter()
         model.fit(data["image_train"], data["text_train"], data["labels_train"])
         scores["fit_seconds"].append(time.perf_counter() - started)
-        image_query = model.encode_image(data["image_query"])
-        text_query = model.encode_text(data["text_query"])
-        image_db, text_db = model.encode_image(data["image_train"]), model.encode_text(data["text_train"])
-        for task, query, database in (
-            ("image->text", image_query, text_db),
-            ("text->image", text_query, image_db),
-        ):
-            scores[task].append(
-                float(mean_average_precision(query, database, data["labels_query"], data["labels_train"]))
-            )
+        for task, value in protocol_maps(model, data).items():
+            scores[task].append(value)
     return scores
-
-
-def wikipedia_arrays(data_dir: Path) -> dict[str, np.ndarray]:
-    """Training and query arrays of the standard Wikipedia split."""
-    dataset = load_dataset("wikipedia", data_dir=data_dir)
-    split = dataset.split
-    image, text = dataset.image.take(), dataset.text.take()
-    return {
-        "image_train": np.asarray(image)[split.train],
-        "text_train": np.asarray(text)[split.train],
-        "labels_train": dataset.labels[split.train],
-        "image_query": np.asarray(image)[split.query],
-        "text_query": np.asarray(text)[split.query],
-        "labels_query": dataset.labels[split.query],
-    }
 
 
 def main(argv: list[str] | None = None) -> int:
     from ddcmh_baselines.plugin import BASELINES
-    from ddcmh_baselines.reference import wikipedia_reference
+    from ddcmh_baselines.reference import wikipedia_protocol_data, wikipedia_reference
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("methods", help="comma-separated method names, or 'all' (every port)")
@@ -78,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     bit_lengths = [int(bits) for bits in args.bits.split(",")]
     print_header("ported baselines against the authors' code on Wikipedia (BASELINES.md §c.5b)")
     reference = wikipedia_reference()
-    data = wikipedia_arrays(args.data_dir)
+    data = wikipedia_protocol_data(args.data_dir)
     print(f"{args.seeds} seeds, mean MAP@all (tie-aware); ref = authors' code, seed 1; ±{args.tolerance}")
     print("| method | bits | task | port | ± sd | ref | diff | within | fit s |")
     print("|---|---|---|---|---|---|---|---|---|")

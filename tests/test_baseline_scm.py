@@ -27,23 +27,12 @@ def synthetic(n: int = 150, n_classes: int = 4, seed: int = 0):
 
 
 def test_wikipedia_32_bits_reaches_the_reference():
-    from ddcmh_baselines.reference import wikipedia_reference
+    from ddcmh_baselines.reference import protocol_maps, wikipedia_protocol_data, wikipedia_reference
 
-    from ddcmh_core.data import load_dataset
-    from ddcmh_core.evaluation.metrics import mean_average_precision
 
-    dataset = load_dataset("wikipedia", data_dir=shared_data("wikipedia"))
-    train, query = dataset.split.train, dataset.split.query
-    image, text, labels = np.asarray(dataset.image.take()), np.asarray(dataset.text.take()), dataset.labels
-    model = SCMSeq(n_bits=32, seed=0).fit(image[train], text[train], labels[train])
-    scores = {
-        "image->text": mean_average_precision(
-            model.encode_image(image[query]), model.encode_text(text[train]), labels[query], labels[train]
-        ),
-        "text->image": mean_average_precision(
-            model.encode_text(text[query]), model.encode_image(image[train]), labels[query], labels[train]
-        ),
-    }
+    data = wikipedia_protocol_data(shared_data("wikipedia"))
+    model = SCMSeq(n_bits=32, seed=0).fit(data["image_train"], data["text_train"], data["labels_train"])
+    scores = protocol_maps(model, data)
     for task, score in scores.items():
         reference = wikipedia_reference().value("scm-seq", 32, task)
         assert float(score) >= reference - 0.03, f"{task}: {float(score):.3f} against reference {reference}"

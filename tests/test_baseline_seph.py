@@ -8,7 +8,6 @@ import scipy.sparse as sp
 from conftest import shared_data
 
 from ddcmh_core import InputError, load_model
-from ddcmh_core.data import load_dataset
 from ddcmh_core.evaluation.metrics import mean_average_precision
 from ddcmh_core.testing import make_bow_data
 
@@ -39,20 +38,11 @@ def fitted(corpus):
 
 # ----------------------------------------------------------------------------- fidelity
 def test_wikipedia_map_reaches_the_authors_code_at_16_bits():
-    from ddcmh_baselines.reference import wikipedia_reference
+    from ddcmh_baselines.reference import protocol_maps, wikipedia_protocol_data, wikipedia_reference
 
-    dataset = load_dataset("wikipedia", data_dir=shared_data("wikipedia"))
-    train, query = dataset.split.train, dataset.split.query
-    image, text, labels = np.asarray(dataset.image.take()), np.asarray(dataset.text.take()), dataset.labels
-    model = SePH(n_bits=16, seed=0).fit(image[train], text[train], labels[train])
-    scores = {
-        "image->text": mean_average_precision(
-            model.encode_image(image[query]), model.encode_text(text[train]), labels[query], labels[train]
-        ),
-        "text->image": mean_average_precision(
-            model.encode_text(text[query]), model.encode_image(image[train]), labels[query], labels[train]
-        ),
-    }
+    data = wikipedia_protocol_data(shared_data("wikipedia"))
+    model = SePH(n_bits=16, seed=0).fit(data["image_train"], data["text_train"], data["labels_train"])
+    scores = protocol_maps(model, data)
     reference = wikipedia_reference()
     for task, score in scores.items():
         floor = reference.value("seph", 16, task) - 0.03
