@@ -11,13 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from ddcmh_core.threads import usable_cores
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def describe_machine(libraries: Sequence[str] = ("torch", "faiss", "scipy", "h5py")) -> list[str]:
