@@ -7,40 +7,26 @@ read them from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomllib
 
-TASKS = ("image->text", "text->image")
+from ddcmh_core.bench.report import TASKS, References, load_references
 
-
-@dataclass(frozen=True)
-class ReferenceTable:
-    """Reference MAP per method, code length and task, with the protocol they were measured under."""
-
-    protocol: dict[str, Any]
-    values: dict[str, dict[int, dict[str, float]]]
-
-    def value(self, method: str, bits: int, task: str) -> float | None:
-        """The reference MAP of ``method`` at ``bits`` for ``task``; None where there is none."""
-        return self.values.get(method, {}).get(bits, {}).get(task)
-
+__all__ = ["TASKS", "protocol_maps", "wikipedia_protocol_data", "wikipedia_reference"]
 
 @cache
-def wikipedia_reference() -> ReferenceTable:
-    """The §c.5b table of the authors' code on Wikipedia (seed 1, tie-aware MAP@all)."""
-    text = resources.files("ddcmh_baselines").joinpath("wikipedia_reference.toml").read_text("utf-8")
-    raw = tomllib.loads(text)
-    values = {
-        method: {int(bits): dict(zip(TASKS, pair, strict=True)) for bits, pair in cells.items()}
-        for method, cells in raw["methods"].items()
-    }
-    return ReferenceTable(protocol=raw["protocol"], values=values)
+def wikipedia_reference() -> References:
+    """The §c.5b table of the authors' code on Wikipedia (seed 1, tie-aware MAP@all).
+
+    Read by ddcmh's own reference-table reader (:func:`ddcmh_core.bench.report.load_references`),
+    the one ``ddcmh-bench report --references`` uses for the results page.
+    """
+    with resources.as_file(resources.files("ddcmh_baselines") / "wikipedia_reference.toml") as path:
+        return load_references(path)
 
 
 def wikipedia_protocol_data(data_dir: str | Path) -> dict[str, np.ndarray]:
