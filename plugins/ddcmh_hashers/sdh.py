@@ -29,11 +29,10 @@ class SDH(Hasher):
     F-step ``P = (Phi^T Phi + lambda_f I)^-1 Phi^T B`` (the Cholesky factor is computed once);
     then ``max_iter`` outer iterations of
 
-    * B-step: ``Q = nu Phi P + Y W^T``; ``B`` is reset to zeros and up to ``max_sweeps``
-      discrete cyclic coordinate descent (DCC) sweeps set, bit by bit,
-      ``B[:, k] = sgn(Q[:, k] - B[:, not k] W[not k] W[k]^T)`` (ties -> +1). During the first
-      sweep the bits not yet visited are still 0 (the reference's zero reset). Sweeps stop when
-      ``||B - B_prev||_F < sweep_tol ||B_prev||_F``;
+    * B-step: ``Q = nu Phi P + Y W^T``; starting from the previous ``B`` (the current
+      ``SDH.m``; see ``dcc_start``), up to ``max_sweeps`` discrete cyclic coordinate descent
+      (DCC) sweeps set, bit by bit, ``B[:, k] = sgn(Q[:, k] - B[:, not k] W[not k] W[k]^T)``
+      (ties -> +1). Sweeps stop when ``||B - B_prev||_F < sweep_tol ||B_prev||_F``;
     * G-step, then F-step;
     * stop when ``||B - Phi P||_F < tol ||B||_F`` or ``||P - P_prev||_F < tol ||P_prev||_2``
       (the reference compares with MATLAB's ``norm(P_prev)``, the spectral norm).
@@ -75,13 +74,15 @@ class SDH(Hasher):
         Relative change of ``B`` below which the DCC sweeps stop (``SDH.m``).
     tol : float, default 1e-5
         Tolerance of both outer stopping rules (``SDH.m`` default).
-    dcc_start : {"zeros", "previous"}, default "zeros"
-        "zeros" resets ``B`` to all zeros before every B-step, as ``SDH.m`` does; the first
-        sweep is then a greedy construction and the B-step can end at a worse local optimum
-        than the previous ``B``, so the objective is *not* guaranteed to decrease over the
-        outer iterations (it does go up on small problems). "previous" (not in the reference)
-        starts the sweeps from the previous ``B``: every step then minimises the objective
-        exactly over its block and ``objective_`` never increases.
+    dcc_start : {"previous", "zeros"}, default "previous"
+        "previous" starts each B-step's sweeps from the previous ``B``, as the current official
+        ``SDH.m`` does (bd622/DiscretHashing commit bfaafc1, "Update SDH.m", comments the reset
+        out): every step then minimises the objective exactly over its block and
+        ``objective_`` never increases. "zeros" resets ``B`` to all zeros before every B-step,
+        as the first commit of ``SDH.m`` (ae8a00c) did: the first sweep is then a greedy
+        construction (bits not yet visited are still 0), the B-step can end at a worse local
+        optimum than the previous ``B``, and the objective can go up. On MIRFLICKR-25K text
+        "zeros" scores below the current reference (docs/results/fidelity.md).
 
     Attributes
     ----------
@@ -124,11 +125,11 @@ class SDH(Hasher):
         max_sweeps: int = Field(10, ge=1, le=1000, description="DCC sweeps per B-step.")
         sweep_tol: float = Field(1e-6, ge=0, description="Relative change that ends DCC sweeps.")
         tol: float = Field(1e-5, ge=0, description="Tolerance of the outer stopping rules.")
-        dcc_start: Literal["zeros", "previous"] = Field(
-            "zeros",
+        dcc_start: Literal["previous", "zeros"] = Field(
+            "previous",
             description=(
-                "Start of each B-step: 'zeros' resets B as SDH.m does; 'previous' warm-starts "
-                "from the last B (exact block coordinate descent, monotone objective)."
+                "Start of each B-step: 'previous' warm-starts from the last B as the current "
+                "SDH.m does (monotone objective); 'zeros' resets B as SDH.m's first commit did."
             ),
         )
 
