@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -10,19 +12,27 @@ import pytest
 
 from ddcmh_core.errors import InputError
 from ddcmh_core.evaluation.codes import InvalidCodesError
-from ddcmh_core.evaluation.index import FaissBinaryIndex, HammingIndex, IndexFileError, recall_at_k
+from ddcmh_core.evaluation.index import (
+    MISSING_DISTANCE,
+    MISSING_ID,
+    FaissBinaryIndex,
+    HammingIndex,
+    IndexFileError,
+    recall_at_k,
+)
 
 
 def brute_top_k(
     queries: np.ndarray, database: np.ndarray, ids: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sort every row by (distance, insertion position): obviously correct."""
+    """Sort every row by (distance, insertion position), pad to k: obviously correct."""
     distances = (queries[:, None, :] != database[None, :, :]).sum(axis=2)
     result_distances, result_ids = [], []
     for row in distances:
         order = sorted(range(len(row)), key=lambda j: (row[j], j))[:k]
-        result_distances.append(row[order])
-        result_ids.append(ids[order])
+        padding = k - len(order)
+        result_distances.append([*row[order], *[MISSING_DISTANCE] * padding])
+        result_ids.append([*ids[order], *[MISSING_ID] * padding])
     return np.array(result_distances), np.array(result_ids)
 
 
@@ -51,7 +61,7 @@ def test_search_matches_brute_force_including_ties(n_bits: int, n_items: int, k:
     distances, found = index.search(queries, k)
     expected_distances, expected_ids = brute_top_k(queries, database, ids, k)
     assert distances.dtype == np.int32 and found.dtype == np.int64
-    assert distances.shape == (40, min(k, n_items))
+    assert distances.shape == (40, k)
     np.testing.assert_array_equal(distances, expected_distances)
     np.testing.assert_array_equal(found, expected_ids)  # ties in insertion order
 
@@ -66,22 +76,81 @@ def test_search_threads_and_packed_queries_agree() -> None:
     np.testing.assert_array_equal(single[1], threaded[1])
 
 
-def test_range_search_matches_brute_force() -> None:
+@pytest.mark.parametrize(("inclusive", "within"), [(False, np.less), (True, np.less_equal)])
+def test_range_search_matches_brute_force(inclusive: bool, within: np.ufunc) -> None:
     database, queries = random_codes(3, 2000, 16), random_codes(4, 33, 16)
     index = HammingIndex(16)
     ids = index.add(database)
-    lims, distances, found = index.range_search(queries, 4)
+    lims, distances, found = index.range_search(queries, 4, inclusive=inclusive)
     full = (queries[:, None, :] != database[None, :, :]).sum(axis=2)
     assert lims.shape == (34,) and lims[0] == 0
     for row in range(len(queries)):
         expected = [
             (full[row, j], ids[j]) for j in sorted(range(len(database)), key=lambda j: (full[row, j], j))
         ]
-        expected = [pair for pair in expected if pair[0] <= 4]
+        expected = [pair for pair in expected if within(pair[0], 4)]
         got = list(zip(distances[lims[row] : lims[row + 1]], found[lims[row] : lims[row + 1]], strict=True))
         assert got == expected
+    assert (full == 4).any()  # the boundary is exercised
     empty_lims, empty_distances, _ = HammingIndex(16).range_search(queries, 4)
     assert empty_lims.tolist() == [0] * 34 and empty_distances.size == 0
+
+
+# -- the same answers as faiss's IndexBinaryFlat (docs/search.md, "ddcmh and faiss") ------------------
+
+
+def packed_with_duplicates(seed: int, n_items: int, n_bits: int) -> np.ndarray:
+    """Random packed codes in which a tenth of the rows repeat row 0: ties at every distance."""
+    packed = np.random.default_rng(seed).integers(0, 256, size=(n_items, n_bits // 8), dtype=np.uint8)
+    packed[1 : 1 + n_items // 10] = packed[:1]
+    return packed
+
+
+def both_indexes(packed: np.ndarray, n_bits: int) -> tuple[HammingIndex, Any]:
+    """A HammingIndex and a faiss IndexBinaryFlat over the same packed codes (ids = positions)."""
+    faiss = pytest.importorskip("faiss")
+    ours = HammingIndex(n_bits)
+    ours.add(packed, packed=True)
+    theirs = faiss.IndexBinaryFlat(n_bits)
+    theirs.add(packed)
+    return ours, theirs
+
+
+@pytest.mark.parametrize(
+    ("n_bits", "n_items", "k"),
+    [(16, 3000, 40), (64, 800, 25), (32, 30, 50), (64, 0, 4), (8, 200, 200)],
+    ids=["k<n, many ties", "k<n", "k>n padded", "empty database", "k=n"],
+)
+def test_search_matches_faiss_including_ties_and_padding(n_bits: int, n_items: int, k: int) -> None:
+    database = packed_with_duplicates(n_bits, n_items, n_bits)
+    queries = np.concatenate([database[:3], packed_with_duplicates(n_items + 1, 30, n_bits)])
+    ours, theirs = both_indexes(database, n_bits)
+    distances, ids = ours.search(queries, k, packed=True)
+    faiss_distances, faiss_ids = theirs.search(queries, k)
+    assert distances.dtype == faiss_distances.dtype and ids.dtype == faiss_ids.dtype
+    np.testing.assert_array_equal(distances, faiss_distances)
+    np.testing.assert_array_equal(ids, faiss_ids)  # ties in insertion order in both
+
+
+def test_range_search_matches_faiss_at_exact_distances() -> None:
+    n_bits = 32
+    database = packed_with_duplicates(20, 1500, n_bits)
+    queries = np.concatenate([database[:2], packed_with_duplicates(21, 20, n_bits)])
+    ours, theirs = both_indexes(database, n_bits)
+    nearest = ours.search(queries, 30, packed=True)[0]
+    # radii that equal distances items are at: the boundary decides whether those items count
+    for radius in sorted({0, 1, *nearest[:, 0].tolist(), *nearest[:, -1].tolist()}):
+        lims, distances, ids = ours.range_search(queries, radius, packed=True)
+        faiss_lims, faiss_distances, faiss_ids = theirs.range_search(queries, radius)
+        np.testing.assert_array_equal(lims, faiss_lims.astype(np.int64))
+        for row in range(len(queries)):
+            part = slice(faiss_lims[row], faiss_lims[row + 1])
+            # faiss lists a query's items in insertion order; ddcmh sorts them by distance
+            order = np.lexsort((faiss_ids[part], faiss_distances[part]))
+            np.testing.assert_array_equal(ids[lims[row] : lims[row + 1]], faiss_ids[part][order])
+            np.testing.assert_array_equal(distances[lims[row] : lims[row + 1]], faiss_distances[part][order])
+        inclusive = ours.range_search(queries, radius, inclusive=True, packed=True)
+        np.testing.assert_array_equal(inclusive[0], theirs.range_search(queries, radius + 1)[0])
 
 
 def test_add_remove_with_ids_keeps_insertion_order() -> None:
@@ -112,9 +181,11 @@ def test_add_remove_with_ids_keeps_insertion_order() -> None:
 def test_search_edge_cases_and_bad_input() -> None:
     index = HammingIndex(8)
     distances, found = index.search(np.zeros((2, 8)), 5)
-    assert distances.shape == (2, 0) and found.shape == (2, 0)
+    assert (distances == MISSING_DISTANCE).all() and (found == MISSING_ID).all() and found.shape == (2, 5)
     index.add(random_codes(5, 3, 8))
-    assert index.search(np.zeros((2, 8)), 5)[0].shape == (2, 3)  # k > len: all items
+    distances, found = index.search(np.zeros((2, 8)), 5)  # k > len: all items, then padding
+    assert (found[:, :3] >= 0).all() and (found[:, 3:] == MISSING_ID).all()
+    assert (distances[:, :3] <= 8).all() and (distances[:, 3:] == MISSING_DISTANCE).all()
     with pytest.raises(InputError, match="k: expected a positive integer, found 0"):
         index.search(np.zeros((1, 8)), 0)
     with pytest.raises(InvalidCodesError, match="queries: expected 8 bits per code, found 9"):
@@ -125,6 +196,8 @@ def test_search_edge_cases_and_bad_input() -> None:
         index.add(np.full((1, 8), 2))
     with pytest.raises(InputError, match="radius"):
         index.range_search(np.zeros((1, 8)), -1)
+    with pytest.raises(InputError, match="inclusive: expected True or False, found 'yes'"):
+        index.range_search(np.zeros((1, 8)), 2, inclusive="yes")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="n_bits"):
         HammingIndex(0)
 
@@ -268,3 +341,18 @@ def test_missing_faiss_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> No
     index = HammingIndex(8)
     with pytest.raises(ImportError, match=r"pip install faiss-cpu .*ddcmh\[faiss\]"):
         index.to_faiss()
+
+
+def test_ddcmh_search_command_radius_is_inclusive_and_k_beyond_the_database_lists_real_hits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ddcmh_core.cli.main import main, write_codes
+
+    database = np.array([[0, 0, 0, 0], [1, 0, 0, 0], [1, 1, 0, 0]], dtype=np.uint8)
+    write_codes(tmp_path / "db.h5", database, ids=["a", "b", "c"])
+    write_codes(tmp_path / "q.h5", database[:1], ids=["q"])
+    files = ["search", "--database", str(tmp_path / "db.h5"), "--queries", str(tmp_path / "q.h5")]
+    assert main([*files, "--radius", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["hits"] == [["a", 0], ["b", 1]]
+    assert main([*files, "--k", "5"]) == 0  # 3 items: no padded slot is printed as a hit
+    assert json.loads(capsys.readouterr().out)["results"][0]["hits"] == [["a", 0], ["b", 1], ["c", 2]]

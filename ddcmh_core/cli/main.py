@@ -90,7 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--queries", required=True, metavar="CODES.h5")
     mode = search.add_mutually_exclusive_group()
     mode.add_argument("--k", type=int, default=10, help="top-k per query (default 10)")
-    mode.add_argument("--radius", type=int, help="every item within this Hamming radius")
+    mode.add_argument(
+        "--radius",
+        type=int,
+        help="every item at Hamming distance <= RADIUS (inclusive; faiss's range_search(x, r) stops below r)",
+    )
     search.add_argument("--out", metavar="FILE.json", help="write the results as JSON (default: print)")
     return parser
 
@@ -318,7 +322,7 @@ def command_search(arguments: argparse.Namespace) -> int:
     name_of = dict(zip(positions.tolist(), database_ids, strict=True))
     results = []
     if arguments.radius is not None:
-        limits, distances, found = index.range_search(queries, arguments.radius)
+        limits, distances, found = index.range_search(queries, arguments.radius, inclusive=True)
         for row, query in enumerate(query_ids):
             part = slice(limits[row], limits[row + 1])
             results.append(
@@ -334,14 +338,9 @@ def command_search(arguments: argparse.Namespace) -> int:
             raise InputError(f"--k: expected a positive number, got {arguments.k}")
         distances, found = index.search(queries, arguments.k)
         for row, query in enumerate(query_ids):
-            results.append(
-                {
-                    "query": query,
-                    "hits": [
-                        [name_of[int(i)], int(d)] for i, d in zip(found[row], distances[row], strict=True)
-                    ],
-                }
-            )
+            hits = zip(found[row], distances[row], strict=True)
+            # a database smaller than --k leaves padded slots (id -1): they are not hits
+            results.append({"query": query, "hits": [[name_of[int(i)], int(d)] for i, d in hits if i >= 0]})
     text = json.dumps({"results": results}, indent=1)
     if arguments.out:
         with atomic_path(arguments.out) as temporary:

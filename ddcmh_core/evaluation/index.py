@@ -37,7 +37,19 @@ from ddcmh_core.evaluation.codes import (
     unpack_codes,
 )
 
-__all__ = ["FaissBinaryIndex", "HammingIndex", "IndexFileError", "recall_at_k"]
+__all__ = [
+    "MISSING_DISTANCE",
+    "MISSING_ID",
+    "FaissBinaryIndex",
+    "HammingIndex",
+    "IndexFileError",
+    "recall_at_k",
+]
+
+MISSING_ID = -1
+"""The id of an empty result slot (``k`` larger than the index, or nothing found): faiss's ``-1``."""
+MISSING_DISTANCE = int(np.iinfo(np.int32).max)
+"""The distance of an empty result slot: faiss's binary indexes put ``2**31 - 1`` there."""
 
 # Database items per scan block (64 KiB of 64-bit codes): the block stays in L1/L2 while a
 # block of queries runs over it.
@@ -74,7 +86,12 @@ class HammingIndex:
     * Ids are int64 and unique. Without ids, :meth:`add` assigns consecutive ids starting after
       the largest id ever assigned.
     * Ties are broken by insertion order: among items at the same distance, the one added
-      earlier comes first (removal keeps the relative order of the others).
+      earlier comes first (removal keeps the relative order of the others). faiss's
+      ``IndexBinaryFlat`` orders ties the same way.
+    * :meth:`search` and :meth:`range_search` follow faiss's conventions, so that results can be
+      compared with a faiss binary index: ``k`` larger than the index pads with id
+      :data:`MISSING_ID` and distance :data:`MISSING_DISTANCE`, and a radius is exclusive
+      (distance ``< radius``) unless ``inclusive=True``.
     * Not thread-safe for concurrent modification; concurrent searches are fine.
 
     Examples
@@ -292,7 +309,8 @@ class HammingIndex:
         queries : array_like
             {0,1} codes of shape ``(n_queries, n_bits)``, or packed bytes when ``packed=True``.
         k : int
-            Number of neighbours (>= 1). When the index holds fewer items, all are returned.
+            Number of neighbours (>= 1). When the index holds fewer items, every item is returned
+            and the remaining slots are padded, as faiss does.
         packed : bool, default False
             Whether ``queries`` are packed bytes.
         n_threads : int, optional
@@ -301,24 +319,26 @@ class HammingIndex:
         Returns
         -------
         distances : numpy.ndarray
-            int32, shape ``(n_queries, min(k, len(self)))``, ascending per row.
+            int32, shape ``(n_queries, k)``, ascending per row; :data:`MISSING_DISTANCE` in the
+            slots beyond ``len(self)``.
         ids : numpy.ndarray
-            int64 ids, same shape; ties in insertion order.
+            int64 ids, same shape; ties in insertion order; :data:`MISSING_ID` (-1) in the
+            slots beyond ``len(self)``.
         """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
             raise InputError(f"k: expected a positive integer, found {k!r}")
         query_words = self._query_words(queries, packed)
-        n_kept = min(int(k), self._size)
-        if n_kept == 0 or len(query_words) == 0:
-            return np.zeros((len(query_words), n_kept), np.int32), np.zeros(
-                (len(query_words), n_kept), np.int64
-            )
+        n_queries, n_kept = len(query_words), min(int(k), self._size)
+        distances = np.full((n_queries, int(k)), MISSING_DISTANCE, np.int32)
+        ids = np.full((n_queries, int(k)), MISSING_ID, np.int64)
+        if n_kept == 0 or n_queries == 0:
+            return distances, ids
         results = self._map_query_blocks(
             lambda block, scratch: self._top_k_block(block, n_kept, scratch), query_words, n_threads
         )
-        distances = np.concatenate([result[0] for result in results])
-        rows = np.concatenate([result[1] for result in results])
-        return distances, self._ids[rows]
+        distances[:, :n_kept] = np.concatenate([result[0] for result in results])
+        ids[:, :n_kept] = self._ids[np.concatenate([result[1] for result in results])]
+        return distances, ids
 
     def _top_k_block(
         self, query_words: np.ndarray, k: int, scratch: ScratchBuffers
@@ -397,16 +417,30 @@ class HammingIndex:
         return distances[take].astype(np.int32), positions[take]
 
     def range_search(
-        self, queries: Any, radius: int, *, packed: bool = False, n_threads: int | None = None
+        self,
+        queries: Any,
+        radius: int,
+        *,
+        inclusive: bool = False,
+        packed: bool = False,
+        n_threads: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """All items within Hamming distance ``radius`` (inclusive) of each query.
+        """All items closer than Hamming distance ``radius`` to each query.
+
+        The boundary is faiss's: ``IndexBinaryFlat.range_search(x, radius)`` returns the items
+        at distance strictly below ``radius``, and so does this method by default. Pass
+        ``inclusive=True`` for the Hamming ball of radius ``radius`` (distance ``<= radius``),
+        the "lookup within radius r" of the hashing literature.
 
         Parameters
         ----------
         queries : array_like
             {0,1} codes of shape ``(n_queries, n_bits)``, or packed bytes when ``packed=True``.
         radius : int
-            Inclusive Hamming radius, ``>= 0``.
+            Hamming radius, ``>= 0``. With the default exclusive boundary, ``radius=0`` finds
+            nothing, as in faiss.
+        inclusive : bool, default False
+            Also return the items at distance exactly ``radius``.
         packed : bool, default False
             Whether ``queries`` are packed bytes.
         n_threads : int, optional
@@ -418,12 +452,16 @@ class HammingIndex:
             int64 of length ``n_queries + 1``: the results of query ``i`` are
             ``distances[lims[i]:lims[i+1]]`` and ``ids[lims[i]:lims[i+1]]`` (faiss layout).
         distances : numpy.ndarray
-            int32 distances, ascending per query, ties in insertion order.
+            int32 distances, ascending per query, ties in insertion order (faiss returns each
+            query's items in insertion order instead, whatever their distance).
         ids : numpy.ndarray
             int64 ids.
         """
         if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
             raise InputError(f"radius: expected a non-negative integer, found {radius!r}")
+        if not isinstance(inclusive, (bool, np.bool_)):
+            raise InputError(f"inclusive: expected True or False, found {inclusive!r}")
+        limit = min(int(radius) + 1 if inclusive else int(radius), self.n_bits + 1)
         query_words = self._query_words(queries, packed)
 
         def work(block: np.ndarray, scratch: ScratchBuffers) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -431,7 +469,7 @@ class HammingIndex:
 
             def visit(start: int, distances: np.ndarray) -> np.ndarray:
                 mask = scratch.get("mask", distances.shape, np.bool_)
-                np.less_equal(distances, radius, out=mask)
+                np.less(distances, limit, out=mask)
                 rows, columns = _nonzero_2d(mask)
                 found.append((rows, columns + start, distances[rows, columns].astype(np.int32)))
                 return mask
@@ -595,7 +633,8 @@ class FaissBinaryIndex:
         ``IndexBinaryMultiHash``; options ``n_hashes`` (default 4), ``hash_bits`` (default
         ``min(24, n_bits // n_hashes)``), ``n_flips`` (default 1). Only items that collide in a
         hash table (up to ``n_flips`` bit flips) are found, so fewer than k may come back; the
-        missing slots hold id -1 and distance ``n_bits + 1``.
+        missing slots hold id :data:`MISSING_ID` and distance :data:`MISSING_DISTANCE`, as in
+        :meth:`HammingIndex.search`.
 
     The faiss index is wrapped in ``IndexBinaryIDMap``, so faiss itself returns the user ids
     (``faiss_index`` can be saved with ``faiss.write_index_binary``). faiss needs ``n_bits`` to
@@ -689,7 +728,7 @@ class FaissBinaryIndex:
         Returns
         -------
         distances : numpy.ndarray
-            int32, shape ``(n_queries, k)``; ``n_bits + 1`` where nothing was found.
+            int32, shape ``(n_queries, k)``; :data:`MISSING_DISTANCE` where nothing was found.
         ids : numpy.ndarray
             int64, shape ``(n_queries, k)``; -1 where nothing was found.
         """
@@ -700,7 +739,7 @@ class FaissBinaryIndex:
         else:
             query_bytes = pack_codes(check_codes(queries, name="queries", n_bits=self.n_bits))
         distances, ids = self.faiss_index.search(query_bytes, int(k))
-        distances = np.where(ids < 0, self.n_bits + 1, distances).astype(np.int32)
+        distances = np.where(ids < 0, MISSING_DISTANCE, distances).astype(np.int32)
         return distances, ids.astype(np.int64)
 
 
@@ -732,7 +771,8 @@ def recall_at_k(
         Mean over queries of (correct results) / min(k, len(exact)).
     """
     exact_distances, _ = exact.search(queries, k)
-    k_effective = exact_distances.shape[1]
+    k_effective = min(int(k), len(exact))
+    exact_distances = exact_distances[:, :k_effective]
     if k_effective == 0 or len(exact_distances) == 0:
         return 1.0
     _, found_ids = approximate.search(queries, k)
