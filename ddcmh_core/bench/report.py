@@ -11,6 +11,7 @@ from typing import Any
 import tomllib
 
 from ..errors import InputError
+from .peers import Peers, peer_lines
 
 TASKS = ("image->text", "text->image")
 TASK_TITLES = {
@@ -107,25 +108,35 @@ def _map(
     )  # fmt: skip
 
 
+def _row_label(results: dict[str, Any], method: str, hasher: str | None) -> str:
+    """A table row's name: the method's label, or the hasher's for Stage-1 codes alone."""
+    if method == "stage1":
+        return f"{hasher} text codes (Stage 1 alone)"
+    return method_label(results, method, hasher)
+
+
+def _ordered(pairs: set[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+    """(method, hasher) pairs in row order: DDCMH, Stage 1, the other methods by name, the floor."""
+    return sorted(pairs, key=lambda item: (ROW_ORDER.get(item[0], 2), item[0], item[1] or ""))
+
+
 def _rows(results: dict[str, Any], task: str) -> list[tuple[str, str | None, str]]:
     present = {(r["method"], r["hasher"]) for r in results["records"] if r["task"] == task}
-    ordered = sorted(present, key=lambda item: (ROW_ORDER.get(item[0], 2), item[0], item[1] or ""))
-    rows = []
-    for method, hasher in ordered:
-        label = method_label(results, method, hasher)
-        if method == "stage1":
-            label = f"{hasher} text codes (Stage 1 alone)"
-        rows.append((label, hasher, method))
-    return rows
+    return [(_row_label(results, method, hasher), hasher, method) for method, hasher in _ordered(present)]
 
 
 def markdown_report(
-    results: dict[str, Any], out_dir: Path | None = None, references: References | None = None
+    results: dict[str, Any],
+    out_dir: Path | None = None,
+    references: References | None = None,
+    peers: Peers | None = None,
 ) -> str:
     """The results table in Markdown, with a short guide to reading it.
 
     A cell within two standard deviations of the random-code floor is marked "(at floor)". With
-    ``references``, a table sets each method that has reference values beside them.
+    ``references``, a table sets each method that has reference values beside them; with
+    ``peers``, the values papers report on the same dataset follow in a table of their own,
+    marked "reported, not re-run".
     """
     config = results["config"]
     bits = config["bits"]
@@ -163,6 +174,8 @@ def markdown_report(
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     if references is not None:
         lines += _reference_lines(results, references, bits)
+    if peers is not None:
+        lines += peer_lines(peers, dataset["name"])
     lines += _fit_time_lines(results, bits)
     lines += _tuning_lines(results.get("tuning", []))
     index_rows = [r for r in results["records"] if r["tie_policy"] == "index" and r["metric"] == "map@all"]
@@ -172,12 +185,7 @@ def markdown_report(
             "MAP@all with ties broken by database index (what most published code computes), "
             "MAP@k, P@N and precision within Hamming radius 2 are in results.json.",
         ]
-    compute = results.get("cell_seconds")
-    lines += [
-        "",
-        f"Device: {results['device']}. Wall time: {results['wall_seconds']:.0f} s"
-        + (f" (cells' own compute time, cached ones included: {compute:.0f} s)." if compute else "."),
-    ]
+    lines += ["", f"Device: {results['device']}. {time_line(results)}"]
     if out_dir is not None:
         lines += [
             f"Files in {out_dir}: results.json (every metric, config, versions, split), results.md "
@@ -185,6 +193,27 @@ def markdown_report(
             "indices), cells/ (cached cells: rerun to resume)."
         ]
     return "\n".join(lines) + "\n"
+
+
+def time_line(results: dict[str, Any]) -> str:
+    """The run's time, honestly labelled.
+
+    ``wall_seconds`` is the wall time of the session that wrote the results. When that session
+    reused cells computed before (a resumed run, or cells run by ``--jobs`` worker processes), it
+    is far below the cells' own times, so the line gives the cells' compute time instead and says
+    why; a run computed in one session gives its wall time.
+    """
+    wall, compute = results.get("wall_seconds"), results.get("cell_seconds")
+    if not compute:
+        return f"Wall time: {wall:.0f} s." if wall is not None else "Time not recorded."
+    jobs = max(1, int(results.get("config", {}).get("jobs") or 1))
+    if wall is not None and wall * jobs >= 0.9 * compute:
+        return f"Wall time: {wall:.0f} s (the cells' own times add up to {compute:.0f} s)."
+    return (
+        f"Compute time: {compute:.0f} s, the sum of the cells' own times, each measured in the process "
+        "that computed it. The session that wrote these results reused cells computed earlier (a "
+        "resumed run, or --jobs worker processes), so its own wall time is not the run's."
+    )
 
 
 def _reference_lines(results: dict[str, Any], references: References, bits: Sequence[int]) -> list[str]:
@@ -225,18 +254,24 @@ def render_page(
     title: str,
     command: str,
     references: References | None = None,
+    peers: Peers | None = None,
+    plots: Sequence[str] | None = None,
 ) -> str:
     """A documentation page from run records: one section per record, provenance first.
 
     ``command`` is the ``ddcmh-bench report`` command line that regenerates the page; it is written
-    into the page (a test reruns it and compares).
+    into the page (a test reruns it and compares). ``peers`` adds each record's dataset's reported
+    values (see :mod:`ddcmh_core.bench.peers`); ``plots`` are the paths (relative to the page) of
+    each record's MAP plot, shown under its tables.
     """
     lines = [f"# {title}", "", f"<!-- generated by: {command} -->", ""]
     lines.append(f"Generated by `{command}` from committed records; do not edit.")
-    for record in records:
-        body = markdown_report(record, references=references).splitlines()[1:]  # its own title dropped
+    for index, record in enumerate(records):
+        body = markdown_report(record, references=references, peers=peers).splitlines()[1:]  # own title
         demoted = ["#" + line if line.startswith("#") else line for line in body]
         lines += ["", *_provenance_lines(record), *demoted]
+        if plots is not None:
+            lines += ["", f"![MAP@all against code length: {record['dataset']['name']}]({plots[index]})"]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -273,14 +308,10 @@ def _fit_time_lines(results: dict[str, Any], bits: Sequence[int]) -> list[str]:
         "| method | " + " | ".join(f"{b} bits" for b in bits) + " |",
         "|---|" + "---|" * len(bits),
     ]
-    keys = sorted(
-        {(t["method"], t["hasher"]) for t in timings},
-        key=lambda item: (ROW_ORDER.get(item[0], 2), item[0], item[1] or ""),
-    )
-    for method, hasher in keys:
+    for method, hasher in _ordered({(t["method"], t["hasher"]) for t in timings}):
         by_bits = {t["bits"]: t["mean"] for t in timings if (t["method"], t["hasher"]) == (method, hasher)}
         cells = [_seconds(by_bits[b]) if b in by_bits else "—" for b in bits]
-        lines.append(f"| {method_label(results, method, hasher)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_row_label(results, method, hasher)} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -327,51 +358,92 @@ def _tuning_lines(tuning: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def write_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
+def _plot_tasks(results: dict[str, Any], peers: Peers | None) -> list[str]:
+    """The tasks a MAP plot shows: the run's cross-modal ones (else its own), then its peers'."""
+    present = {r["task"] for r in results["records"]}
+    shown = {task for task in TASKS if task in present} or present
+    if peers is not None:
+        shown |= {task for peer in peers.of(results["dataset"]["name"]) for task in peer.values}
+    return [task for task in TASK_TITLES if task in shown]
+
+
+AT_FLOOR_LEGEND = "hollow: at the random-code floor (within 2 sd)"
+
+
+def _plot_run_rows(axis: Any, results: dict[str, Any], task: str, colours: dict[str, Any]) -> None:
+    """One task's rows against code length; points at the random-code floor drawn hollow."""
+    bits = results["config"]["bits"]
+    for label, hasher, method in _rows(results, task):
+        found = [(b, _map(results, method, hasher, b, task)) for b in bits]
+        points = [(b, p) for b, p in found if p is not None]
+        xs, ys = [b for b, _ in points], [p["value"] for _, p in points]
+        if method == "random":
+            axis.plot(xs, ys, "--", color="0.5", marker="o", label=label)
+            continue
+        axis.plot(xs, ys, "-", marker="o", color=colours[label], label=label)
+        floors = [_map(results, "random", None, b, task) for b, _ in points]
+        flat = [(b, p["value"]) for (b, p), f in zip(points, floors, strict=True) if f and at_floor(p, f)]
+        if flat:
+            axis.plot(*zip(*flat, strict=True), "o", markersize=9, markerfacecolor="white",
+                      markeredgecolor=colours[label], label=AT_FLOOR_LEGEND)  # fmt: skip
+
+
+def map_vs_bits_plot(results: dict[str, Any], path: Path, peers: Peers | None = None) -> Path:
+    """MAP@all against code length per task (PNG): the run's rows, the floor and reported peers.
+
+    Points at the random-code floor are drawn hollow; peers (see :mod:`ddcmh_core.bench.peers`)
+    are dotted lines with cross markers labelled "reported, not re-run". Each row keeps one colour
+    in every panel. The figure depends on the record alone, so it is the same on every rerun.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = _plot_tasks(results, peers)
+    shown = peers.of(results["dataset"]["name"]) if peers is not None else []
+    labels = [label for task in tasks for label, _, method in _rows(results, task) if method != "random"]
+    labels = list(dict.fromkeys(labels + [peer.label for peer in shown]))
+    palette = [plt.get_cmap("tab20")(index) for index in range(20)]
+    colours = {label: palette[index % len(palette)] for index, label in enumerate(labels)}
+    figure, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4.2), squeeze=False)
+    ticks = set(results["config"]["bits"])
+    legend: dict[str, Any] = {}
+    for axis, task in zip(axes[0], tasks, strict=True):
+        _plot_run_rows(axis, results, task, colours)
+        for peer in shown:
+            if task in peer.values:
+                reported = sorted(peer.values[task].items())
+                axis.plot(*zip(*reported, strict=True), ":", marker="x", color=colours[peer.label],
+                          label=f"{peer.label}, {peer.metric}")  # fmt: skip
+                ticks |= set(peer.values[task])
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(sorted(ticks), [str(b) for b in sorted(ticks)])
+        axis.set_xlabel("code length (bits)")
+        axis.set_ylabel("MAP@all")
+        axis.set_title(task)
+        axis.grid(alpha=0.3)
+        legend.update(zip(*reversed(axis.get_legend_handles_labels()), strict=True))
+    legend[AT_FLOOR_LEGEND] = legend.pop(AT_FLOOR_LEGEND) if AT_FLOOR_LEGEND in legend else None
+    legend = {label: handle for label, handle in legend.items() if handle is not None}
+    figure.suptitle(f"{results['dataset']['name']}: MAP against code length")
+    figure.legend(legend.values(), legend.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110, bbox_inches="tight")  # its metadata names the matplotlib version
+    plt.close(figure)
+    return path
+
+
+def write_plots(results: dict[str, Any], out_dir: Path, peers: Peers | None = None) -> list[Path]:
     """MAP against code length, precision–recall curves by radius and precision@N curves (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    written = []
+    written = [map_vs_bits_plot(results, out_dir / "map_vs_bits.png", peers)]
     config = results["config"]
     tasks = ("image->text", "text->image")
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for axis, task in zip(axes, tasks, strict=True):
-        for label, hasher, method in _rows(results, task):
-            points = [
-                _value(
-                    results["records"],
-                    method=method,
-                    hasher=hasher,
-                    bits=b,
-                    task=task,
-                    metric="map@all",
-                    tie_policy="expected",
-                )
-                for b in config["bits"]
-            ]
-            xs = [b for b, p in zip(config["bits"], points, strict=True) if p is not None]
-            ys = [p["value"] for p in points if p is not None]
-            if method == "random":
-                axis.plot(xs, ys, "--", color="0.5", marker="o", label=label)
-            else:
-                axis.plot(xs, ys, "-", marker="o", label=label)
-        axis.set_xscale("log", base=2)
-        axis.set_xticks(config["bits"], [str(b) for b in config["bits"]])
-        axis.set_xlabel("code length (bits)")
-        axis.set_ylabel("MAP@all")
-        axis.set_title(task)
-        axis.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    figure.suptitle(f"{results['dataset']['name']}: MAP against code length")
-    figure.tight_layout()
-    path = out_dir / "map_vs_bits.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    written.append(path)
-
     largest = max(config["bits"])
     for curve_name, filename, x_key, y_key, xlabel, ylabel in (
         ("pr_by_radius", "pr_curves.png", "recall", "precision", "recall", "precision"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import warnings
@@ -378,6 +379,18 @@ def build_report_parser() -> argparse.ArgumentParser:
         help="reference values to set beside the methods' rows ([protocol] and [methods.NAME] tables)",
     )
     parser.add_argument(
+        "--peers",
+        type=Path,
+        metavar="FILE.toml",
+        help="values papers report ([[peers]] tables with their citation), shown as reported, not re-run",
+    )
+    parser.add_argument(
+        "--plots",
+        type=Path,
+        metavar="DIR",
+        help="also write each RUN's MAP-against-bits plot (RUN-NAME-map_vs_bits.png) into DIR",
+    )
+    parser.add_argument(
         "--save-record",
         type=Path,
         metavar="FILE.json",
@@ -392,14 +405,16 @@ def run_report(argv: Sequence[str]) -> int:
     """``ddcmh-bench report``: compact records and pages generated from them."""
     import shlex
 
+    from ..bench.peers import load_peers
     from ..bench.record import compact_record, read_record
-    from ..bench.report import load_references, render_page
+    from ..bench.report import load_references, map_vs_bits_plot, render_page
     from ..bench.runner import write_json_atomic
 
     arguments = build_report_parser().parse_args(argv)
     if arguments.save_record is not None and len(arguments.runs) != 1:
         raise InputError(f"--save-record: give exactly one RUN, got {len(arguments.runs)}")
     references = load_references(arguments.references) if arguments.references else None
+    peers = load_peers(arguments.peers) if arguments.peers else None
     records = [read_record(run) for run in arguments.runs]
     if arguments.save_record is not None:
         record = compact_record(records[0], command=arguments.command)
@@ -409,12 +424,23 @@ def run_report(argv: Sequence[str]) -> int:
         records = [record]
     sources = [arguments.save_record] if arguments.save_record is not None else arguments.runs
     tokens = ["ddcmh-bench", "report", *map(str, sources), "--title", arguments.title]
-    if arguments.references is not None:
-        tokens += ["--references", str(arguments.references)]
+    for option in ("references", "peers", "plots"):
+        if getattr(arguments, option) is not None:
+            tokens += [f"--{option}", str(getattr(arguments, option))]
     if arguments.out is not None:
         tokens += ["--out", str(arguments.out)]
     command = shlex.join(tokens)
-    page = render_page(records, title=arguments.title, command=command, references=references)
+    plots = None
+    if arguments.plots is not None:
+        arguments.plots.mkdir(parents=True, exist_ok=True)
+        paths = [arguments.plots / f"{Path(source).stem}-map_vs_bits.png" for source in sources]
+        for path, record in zip(paths, records, strict=True):
+            map_vs_bits_plot(record, path, peers)
+        page_dir = arguments.out.parent if arguments.out is not None else Path()
+        plots = [os.path.relpath(path, page_dir) for path in paths]
+    page = render_page(
+        records, title=arguments.title, command=command, references=references, peers=peers, plots=plots
+    )
     if arguments.out is None:
         print(page, end="")
     else:
