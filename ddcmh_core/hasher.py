@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 import pydantic
@@ -35,7 +34,6 @@ from .errors import (
     NumericalError,
     UnsupportedOperationError,
 )
-from .kernels import AnchorRBF
 from .validation import FeatureMatrix, check_features, check_labels, check_not_constant
 
 
@@ -49,38 +47,60 @@ class HasherParams(BaseModel):
 
     n_bits: int = Field(32, ge=1, le=4096, description="Code length in bits.")
     seed: int = Field(0, ge=0, description="Seed of every random choice the hasher makes.")
-    kernel_lift: Literal["none", "rbf"] = Field(
-        "none",
-        description=(
-            "'rbf' first maps the input to anchor RBF features (anchors sampled from the training "
-            "rows, width = root mean squared distance, centred), so that low-dimensional data can "
-            "get more bits than it has features."
-        ),
-    )
-    lift_anchors: int = Field(
-        1000, ge=2, description="Number of anchors of the kernel lift (at most n_samples)."
-    )
 
 
-def _params_error(hasher_name: str, error: pydantic.ValidationError, valid: Iterable[str]) -> InputError:
-    problems = []
-    for item in error.errors():
-        location = ".".join(str(part) for part in item["loc"]) or "params"
-        if item["type"] == "extra_forbidden":
-            problems.append(
-                f"argument {location!r}: unknown hyper-parameter (expected one of {', '.join(valid)})"
+KERNEL_LIFT_OPTIONS = ("kernel_lift", "lift_anchors")
+"""Options that :func:`ddcmh_core.kernels.lift_options` turns into a
+:class:`~ddcmh_core.kernels.KernelLifted` wrapper (``get_hasher``, ``--hasher-opt``, hasher files);
+they are not hyper-parameters of any hasher class."""
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def validated_model(model_class: type[ModelT], params: dict[str, Any], owner: str) -> ModelT:
+    """``model_class(**params)``, with pydantic's validation errors as one :class:`InputError`.
+
+    Parameters
+    ----------
+    model_class : type of pydantic.BaseModel
+        The parameter model (a hasher's ``Params``, the anchor lift's parameters).
+    params : dict
+        Values by name.
+    owner : str
+        Who takes the parameters, first in the message.
+
+    Raises
+    ------
+    InputError
+        Naming each bad argument, what was expected and what was found; an unknown name lists the
+        valid ones (and, for ``kernel_lift``/``lift_anchors``, says how to lift a hasher now).
+    """
+    try:
+        return model_class(**params)
+    except pydantic.ValidationError as error:
+        problems = []
+        for item in error.errors():
+            location = ".".join(str(part) for part in item["loc"]) or "params"
+            if item["type"] != "extra_forbidden":
+                problems.append(f"argument {location!r}: {item['msg']} (got {item.get('input')!r})")
+                continue
+            problem = (
+                f"argument {location!r}: unknown hyper-parameter "
+                f"(expected one of {', '.join(model_class.model_fields)})"
             )
-        else:
-            problems.append(f"argument {location!r}: {item['msg']} (got {item.get('input')!r})")
-    return InputError(f"{hasher_name}: " + "; ".join(problems))
+            if location in KERNEL_LIFT_OPTIONS:
+                problem += (
+                    "; the kernel lift is a wrapper: ddcmh_core.kernels.KernelLifted(hasher, n_anchors=...), "
+                    "or get_hasher(name, kernel_lift='rbf', lift_anchors=...)"
+                )
+            problems.append(problem)
+        raise InputError(f"{owner}: " + "; ".join(problems)) from None
 
 
 def _validated_params(hasher_class: type[Hasher], params: dict[str, Any]) -> HasherParams:
     """``hasher_class.Params(**params)``, with validation errors as :class:`InputError`."""
-    try:
-        return hasher_class.Params(**params)
-    except pydantic.ValidationError as error:
-        raise _params_error(hasher_class.__name__, error, hasher_class.Params.model_fields) from None
+    return validated_model(hasher_class.Params, params, hasher_class.__name__)
 
 
 def _init_with_signature(hasher_class: type[Hasher]) -> Any:
@@ -138,7 +158,11 @@ class Hasher(TransformerMixin, BaseEstimator):
     and ``fit_transform``, so it can be the last step of a ``Pipeline`` and be tuned by
     ``GridSearchCV`` with :func:`ddcmh_core.evaluation.scorers.make_map_scorer`.
 
-    Class-level tags describe a hasher to the engine and the conformance kit:
+    Tags describe a hasher to the engine, the CLI listing and the conformance kit, and all of
+    them read :meth:`tags` (never the class attributes, which are only the declaration): a
+    subclass declares its tags as class attributes, and a subclass whose tags depend on its
+    hyper-parameters (CCA-ITQ needs labels, PCA-ITQ does not) refines them by overriding
+    :meth:`tags` (start from ``super().tags()``). The tags are:
 
     ``requires_labels``
         ``fit`` needs a label matrix (supervised hashers).
@@ -148,7 +172,7 @@ class Hasher(TransformerMixin, BaseEstimator):
         ``encode`` exists (the method has an out-of-sample function).
     ``bits_bounded_by_features``
         ``n_bits`` cannot exceed the number of input features (PCA-based methods); the kernel
-        lift removes the bound.
+        lift (:class:`ddcmh_core.kernels.KernelLifted`) removes the bound.
     ``balanced_bits``
         The method aims at bits that are 1 on about half of the items (the conformance kit then
         checks bit balance). Spectral Hashing, for one, does not on skewed data.
@@ -251,23 +275,46 @@ class Hasher(TransformerMixin, BaseEstimator):
         return sklearn_tags
 
     def labels_required(self) -> bool:
-        """Whether ``fit`` needs labels with these hyper-parameters.
-
-        The class tag ``requires_labels`` by default; a hasher whose supervision depends on a
-        hyper-parameter (ITQ with ``projection="cca"``) overrides this.
-        """
-        return self.requires_labels
+        """Whether ``fit`` needs labels with these hyper-parameters: ``tags()["requires_labels"]``."""
+        return self.tags()["requires_labels"]
 
     def tags(self) -> dict[str, bool]:
-        """The tags of this hasher (class tags refined by the hyper-parameters)."""
-        required = self.labels_required()
+        """The tags of this hasher: the one source that the engine, the listing and the kit read.
+
+        The base class reads the class attributes; override this (starting from
+        ``super().tags()``) when a tag depends on the hyper-parameters.
+
+        Returns
+        -------
+        dict of str to bool
+            ``requires_labels``, ``uses_labels`` (True whenever ``requires_labels`` is),
+            ``supports_encode``, ``bits_bounded_by_features`` and ``balanced_bits``.
+        """
         return {
-            "requires_labels": required,
-            "uses_labels": self.uses_labels or required,
+            "requires_labels": self.requires_labels,
+            "uses_labels": self.uses_labels or self.requires_labels,
             "supports_encode": self.supports_encode,
             "bits_bounded_by_features": self.bits_bounded_by_features,
             "balanced_bits": self.balanced_bits,
         }
+
+    @classmethod
+    def accepted_options(cls) -> frozenset[str]:
+        """Names that building this hasher by name accepts: its ``Params`` fields and the lift options.
+
+        ``get_hasher(name, **options)`` and ``--hasher-opt`` take ``kernel_lift``/``lift_anchors``
+        too (:data:`KERNEL_LIFT_OPTIONS`), which wrap the hasher in
+        :class:`~ddcmh_core.kernels.KernelLifted`.
+        """
+        return frozenset(cls.Params.model_fields) | frozenset(KERNEL_LIFT_OPTIONS)
+
+    def build_params(self) -> dict[str, Any]:
+        """JSON-compatible options that rebuild this hasher by name: ``create(name, **build_params())``.
+
+        :meth:`get_params` for a plain hasher; a :class:`~ddcmh_core.kernels.KernelLifted`
+        adds its lift options to its inner hasher's. Hasher files and model files record these.
+        """
+        return self.get_params()
 
     @property
     def is_fitted(self) -> bool:
@@ -326,15 +373,13 @@ class Hasher(TransformerMixin, BaseEstimator):
                 f"{self.name}: argument 'labels': expected a {{0,1}} label matrix with "
                 f"{features.shape[0]} rows (this hasher is supervised), got None"
             )
-        if not self.tags()["uses_labels"]:
+        tags = self.tags()
+        if not tags["uses_labels"]:
             label_matrix = None
         rng = np.random.default_rng(self.params.seed)
         for attribute in [key for key in vars(self) if key.endswith("_")]:
             delattr(self, attribute)  # refitting starts from scratch
         n_features = features.shape[1]
-        if self.params.kernel_lift == "rbf":
-            self.lift_ = AnchorRBF.fit(features, self.params.lift_anchors, rng, center=True)
-            features = self.lift_.transform(features)
         self._check_bits(features.shape[0], features.shape[1])
         self._check_problem(features.shape[0], features.shape[1])
         self._fit(features, label_matrix, rng)
@@ -342,7 +387,7 @@ class Hasher(TransformerMixin, BaseEstimator):
         if codes is None:
             codes = self._bits(features)
         self.training_codes_ = np.ascontiguousarray(np.asarray(codes) > 0, dtype=np.uint8)
-        if self.supports_encode:
+        if tags["supports_encode"]:
             # Only set when the method has a hash function, so that encode(train) can be compared.
             self.encoded_training_codes_ = self._bits(features)
         self.n_features_in_ = n_features
@@ -372,7 +417,7 @@ class Hasher(TransformerMixin, BaseEstimator):
         """
         self.fit(X, labels)
         if training_codes == "encoded":
-            if not self.supports_encode:
+            if not self.tags()["supports_encode"]:
                 raise UnsupportedOperationError(
                     f"{self.name}: training_codes='encoded' needs an out-of-sample function"
                 )
@@ -395,14 +440,12 @@ class Hasher(TransformerMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_bits), uint8 in {0,1}
         """
-        if not self.supports_encode:
+        if not self.tags()["supports_encode"]:
             raise UnsupportedOperationError(
                 f"{self.name} has no out-of-sample hash function; use fit_encode for training codes"
             )
         self._require_fitted("encode")
         features = check_features(X, owner=self.name, argument="X", n_features=self.n_features_in_)
-        if hasattr(self, "lift_"):
-            features = self.lift_.transform(features)
         return self._bits(features)
 
     def _bits(self, features: FeatureMatrix) -> np.ndarray:
@@ -434,27 +477,24 @@ class Hasher(TransformerMixin, BaseEstimator):
             ``fit(X, y).transform(X)``; for a hasher without an out-of-sample function
             (``supports_encode`` False), its optimised training codes.
         """
-        return self.fit_encode(X, y, training_codes="encoded" if self.supports_encode else "optimised")
+        encoded = self.tags()["supports_encode"]
+        return self.fit_encode(X, y, training_codes="encoded" if encoded else "optimised")
 
     def _require_fitted(self, action: str) -> None:
         if not self.is_fitted:
             raise NotFittedError(f"{self.name}: call fit before {action}")
 
     def _check_bits(self, n_samples: int, n_features: int) -> None:
-        if self.bits_bounded_by_features and self.n_bits > n_features:
-            lifted = self.params.kernel_lift == "rbf"
-            hint = (
-                f"raise lift_anchors above {self.n_bits}"
-                if lifted
-                else "pass kernel_lift='rbf' (anchor RBF features, lift_anchors=1000 by default) "
-                "to hash low-dimensional data with more bits"
-            )
+        bounded = self.tags()["bits_bounded_by_features"]
+        if bounded and self.n_bits > n_features:
             raise InputError(
                 f"{self.name}: argument 'n_bits': expected n_bits <= n_features ({n_features}) "
                 f"because {type(self).__name__} projects onto principal directions, got "
-                f"n_bits={self.n_bits}; {hint}"
+                f"n_bits={self.n_bits}; to hash low-dimensional data with more bits, lift it to anchor RBF "
+                "features first: ddcmh_core.kernels.KernelLifted(hasher, n_anchors=1000), "
+                "get_hasher(name, kernel_lift='rbf') or --hasher-opt NAME:kernel_lift=rbf"
             )
-        if self.n_bits >= n_samples and self.bits_bounded_by_features:
+        if self.n_bits >= n_samples and bounded:
             raise InputError(
                 f"{self.name}: argument 'X': expected more training rows than n_bits "
                 f"({self.n_bits}), got {n_samples}"
@@ -469,6 +509,17 @@ class Hasher(TransformerMixin, BaseEstimator):
         """
         skipped = set(self.training_only_attributes)
         return {key: value for key, value in vars(self).items() if key.endswith("_") and key not in skipped}
+
+    def set_fitted_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`fitted_state` returned (used by :func:`~ddcmh_core.load_hasher`).
+
+        Parameters
+        ----------
+        state : dict
+            Fitted attributes by name; the base class sets each one.
+        """
+        for key, value in state.items():
+            setattr(self, key, value)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the hasher (hyper-parameters, fitted state, provenance) to one HDF5 file.

@@ -21,8 +21,8 @@ from ._version import __version__
 from .errors import HasherFileError, InputError
 from .files import atomic_path, open_ddcmh_h5
 from .hasher import Hasher
-from .kernels import AnchorRBF
-from .plugins import hasher_registry
+from .kernels import AnchorRBF, KernelLifted, lift_options
+from .plugins import RegisteredHasher, hasher_registry
 
 FILE_FORMAT = "ddcmh-hasher"
 FILE_FORMAT_VERSION = 1
@@ -30,24 +30,36 @@ STATE_TYPES: dict[str, type[AnchorRBF]] = {"AnchorRBF": AnchorRBF}
 """Types of fitted attributes (besides arrays and scalars) that hasher files can hold."""
 
 
+def registry_entry(hasher: Hasher) -> RegisteredHasher | None:
+    """The registered name a hasher file records for ``hasher`` (None for an unregistered class).
+
+    The name the hasher was built by when it still denotes its class, else the entry of its class
+    without defaults. A :class:`~ddcmh_core.kernels.KernelLifted` is recorded by its inner
+    hasher's entry (its parameters add ``kernel_lift="rbf"``).
+    """
+    core = hasher.hasher if isinstance(hasher, KernelLifted) else hasher
+    registry = hasher_registry()
+    if core._registry_name and core._registry_name in registry:
+        entry = registry.get(core._registry_name)
+        if issubclass(type(core), entry.spec.load()):
+            return entry
+    return registry.name_for_class(type(core))
+
+
 def save_hasher(hasher: Hasher, path: str | os.PathLike[str]) -> Path:
     """Write a fitted hasher to ``path`` atomically (see :meth:`Hasher.save`)."""
     target = Path(path)
-    registry = hasher_registry()
-    entry = None
-    if hasher._registry_name and hasher._registry_name in registry:
-        entry = registry.get(hasher._registry_name)
-    if entry is None or not issubclass(type(hasher), entry.spec.load()):
-        entry = registry.name_for_class(type(hasher))
+    entry = registry_entry(hasher)
+    core = hasher.hasher if isinstance(hasher, KernelLifted) else hasher
     with atomic_path(target) as temporary, h5py.File(temporary, "w") as handle:
         handle.attrs["ddcmh_format"] = FILE_FORMAT
         handle.attrs["format_version"] = FILE_FORMAT_VERSION
         handle.attrs["ddcmh_version"] = __version__
         handle.attrs["hasher_name"] = entry.spec.name if entry else ""
-        handle.attrs["hasher_class"] = f"{type(hasher).__module__}:{type(hasher).__qualname__}"
+        handle.attrs["hasher_class"] = f"{type(core).__module__}:{type(core).__qualname__}"
         handle.attrs["provider"] = entry.plugin.distribution if entry else ""
         handle.attrs["provider_version"] = entry.plugin.version if entry else ""
-        handle.attrs["params"] = json.dumps(hasher.get_params(), sort_keys=True)
+        handle.attrs["params"] = json.dumps(hasher.build_params(), sort_keys=True)
         _write_state(handle.create_group("state"), hasher.fitted_state())
     return target
 
@@ -145,7 +157,7 @@ def _check_loaded(hasher: Hasher, path: Path) -> None:
                 f"{path}: fitted attribute {name!r}: expected {hasher.n_bits} columns (n_bits), got shape "
                 f"{np.shape(codes)}"
             )
-    if not hasher.supports_encode:
+    if not hasher.tags()["supports_encode"]:
         return
     state = hasher.fitted_state()
     arrays = ", ".join(f"{key} {np.shape(value)}" for key, value in state.items() if np.ndim(value))
@@ -219,16 +231,21 @@ def load_hasher(path: str | os.PathLike[str], *, hasher_class: type[Hasher] | No
             params = json.loads(handle.attrs["params"])
             if not isinstance(params, dict):
                 raise InputError(f"expected a JSON object, got {type(params).__name__}")
-            hasher = hasher_class(**params)
+            options, wrap = lift_options(params, owner=name or hasher_class.__name__)
+            core = hasher_class(**options)
         except (KeyError, json.JSONDecodeError, InputError) as exc:
             raise HasherFileError(f"{source}: invalid stored hyper-parameters: {exc}") from None
         if "state" not in handle:
             raise HasherFileError(f"{source}: group 'state' is missing")
         state = _read_state(handle["state"], source)
-    if "n_features_in_" not in state:
-        raise HasherFileError(f"{source}: fitted attribute 'n_features_in_' is missing")
-    for key, value in state.items():
-        setattr(hasher, key, value)
-    hasher._registry_name = name or None
+    core._registry_name = name or None
+    hasher = wrap(core)
+    for key in ("n_features_in_", *(["lift_"] if hasher is not core else [])):
+        if key not in state:
+            raise HasherFileError(f"{source}: fitted attribute {key!r} is missing")
+    try:
+        hasher.set_fitted_state(state)
+    except InputError as error:
+        raise HasherFileError(f"{source}: invalid fitted state: {error}") from None
     _check_loaded(hasher, source)
     return hasher

@@ -517,13 +517,19 @@ class HasherRegistry(NameRegistry[HasherSpec]):
         return f"hasher {spec.target}"
 
     def create(self, name: str, **params: Any) -> Hasher:
-        """Build the hasher called ``name``, with the record's defaults overridden by ``params``."""
+        """Build the hasher called ``name``, with the record's defaults overridden by ``params``.
+
+        ``kernel_lift="rbf"`` (and ``lift_anchors``) wrap it in
+        :class:`~ddcmh_core.kernels.KernelLifted` (:func:`~ddcmh_core.kernels.lift_options`).
+        """
+        from .kernels import lift_options
+
         entry = self.get(name)
         hasher_class = entry.spec.load()
-        merged = {**entry.spec.defaults, **params}
+        merged, wrap = lift_options({**entry.spec.defaults, **params}, owner=entry.spec.name)
         hasher = hasher_class(**merged)
         hasher._registry_name = entry.spec.name
-        return hasher
+        return wrap(hasher)
 
     def name_for_class(self, hasher_class: type) -> RegisteredHasher | None:
         """The registered entry whose class is ``hasher_class`` and that has no defaults."""

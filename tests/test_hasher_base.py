@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import numpy as np
 import pydantic
@@ -16,6 +18,7 @@ from ddcmh_core import (
     load_hasher,
 )
 from ddcmh_core.hasher_file import FILE_FORMAT_VERSION
+from ddcmh_core.kernels import AnchorRBFLift, KernelLifted
 from ddcmh_core.testing import make_bow_data
 from ddcmh_hashers.itq import ITQ
 from ddcmh_hashers.lsh import LSH
@@ -94,22 +97,41 @@ def test_too_many_bits_points_to_the_kernel_lift():
         ITQ(n_bits=32).fit(features)
     message = str(error.value)
     assert "argument 'n_bits'" in message and "n_features (10)" in message
-    assert "kernel_lift='rbf'" in message
-    lifted = ITQ(n_bits=32, kernel_lift="rbf", lift_anchors=200).fit(features)
+    assert "KernelLifted(hasher, n_anchors=1000)" in message and "kernel_lift='rbf'" in message
+    lifted = get_hasher("itq", n_bits=32, kernel_lift="rbf", lift_anchors=200).fit(features)
+    assert isinstance(lifted, KernelLifted) and isinstance(lifted.hasher_, ITQ)
     codes = lifted.encode(features)
     assert codes.shape == (500, 32)
-    assert lifted.lift_.anchors.shape == (200, 10)
+    assert lifted.lift_.map_.anchors.shape == (200, 10)
     assert np.all(codes.mean(axis=0) > 0.05) and np.all(codes.mean(axis=0) < 0.95)
 
 
 def test_kernel_lift_width_is_chosen_on_training_data():
     features = np.random.default_rng(1).random((300, 6))
-    lifted = LSH(n_bits=16, kernel_lift="rbf", lift_anchors=50).fit(features)
-    anchors = lifted.lift_.anchors
+    lift = AnchorRBFLift(n_anchors=50).fit(features)
+    anchors = lift.map_.anchors
     squared = ((features[:, None, :] - anchors[None]) ** 2).sum(-1)
-    assert lifted.lift_.bandwidth == pytest.approx(np.sqrt(squared.mean()))
-    # Anchors are training rows.
-    assert all(np.any(np.all(features == row, axis=1)) for row in anchors)
+    assert lift.map_.bandwidth == pytest.approx(np.sqrt(squared.mean()))
+    assert all(np.any(np.all(features == row, axis=1)) for row in anchors)  # anchors are training rows
+    lifted = lift.transform(features)
+    assert lifted.shape == (300, 50) and np.allclose(lifted.mean(axis=0), 0.0)  # centred by default
+    # The wrapper's lift is this transformer, seeded with the inner hasher's seed.
+    wrapped = KernelLifted(LSH(n_bits=16), n_anchors=50).fit(features)
+    assert np.array_equal(wrapped.lift_.map_.anchors, anchors)
+    assert np.array_equal(wrapped.encode(features), LSH(n_bits=16).fit(lifted).encode(lifted))
+
+
+def test_kernel_lift_options_map_to_the_wrapper_in_one_place():
+    lifted = get_hasher("lsh", n_bits=8, kernel_lift="rbf", lift_anchors=40)
+    assert isinstance(lifted, KernelLifted) and lifted.n_anchors == 40 and lifted.name == "rbf+lsh"
+    assert lifted.build_params() == {**LSH(n_bits=8).get_params(), "kernel_lift": "rbf", "lift_anchors": 40}
+    assert type(get_hasher("lsh", n_bits=8, kernel_lift="none", lift_anchors=40)) is LSH
+    with pytest.raises(InputError, match="argument 'kernel_lift'.*'none' or 'rbf'"):
+        get_hasher("lsh", kernel_lift="poly")
+    with pytest.raises(InputError, match="argument 'lift_anchors'"):
+        get_hasher("lsh", kernel_lift="rbf", lift_anchors=1)
+    with pytest.raises(InputError, match="'kernel_lift': unknown hyper-parameter.*KernelLifted"):
+        ITQ(n_bits=8, kernel_lift="rbf")
 
 
 def test_unfitted_hasher_raises():
@@ -121,16 +143,15 @@ def test_unfitted_hasher_raises():
 
 def test_refit_forgets_previous_state(corpus):
     features, _ = corpus
-    hasher = ITQ(n_bits=8, kernel_lift="rbf", lift_anchors=30).fit(features)
-    assert hasattr(hasher, "lift_")
-    plain = hasher.clone(kernel_lift="none")
-    plain.fit(features)
-    assert not hasattr(plain, "lift_")
+    hasher = ITQ(n_bits=8).fit(features)
+    hasher.stale_ = np.zeros(3)
+    hasher.fit(features)
+    assert not hasattr(hasher, "stale_") and hasattr(hasher, "rotation_")
 
 
 def test_save_is_atomic_and_load_restores(tmp_path, corpus):
     features, _ = corpus
-    hasher = ITQ(n_bits=8, kernel_lift="rbf", lift_anchors=30).fit(features)
+    hasher = get_hasher("itq", n_bits=8, kernel_lift="rbf", lift_anchors=30).fit(features)
     path = hasher.save(tmp_path / "itq.h5")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["itq.h5"]
     restored = load_hasher(path)
@@ -140,6 +161,35 @@ def test_save_is_atomic_and_load_restores(tmp_path, corpus):
         assert handle.attrs["hasher_name"] == "itq"
         assert handle.attrs["provider"] == "ddcmh"
         assert "pickle" not in str(dict(handle.attrs))
+
+
+def test_lifted_hasher_files_keep_the_layout_of_files_saved_before_the_wrapper(tmp_path, corpus):
+    features, _ = corpus
+    lifted = get_hasher("itq", n_bits=8, kernel_lift="rbf", lift_anchors=30).fit(features)
+    path = lifted.save(tmp_path / "lifted.h5")
+    with h5py.File(path) as handle:  # what ddcmh wrote when kernel_lift was a field of every hasher
+        params = json.loads(handle.attrs["params"])
+        keys = json.loads(handle["state"].attrs["state_keys"])
+        assert handle.attrs["hasher_class"] == "ddcmh_hashers.itq:ITQ"
+    assert params["kernel_lift"] == "rbf" and params["lift_anchors"] == 30
+    assert {"lift_", "n_features_in_", "rotation_"} <= set(keys)
+    restored = load_hasher(path)
+    assert isinstance(restored, KernelLifted) and restored.n_features_in_ == 40
+    assert restored.hasher_.n_features_in_ == 30
+    assert np.array_equal(restored.encode(features), lifted.encode(features))
+    # A plain hasher saved then recorded kernel_lift="none" and lift_anchors in its params.
+    plain = ITQ(n_bits=8).fit(features).save(tmp_path / "plain.h5")
+    with h5py.File(plain, "a") as handle:
+        handle.attrs["params"] = json.dumps(
+            {**json.loads(handle.attrs["params"]), "kernel_lift": "none", "lift_anchors": 1000}
+        )
+    assert type(load_hasher(plain)) is ITQ
+    # A lifted file without its feature map is refused, naming the attribute.
+    with h5py.File(path, "a") as handle:
+        del handle["state/lift_"]
+        handle["state"].attrs["state_keys"] = json.dumps([key for key in keys if key != "lift_"])
+    with pytest.raises(HasherFileError, match="fitted attribute 'lift_' is missing"):
+        load_hasher(path)
 
 
 def test_failed_save_leaves_nothing(tmp_path, corpus):

@@ -85,7 +85,7 @@ def tuning_candidates(config: BenchConfig, hasher: str) -> list[dict[str, Any]]:
     """
     if not config.tune:
         return []
-    fields = hasher_registry().get(hasher).spec.load().Params.model_fields
+    fields = hasher_registry().get(hasher).spec.load().accepted_options()
     grid = {
         key: values
         for key, values in config.tune.items()
@@ -124,7 +124,7 @@ def plan_cells(config: BenchConfig) -> list[Cell]:
 def resolve_hasher_options(config: BenchConfig, hasher: str) -> dict[str, Any]:
     """Hyper-parameters for ``hasher``: the '*' options it accepts, then its own options."""
     entry = hasher_registry().get(hasher)
-    fields = entry.spec.load().Params.model_fields
+    fields = entry.spec.load().accepted_options()  # kernel_lift/lift_anchors included
     options = {key: value for key, value in config.hasher_options.get("*", {}).items() if key in fields}
     options.update(config.hasher_options.get(entry.spec.name, {}))
     options.update(config.hasher_options.get(hasher, {}) if hasher != entry.spec.name else {})
@@ -475,7 +475,7 @@ class BenchRun:
         for task, (queries, base) in tasks.items():
             result["tasks"][task] = score_task(queries, base, query_labels, database_labels, self.config)
         hasher = getattr(model, "hasher_", None)
-        if hasher is not None and hasher.supports_encode:
+        if hasher is not None and hasher.tags()["supports_encode"]:
             # The Stage-1 hasher's own text codes, used directly: what Stages 2 and 3 add.
             stage1_query = hasher.encode(text.select(self.query).take())
             stage1_database = hasher.encode(text.select(self.database).take())

@@ -314,7 +314,7 @@ class DDCMH(CrossModalMethod):
                     training_codes=params.training_codes,
                 )
                 validation_codes = np.zeros((0, params.n_bits), dtype=np.uint8)
-                if len(run.validation_rows) and hasher.supports_encode:
+                if len(run.validation_rows) and hasher.tags()["supports_encode"]:
                     validation_codes = hasher.encode(rows_as_matrix(run.text, run.validation_rows))
                 if stage1_file is not None and hasher_file is not None:
                     hasher.save(hasher_file)
@@ -539,7 +539,7 @@ class DDCMH(CrossModalMethod):
             "class": entry.spec.target,
             "provider": entry.plugin.distribution,
             "provider_version": entry.plugin.version,
-            "params": self.hasher_.get_params(),
+            "params": self.hasher_.build_params(),  # JSON; kernel_lift="rbf" for a KernelLifted
         }
 
     def set_state(self, state: MethodState, *, device: str = "auto") -> None:

@@ -321,7 +321,7 @@ class AGH(Hasher):
         Parameters
         ----------
         X : array-like or scipy sparse matrix of shape (n_samples, n_features)
-            Data of the training width (the kernel lift, if any, is applied).
+            Data of the training width.
 
         Returns
         -------
@@ -330,8 +330,6 @@ class AGH(Hasher):
         """
         self._require_fitted("affinity")
         features = check_features(X, owner=self.name, argument="X", n_features=self.n_features_in_)
-        if hasattr(self, "lift_"):
-            features = self.lift_.transform(features)
         return self._affinity(features)
 
     def _affinity(self, X: FeatureMatrix) -> sp.csr_matrix:

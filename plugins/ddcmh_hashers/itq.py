@@ -33,7 +33,8 @@ class ITQ(Hasher):
     Parameters
     ----------
     n_bits : int
-        Code length (at most the number of features; see ``kernel_lift``).
+        Code length (at most the number of features; :class:`ddcmh_core.kernels.KernelLifted` lifts the
+        bound).
     seed : int
         Seed of the random orthogonal initial rotation.
     n_iter : int, default 50
@@ -63,14 +64,15 @@ class ITQ(Hasher):
     params: Params
     bits_bounded_by_features = True
 
-    def labels_required(self) -> bool:
-        """CCA-ITQ needs labels; PCA-ITQ does not use them."""
-        return self.params.projection == "cca"
+    def tags(self) -> dict[str, bool]:
+        """CCA-ITQ needs labels; PCA-ITQ does not use them (the class attributes declare PCA-ITQ)."""
+        cca = self.params.projection == "cca"
+        return {**super().tags(), "requires_labels": cca, "uses_labels": cca}
 
     def _fit(self, X: FeatureMatrix, labels: np.ndarray | None, rng: np.random.Generator) -> None:
         self.mean_ = column_mean(X)
         if self.params.projection == "cca":
-            assert labels is not None  # guaranteed by labels_required()
+            assert labels is not None  # guaranteed by tags()['requires_labels']
             self.projection_ = self._cca_directions(X, labels)
         else:
             _, self.projection_ = principal_components(X, self.n_bits, self.mean_)
