@@ -1,9 +1,17 @@
 """Plugin discovery: entry points, isolated loading and the hasher registry.
 
 Nothing is imported at ``import ddcmh_core`` time. The first call to :func:`plugin_set` (for
-example through :func:`hasher_registry`) reads the ``ddcmh`` entry-point group, imports each
-entry point inside its own ``try``/``except`` and records what happened, so that one broken plugin
-is reported with its distribution and error while everything else keeps working.
+example through :func:`hasher_registry`) reads the ``ddcmh`` entry-point group the way pluggy's
+``PluginManager.load_setuptools_entrypoints`` does, but one entry point at a time, each inside its
+own ``try``/``except``: importing it, registering it with pluggy (which checks every hook
+implementation's signature against its hook specification) and calling its hooks. What happened is
+recorded in a :class:`PluginInfo` with the distribution's name and version, so that one broken
+plugin is reported while every other plugin keeps working.
+
+Hooks are called through pluggy's hook relay: :func:`call_hook` calls
+``manager.subset_hook_caller(hook, others)``, the relay of ``manager.hook.<hook>`` with the other
+plugins left out (the way pytest calls a hook for one conftest), so that every result is known to
+come from one plugin and a plugin that raises does not hide the results of the others.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pluggy
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import hookspecs
 from .errors import DuplicateNameError, PluginError, UnknownNameError
@@ -230,6 +238,12 @@ class PluginInfo:
         The traceback of the failure, for ``--list-plugins --json``.
     provides : dict
         Names provided per hook, e.g. ``{"ddcmh_hashers": ["itq", ...]}``.
+    problems : list of str
+        What is wrong with a loaded plugin's records (a name it yields twice). The names
+        concerned are unusable; the plugin's other names work.
+    plugin_name : str
+        The name pluggy registered the plugin under (``"distribution:entry point"``), empty
+        when it was not registered.
     """
 
     name: str
@@ -240,11 +254,28 @@ class PluginInfo:
     error: str = ""
     details: str = ""
     provides: dict[str, list[str]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    plugin_name: str = ""
 
     @property
     def provider(self) -> str:
         """``"distribution version"``, how listings and errors name a provider."""
         return f"{self.distribution} {self.version}"
+
+    def describe(self) -> str:
+        """``"distribution version (entry point 'name')"``, how error messages name a plugin."""
+        return f"{self.provider} (entry point {self.name!r})"
+
+    def mark_failed(self, error: BaseException, during: str = "") -> None:
+        """Record that the plugin failed, with a one-line message and the traceback."""
+        self.status = "failed"
+        self.error = f"{during}: {_one_line(error)}" if during else _one_line(error)
+        self.details = "".join(traceback.format_exception(error))
+
+    def add_problem(self, message: str) -> None:
+        """Record a problem with the plugin's records (once, however often registries are built)."""
+        if message not in self.problems:
+            self.problems.append(message)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
@@ -255,6 +286,7 @@ class PluginInfo:
             "version": self.version,
             "status": self.status,
             "error": self.error,
+            "problems": list(self.problems),
             "provides": self.provides,
         }
 
@@ -265,22 +297,79 @@ class PluginSet:
 
     manager: pluggy.PluginManager
     plugins: list[PluginInfo]
-    _info_by_object: dict[int, PluginInfo] = field(default_factory=dict)
 
     def info_for(self, plugin_object: object) -> PluginInfo | None:
         """The :class:`PluginInfo` of a registered plugin object."""
-        return self._info_by_object.get(id(plugin_object))
+        name = self.manager.get_name(plugin_object)
+        return next((info for info in self.plugins if name and info.plugin_name == name), None)
+
+    def register(self, plugin_object: object, info: PluginInfo) -> bool:
+        """Register one plugin object with pluggy, in isolation, and record it.
+
+        pluggy checks each hook implementation against its specification (a wrong signature is a
+        ``PluginValidationError``) before it changes anything; an implementation of a hook that
+        ddcmh does not specify (a misspelt name) is refused here too. A refused plugin is marked
+        ``failed`` in ``info`` and leaves nothing registered.
+
+        Parameters
+        ----------
+        plugin_object : object
+            The module (or any object) holding ``@hookimpl`` functions.
+        info : PluginInfo
+            Its record, appended to :attr:`plugins`.
+
+        Returns
+        -------
+        bool
+            Whether the plugin was registered.
+        """
+        self.plugins.append(info)
+        name = f"{info.distribution}:{info.name}"
+        try:
+            self.manager.register(plugin_object, name=name)
+            unknown = [
+                caller.name
+                for caller in self.manager.get_hookcallers(plugin_object) or []
+                if not caller.has_spec()
+            ]
+            if unknown:
+                self.manager.unregister(plugin_object)
+                known = ", ".join(sorted(name for name in dir(hookspecs) if name.startswith("ddcmh_")))
+                raise PluginError(
+                    f"hook implementation(s) {', '.join(unknown)} match no ddcmh hook; the hooks are {known}"
+                )
+        except Exception as exc:
+            info.mark_failed(exc, during="register")
+            return False
+        info.plugin_name = name
+        return True
 
 
 RecordT = TypeVar("RecordT")
 
 
 def _one_line(exc: BaseException) -> str:
+    """``"ExceptionType: first line"``; for a pydantic error, the first field and its message."""
+    if isinstance(exc, ValidationError) and exc.errors():
+        first = exc.errors()[0]
+        location = ".".join(str(part) for part in first["loc"]) or "record"
+        return f"invalid {exc.title}: {location}: {first['msg']}"
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
+def entry_point_info(entry_point: metadata.EntryPoint) -> PluginInfo:
+    """The :class:`PluginInfo` of an entry point, named after its distribution (``EntryPoint.dist``)."""
+    distribution = getattr(entry_point, "dist", None)
+    return PluginInfo(
+        name=entry_point.name,
+        value=entry_point.value,
+        distribution=distribution.metadata["Name"] if distribution is not None else "unknown",
+        version=distribution.version if distribution is not None else "unknown",
+    )
+
+
 def load_entry_points(entry_points: Iterable[metadata.EntryPoint] | None = None) -> PluginSet:
-    """Import every entry point of the ``ddcmh`` group, each in isolation.
+    """Import and register every entry point of the ``ddcmh`` group, each in isolation.
 
     Parameters
     ----------
@@ -291,7 +380,7 @@ def load_entry_points(entry_points: Iterable[metadata.EntryPoint] | None = None)
     -------
     PluginSet
         A pluggy manager with each importable plugin registered, and a record for every entry
-        point, including those that failed to import.
+        point, including those that failed to import or to register.
     """
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
@@ -300,30 +389,41 @@ def load_entry_points(entry_points: Iterable[metadata.EntryPoint] | None = None)
     plugin_set = PluginSet(manager=manager, plugins=[])
     seen: set[tuple[str, str]] = set()
     for entry_point in entry_points:
-        distribution = getattr(entry_point, "dist", None)
-        dist_name = distribution.metadata["Name"] if distribution is not None else "unknown"
-        dist_version = distribution.version if distribution is not None else "unknown"
-        key = (dist_name, entry_point.name)
+        info = entry_point_info(entry_point)
+        key = (info.distribution, info.name)
         if key in seen:  # the same distribution visible twice on sys.path
             continue
         seen.add(key)
-        info = PluginInfo(
-            name=entry_point.name,
-            value=entry_point.value,
-            distribution=dist_name,
-            version=dist_version,
-        )
-        plugin_set.plugins.append(info)
         try:
             plugin_object = entry_point.load()
-            manager.register(plugin_object, name=f"{dist_name}:{entry_point.name}")
         except Exception as exc:
-            info.status = "failed"
-            info.error = _one_line(exc)
-            info.details = traceback.format_exc()
+            plugin_set.plugins.append(info)
+            info.mark_failed(exc)
             continue
-        plugin_set._info_by_object[id(plugin_object)] = info
+        plugin_set.register(plugin_object, info)
     return plugin_set
+
+
+def call_hook(plugin_set: PluginSet, hook_name: str, plugin_object: object) -> list[Any]:
+    """Call a hook through pluggy's relay for one plugin: ``manager.hook.<hook_name>()`` without the others.
+
+    Parameters
+    ----------
+    plugin_set : PluginSet
+        The loaded plugins.
+    hook_name : str
+        The hook (``"ddcmh_hashers"``).
+    plugin_object : object
+        The registered plugin whose implementation runs.
+
+    Returns
+    -------
+    list
+        pluggy's result list: what each of the plugin's implementations returned (None left out).
+    """
+    manager = plugin_set.manager
+    others = [plugin for plugin in manager.get_plugins() if plugin is not plugin_object]
+    return manager.subset_hook_caller(hook_name, remove_plugins=others)()
 
 
 def collect_records(
@@ -353,30 +453,43 @@ def collect_records(
     list of (record, PluginInfo)
     """
     collected: list[tuple[RecordT, PluginInfo]] = []
-    hook_caller = getattr(plugin_set.manager.hook, hook_name)
-    for implementation in hook_caller.get_hookimpls():
-        info = plugin_set.info_for(implementation.plugin) or PluginInfo(
-            name=implementation.plugin_name,
-            value=repr(implementation.plugin),
-            distribution="unknown",
-            version="unknown",
-        )
+    implementations = getattr(plugin_set.manager.hook, hook_name).get_hookimpls()
+    for plugin_object in dict.fromkeys(implementation.plugin for implementation in implementations):
+        info = plugin_set.info_for(plugin_object)
+        if info is None:  # registered by hand, not through PluginSet.register
+            info = PluginInfo(
+                name=str(plugin_set.manager.get_name(plugin_object)),
+                value=repr(plugin_object),
+                distribution="unknown",
+                version="unknown",
+            )
         try:
-            records = list(implementation.function() or ())
-            for record in records:
-                if not isinstance(record, record_type):
-                    raise PluginError(
-                        f"hook {hook_name} yielded {type(record).__name__}, "
-                        f"expected {record_type.__name__}"
-                    )
+            results = call_hook(plugin_set, hook_name, plugin_object)
+            records = _checked_records(results, hook_name, record_type)
         except Exception as exc:
-            info.status = "failed"
-            info.error = f"{hook_name}: {_one_line(exc)}"
-            info.details = traceback.format_exc()
+            info.mark_failed(exc, during=hook_name)
             continue
         info.provides[hook_name] = [name_of(record) for record in records]
         collected.extend((record, info) for record in records)
     return collected
+
+
+def _checked_records(results: list[Any], hook_name: str, record_type: type[RecordT]) -> list[RecordT]:
+    """The records of a hook's results (each an iterable of records), or PluginError."""
+    records: list[RecordT] = []
+    for result in results:
+        if isinstance(result, (str, bytes, BaseModel)) or not isinstance(result, Iterable):
+            raise PluginError(
+                f"hook {hook_name} returned {type(result).__name__}, expected an iterable of "
+                f"{record_type.__name__} (yield each record)"
+            )
+        for record in result:
+            if not isinstance(record, record_type):
+                raise PluginError(
+                    f"hook {hook_name} yielded {type(record).__name__}, expected {record_type.__name__}"
+                )
+            records.append(record)
+    return records
 
 
 _plugin_set: PluginSet | None = None
@@ -405,20 +518,45 @@ SpecT = TypeVar("SpecT")
 
 @dataclass(frozen=True)
 class RegisteredName(Generic[SpecT]):
-    """One name, the record that provides it and the plugin it comes from."""
+    """One name, the record that provides it and the plugin it comes from.
+
+    Attributes
+    ----------
+    spec : HasherSpec, MethodSpec or DatasetSpec
+        The record the plugin yielded.
+    plugin : PluginInfo
+        Its provider: entry point, distribution name and version.
+    """
 
     spec: SpecT
     plugin: PluginInfo
 
+    def load(self) -> Any:
+        """The class a hasher or method record names, imported on first use.
+
+        Raises
+        ------
+        PluginError
+            When the import fails or does not give the expected kind of class; the message
+            names the plugin that provides the record (distribution, version, entry point).
+        """
+        try:
+            return self.spec.load()  # type: ignore[attr-defined]
+        except PluginError as error:
+            raise PluginError(f"{error}; provided by {self.plugin.describe()}") from error
+
 
 RegisteredHasher = RegisteredName["HasherSpec"]
+RegistryT = TypeVar("RegistryT", bound="NameRegistry[Any]")
 
 
 class NameRegistry(Generic[SpecT]):
     """Names claimed by the records of the installed plugins (hashers, datasets).
 
-    Every record claims its ``name`` and its ``aliases``. A name claimed by two records is a
-    conflict: looking it up is an error naming every provider, and the other names keep working.
+    Every record claims its ``name`` and its ``aliases``. A name claimed by two plugins is a
+    conflict (:attr:`conflicts`), a name one plugin claims twice is a broken name
+    (:attr:`problems`): looking either up is a :class:`DuplicateNameError` naming the providers,
+    and the other names keep working.
 
     Parameters
     ----------
@@ -430,6 +568,10 @@ class NameRegistry(Generic[SpecT]):
 
     noun = "name"
     """What the names denote, for messages (``"hasher"``)."""
+    hook = ""
+    """The hook whose records the registry holds (``"ddcmh_hashers"``), for :meth:`from_plugin_set`."""
+    record_type: type = object
+    """The type of those records (:class:`HasherSpec`)."""
 
     def __init__(
         self,
@@ -439,10 +581,31 @@ class NameRegistry(Generic[SpecT]):
         self.plugins = list(plugins)
         claims: dict[str, list[RegisteredName[SpecT]]] = {}
         for spec, info in records:
-            for claimed in (spec.name, *spec.aliases):  # type: ignore[attr-defined]
+            for claimed in dict.fromkeys((spec.name, *spec.aliases)):  # type: ignore[attr-defined]
                 claims.setdefault(self.normalize(claimed), []).append(RegisteredName(spec, info))
         self._entries = {name: found[0] for name, found in claims.items() if len(found) == 1}
-        self.conflicts = {name: found for name, found in claims.items() if len(found) > 1}
+        self.conflicts: dict[str, list[RegisteredName[SpecT]]] = {}
+        self.problems: dict[str, str] = {}
+        """Broken names: a name one plugin claims more than once, with the message lookups raise."""
+        for name, found in claims.items():
+            providers = list({id(entry.plugin): entry.plugin for entry in found}.values())
+            if len(providers) > 1:
+                self.conflicts[name] = found
+            elif len(found) > 1:
+                targets = " and ".join(self.describe_target(entry.spec) for entry in found)
+                self.problems[name] = (
+                    f"{self.noun} name {name!r} is registered {len(found)} times by "
+                    f"{providers[0].describe()} ({targets}); the plugin must yield each name once"
+                )
+                providers[0].add_problem(self.problems[name])
+
+    @classmethod
+    def from_plugin_set(cls: type[RegistryT], plugins: PluginSet) -> RegistryT:
+        """Call :attr:`hook` on every loaded plugin (each call isolated) and register the records."""
+        records: list[tuple[Any, PluginInfo]] = collect_records(
+            plugins, cls.hook, cls.record_type, lambda record: record.name
+        )
+        return cls(records, plugins.plugins)
 
     @staticmethod
     def normalize(name: str) -> str:
@@ -456,7 +619,9 @@ class NameRegistry(Generic[SpecT]):
     def names(self) -> list[str]:
         """Primary names (no aliases, no conflicting names), sorted."""
         return sorted(
-            name for name, entry in self._entries.items() if entry.spec.name == name  # type: ignore[attr-defined]
+            name
+            for name, entry in self._entries.items()
+            if entry.spec.name == name  # type: ignore[attr-defined]
         )
 
     def entries(self) -> list[RegisteredName[SpecT]]:
@@ -472,12 +637,15 @@ class NameRegistry(Generic[SpecT]):
         Raises
         ------
         DuplicateNameError
-            If several plugins claim ``name``; the message names every provider.
+            If several plugins claim ``name``, or one plugin claims it twice; the message names
+            every provider.
         UnknownNameError
             If no plugin provides ``name``; the message lists the installed names and the
             plugins that failed to load.
         """
         key = self.normalize(name)
+        if key in self.problems:
+            raise DuplicateNameError(f"{self.problems[key]}. Other {self.noun}s keep working.")
         if key in self.conflicts:
             providers = "; ".join(
                 f"{entry.plugin.provider} (entry point {entry.plugin.name!r}, "
@@ -511,6 +679,8 @@ class HasherRegistry(NameRegistry[HasherSpec]):
     """
 
     noun = "hasher"
+    hook = "ddcmh_hashers"
+    record_type = HasherSpec
 
     def describe_target(self, spec: HasherSpec) -> str:
         """The hasher class a record points to."""
@@ -525,7 +695,7 @@ class HasherRegistry(NameRegistry[HasherSpec]):
         from .kernels import lift_options
 
         entry = self.get(name)
-        hasher_class = entry.spec.load()
+        hasher_class = entry.load()
         merged, wrap = lift_options({**entry.spec.defaults, **params}, owner=entry.spec.name)
         hasher = hasher_class(**merged)
         hasher._registry_name = entry.spec.name
@@ -555,8 +725,7 @@ def hasher_registry(*, refresh: bool = False) -> HasherRegistry:
     plugins = plugin_set(refresh=refresh)
     with _lock:
         if "hashers" not in _registry_cache:
-            records = collect_records(plugins, "ddcmh_hashers", HasherSpec, lambda r: r.name)
-            _registry_cache["hashers"] = HasherRegistry(records, plugins.plugins)
+            _registry_cache["hashers"] = HasherRegistry.from_plugin_set(plugins)
         return _registry_cache["hashers"]
 
 
@@ -583,6 +752,8 @@ class MethodRegistry(NameRegistry[MethodSpec]):
     """
 
     noun = "method"
+    hook = "ddcmh_methods"
+    record_type = MethodSpec
 
     def describe_target(self, spec: MethodSpec) -> str:
         """The method class a record points to."""
@@ -591,7 +762,7 @@ class MethodRegistry(NameRegistry[MethodSpec]):
     def create(self, name: str, **params: Any) -> CrossModalMethod:
         """Build the method called ``name``, with the record's defaults overridden by ``params``."""
         entry = self.get(name)
-        return entry.spec.load()(**{**entry.spec.defaults, **params})
+        return entry.load()(**{**entry.spec.defaults, **params})
 
     def name_for_class(self, method_class: type) -> RegisteredMethod | None:
         """The registered entry whose class is ``method_class`` and that has no defaults."""
@@ -612,8 +783,7 @@ def method_registry(*, refresh: bool = False) -> MethodRegistry:
     plugins = plugin_set(refresh=refresh)
     with _lock:
         if "methods" not in _registry_cache:
-            records = collect_records(plugins, "ddcmh_methods", MethodSpec, lambda r: r.name)
-            _registry_cache["methods"] = MethodRegistry(records, plugins.plugins)
+            _registry_cache["methods"] = MethodRegistry.from_plugin_set(plugins)
         return _registry_cache["methods"]
 
 

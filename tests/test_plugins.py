@@ -15,12 +15,17 @@ import ddcmh_core
 from ddcmh_core import (
     DuplicateNameError,
     HasherSpec,
+    MethodSpec,
     UnknownNameError,
     get_hasher,
     hasher_registry,
+    hookimpl,
     load_hasher,
 )
 from ddcmh_core.cli.bench import main as bench_main
+from ddcmh_core.cli.listing import list_hashers, list_plugins
+from ddcmh_core.errors import PluginError
+from ddcmh_core.plugins import HasherRegistry, MethodRegistry, PluginSet, load_entry_points
 
 GOOD_PLUGIN = """
 from ddcmh_core import HasherSpec, hookimpl
@@ -47,10 +52,7 @@ def test_builtins_come_through_the_entry_point():
 
 
 def test_importing_ddcmh_core_loads_no_plugin():
-    code = (
-        "import sys, ddcmh_core; "
-        "print(any(m.startswith('ddcmh_hashers') for m in sys.modules))"
-    )
+    code = "import sys, ddcmh_core; print(any(m.startswith('ddcmh_hashers') for m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 
@@ -203,3 +205,214 @@ def test_list_hashers_table_shows_conflicts(fake_distributions, capsys):
     assert bench_main(["--list-hashers"]) == 0
     out = capsys.readouterr().out
     assert "CONFLICT: 'twin'" in out and "ddcmh-alpha" in out and "ddcmh-beta" in out
+
+
+# -- broken plugins built in-process: each reported with its distribution, the others keep working --
+
+
+class FakeDistribution:
+    """What ``EntryPoint.dist`` gives: the distribution's metadata name and version."""
+
+    def __init__(self, name: str, version: str) -> None:
+        self.metadata = {"Name": name}
+        self.version = version
+
+
+class FakeEntryPoint:
+    """An entry point of the ``ddcmh`` group whose ``load()`` returns ``plugin``."""
+
+    def __init__(self, name: str, plugin: object, distribution: str, version: str = "1.0") -> None:
+        self.name, self.value, self.plugin = name, f"{name}_module", plugin
+        self.dist = FakeDistribution(distribution, version)
+
+    def load(self) -> object:
+        return self.plugin
+
+
+class Hashers:
+    """A plugin object whose ``ddcmh_hashers`` yields the given records."""
+
+    def __init__(self, *specs: HasherSpec) -> None:
+        self.specs = specs
+
+    @hookimpl
+    def ddcmh_hashers(self):
+        yield from self.specs
+
+
+class WrongSignature:
+    @hookimpl
+    def ddcmh_hashers(self, config):  # the hook specification takes no argument
+        return []
+
+
+class MisspeltHook:
+    @hookimpl
+    def ddcmh_hasher(self):
+        return []
+
+
+class InvalidClass:
+    @hookimpl
+    def ddcmh_hashers(self):
+        yield HasherSpec(name="not-a-hasher", hasher=dict)
+
+
+class Methods:
+    @hookimpl
+    def ddcmh_methods(self):
+        yield MethodSpec(name="dup-method", method="ddcmh_core.methods.dcmh:DCMH")
+        yield MethodSpec(name="dup-method", method="ddcmh_core.methods.ddcmh:DDCMH")
+
+
+def good_lsh(name: str) -> HasherSpec:
+    return HasherSpec(name=name, hasher="ddcmh_hashers.lsh:LSH", summary="LSH under another name")
+
+
+def loaded(*entry_points: FakeEntryPoint) -> tuple[PluginSet, HasherRegistry]:
+    plugins = load_entry_points(
+        [FakeEntryPoint("good", Hashers(good_lsh("good-lsh")), "ddcmh-good"), *entry_points]
+    )
+    return plugins, HasherRegistry.from_plugin_set(plugins)
+
+
+def test_a_name_registered_twice_by_one_plugin_is_broken_and_everything_else_works():
+    twice = Hashers(
+        good_lsh("twin"), good_lsh("other"), HasherSpec(name="twin", hasher="ddcmh_hashers.itq:ITQ")
+    )
+    plugins, registry = loaded(FakeEntryPoint("twice", twice, "ddcmh-twice", "2.5"))
+    assert "twin" not in registry.names() and {"good-lsh", "other"} <= set(registry.names())
+    with pytest.raises(DuplicateNameError) as error:
+        registry.get("twin")
+    message = str(error.value)
+    assert "hasher name 'twin' is registered 2 times by ddcmh-twice 2.5 (entry point 'twice')" in message
+    assert "ddcmh_hashers.lsh:LSH" in message and "ddcmh_hashers.itq:ITQ" in message
+    info = next(p for p in plugins.plugins if p.distribution == "ddcmh-twice")
+    assert info.status == "loaded" and info.problems == [registry.problems["twin"]]
+    assert "BROKEN NAME: hasher name 'twin' is registered 2 times by ddcmh-twice 2.5" in list_hashers(
+        registry, as_json=False
+    )
+    assert "problem: hasher name 'twin'" in list_plugins(registry, as_json=False)
+    assert registry.create("other", n_bits=8).n_bits == 8
+
+
+@pytest.mark.parametrize(
+    ("plugin", "error"),
+    [
+        (
+            WrongSignature(),
+            "register: PluginValidationError: Plugin 'ddcmh-bad:bad' for hook 'ddcmh_hashers'",
+        ),
+        (
+            MisspeltHook(),
+            "register: PluginError: hook implementation(s) ddcmh_hasher match no ddcmh hook; "
+            "the hooks are ddcmh_datasets, ddcmh_hashers, ddcmh_methods",
+        ),
+        (InvalidClass(), "ddcmh_hashers: invalid HasherSpec: hasher: Value error, hasher must be a"),
+    ],
+    ids=["hookimpl with a wrong signature", "misspelt hook", "spec naming a non-hasher class"],
+)
+def test_a_plugin_refused_by_pluggy_or_by_its_records_fails_alone(plugin, error):
+    plugins, registry = loaded(FakeEntryPoint("bad", plugin, "ddcmh-bad", "0.3"))
+    bad = next(p for p in plugins.plugins if p.distribution == "ddcmh-bad")
+    assert bad.status == "failed" and bad.version == "0.3"
+    assert bad.error.startswith(error)
+    refused_at_registration = error.startswith("register:")
+    assert (plugins.manager.get_plugin("ddcmh-bad:bad") is None) == refused_at_registration
+    assert registry.names() == ["good-lsh"]
+    assert registry.create("good-lsh", n_bits=8).n_bits == 8
+    with pytest.raises(UnknownNameError, match=r"Plugins that failed to load: ddcmh-bad 0\.3 \("):
+        registry.get("not-a-hasher")
+    assert "ddcmh-bad" in list_plugins(registry, as_json=False) and "error: " in list_plugins(
+        registry, as_json=False
+    )
+
+
+def test_a_lazy_import_path_to_a_non_hasher_breaks_only_that_name_and_names_the_provider():
+    lazy = Hashers(HasherSpec(name="lazy-bad", hasher="json:JSONDecoder"), good_lsh("lazy-good"))
+    _, registry = loaded(FakeEntryPoint("lazy", lazy, "ddcmh-lazy", "3.1"))
+    with pytest.raises(PluginError) as error:
+        registry.create("lazy-bad")
+    assert str(error.value) == (
+        "hasher 'lazy-bad': 'json:JSONDecoder' is not a Hasher subclass; "
+        "provided by ddcmh-lazy 3.1 (entry point 'lazy')"
+    )
+    listing = list_hashers(registry, as_json=False)
+    assert "lazy-bad" in listing and "BROKEN" in listing and "provided by ddcmh-lazy 3.1" in listing
+    assert registry.create("lazy-good", n_bits=8).n_bits == 8
+
+
+def test_methods_follow_the_same_path():
+    plugins = load_entry_points([FakeEntryPoint("methods", Methods(), "ddcmh-methods", "1.2")])
+    registry = MethodRegistry.from_plugin_set(plugins)
+    with pytest.raises(
+        DuplicateNameError, match=r"method name 'dup-method' is registered 2 times by ddcmh-methods 1\.2"
+    ):
+        registry.get("dup-method")
+
+
+def test_hooks_are_called_through_the_pluggy_relay_one_plugin_per_call():
+    plugins = load_entry_points(
+        [
+            FakeEntryPoint("one", Hashers(good_lsh("one-lsh")), "ddcmh-one"),
+            FakeEntryPoint("two", Hashers(good_lsh("two-lsh")), "ddcmh-two"),
+        ]
+    )
+    calls: list[tuple[str, list[str]]] = []
+    plugins.manager.add_hookcall_monitoring(
+        lambda hook_name, implementations, kwargs: calls.append(
+            (hook_name, [implementation.plugin_name for implementation in implementations])
+        ),
+        lambda outcome, hook_name, implementations, kwargs: None,
+    )
+    registry = HasherRegistry.from_plugin_set(plugins)
+    assert calls == [("ddcmh_hashers", ["ddcmh-one:one"]), ("ddcmh_hashers", ["ddcmh-two:two"])]
+    entry = registry.get("two-lsh")  # each result carries its provider
+    assert (entry.plugin.name, entry.plugin.distribution, entry.plugin.version) == ("two", "ddcmh-two", "1.0")
+    assert entry.plugin.plugin_name == "ddcmh-two:two" and plugins.info_for(
+        plugins.manager.get_plugin("ddcmh-two:two")
+    )
+
+
+def test_a_hook_returning_a_single_record_is_a_clear_plugin_error():
+    class ReturnsOne:
+        @hookimpl
+        def ddcmh_hashers(self):
+            return good_lsh("single")
+
+    plugins, registry = loaded(FakeEntryPoint("single", ReturnsOne(), "ddcmh-single"))
+    failed = next(p for p in plugins.plugins if p.distribution == "ddcmh-single")
+    assert (
+        failed.error == "ddcmh_hashers: PluginError: hook ddcmh_hashers returned HasherSpec, expected an "
+        "iterable of HasherSpec (yield each record)"
+    )
+    assert registry.names() == ["good-lsh"]
+
+
+# -- the same through a real entry point, and the command line ---------------------------------------
+
+TWICE_PLUGIN = """
+from ddcmh_core import HasherSpec, hookimpl
+
+
+@hookimpl
+def ddcmh_hashers():
+    yield HasherSpec(name="twice", hasher="ddcmh_hashers.lsh:LSH")
+    yield HasherSpec(name="twice", hasher="ddcmh_hashers.pcah:PCAH")
+    yield HasherSpec(name="once", hasher="ddcmh_hashers.lsh:LSH")
+"""
+
+
+def test_installed_plugin_with_a_name_twice_lists_the_problem_and_exits_2_only_for_that_name(
+    fake_distributions, tmp_path, capsys
+):
+    fake_distributions.add("ddcmh-twice", "ddcmh_twice", TWICE_PLUGIN, version="4.0")
+    assert bench_main(["--list-hashers"]) == 0
+    out = capsys.readouterr().out
+    assert "BROKEN NAME: hasher name 'twice' is registered 2 times by ddcmh-twice 4.0" in out
+    assert "once" in out and "itq" in out
+    status = bench_main(["--hasher", "twice", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert status == 2 and "hasher name 'twice' is registered 2 times by ddcmh-twice 4.0 (entry point" in err
+    assert not (tmp_path / "out").exists()
+    assert get_hasher("once", n_bits=8).name == "once"

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from .._version import __version__
-from ..plugins import HasherRegistry, MethodRegistry, RegisteredHasher, RegisteredMethod
+from ..plugins import HasherRegistry, MethodRegistry, NameRegistry, RegisteredHasher, RegisteredMethod
 
 COMMON_PARAMETERS = ("n_bits", "seed", "kernel_lift", "lift_anchors")
 """Hyper-parameters of every hasher (``HasherParams``), listed once below the table."""
@@ -24,11 +24,37 @@ def record_header(entry: RegisteredHasher | RegisteredMethod) -> dict[str, Any]:
     }
 
 
+def unusable_names(registry: NameRegistry[Any]) -> dict[str, Any]:
+    """The names nobody can use, for the listings; the other names work.
+
+    ``conflicts`` are claimed by several plugins, ``broken_names`` twice by one plugin.
+    """
+    return {
+        "conflicts": [
+            {
+                "name": name,
+                "providers": [f"{entry.plugin.provider} ({entry.plugin.name})" for entry in entries],
+            }
+            for name, entries in sorted(registry.conflicts.items())
+        ],
+        "broken_names": [registry.problems[name] for name in sorted(registry.problems)],
+    }
+
+
+def unusable_lines(unusable: dict[str, Any]) -> list[str]:
+    """Table lines for :func:`unusable_names`."""
+    lines = [
+        f"CONFLICT: {conflict['name']!r} is claimed by {' and '.join(conflict['providers'])}"
+        for conflict in unusable["conflicts"]
+    ]
+    return lines + [f"BROKEN NAME: {message}" for message in unusable["broken_names"]]
+
+
 def hasher_record(entry: RegisteredHasher) -> dict[str, Any]:
     """JSON-ready description of one registered hasher (loads its class)."""
     record = record_header(entry)
     try:
-        hasher_class = entry.spec.load()
+        hasher_class = entry.load()
         hasher = hasher_class(**entry.spec.defaults)
     except Exception as error:  # a broken hasher module must not take the listing down
         record.update(status="failed", error=str(error))
@@ -50,15 +76,9 @@ def hasher_record(entry: RegisteredHasher) -> dict[str, Any]:
 def list_hashers(registry: HasherRegistry, *, as_json: bool) -> str:
     """The ``--list-hashers`` output, a table or JSON."""
     records = [hasher_record(entry) for entry in registry.entries()]
-    conflicts = [
-        {
-            "name": name,
-            "providers": [f"{entry.plugin.provider} ({entry.plugin.name})" for entry in entries],
-        }
-        for name, entries in sorted(registry.conflicts.items())
-    ]
+    unusable = unusable_names(registry)
     if as_json:
-        return json.dumps({"hashers": records, "conflicts": conflicts}, indent=2, default=str)
+        return json.dumps({"hashers": records, **unusable}, indent=2, default=str)
     lines = [f"{'name':<16} {'kind':<13} {'provider':<18} summary"]
     for record in records:
         if record["status"] != "ok":
@@ -75,8 +95,7 @@ def list_hashers(registry: HasherRegistry, *, as_json: bool) -> str:
             )
             if parameters:
                 lines.append(f"{'':<16} {'':<13} {'':<18} params: {parameters}")
-    for conflict in conflicts:
-        lines.append(f"CONFLICT: {conflict['name']!r} is claimed by {' and '.join(conflict['providers'])}")
+    lines += unusable_lines(unusable)
     lines.append("")
     lines.append(
         "Every hasher also takes n_bits, seed, kernel_lift ('none'|'rbf') and lift_anchors. "
@@ -89,7 +108,7 @@ def method_record(entry: RegisteredMethod) -> dict[str, Any]:
     """JSON-ready description of one registered cross-modal method (loads its class)."""
     record = record_header(entry)
     try:
-        method_class = entry.spec.load()
+        method_class = entry.load()
         params = method_class.Params.model_validate(entry.spec.defaults)
     except Exception as error:  # a broken method module must not take the listing down
         record.update(status="failed", error=str(error))
@@ -108,12 +127,9 @@ def method_record(entry: RegisteredMethod) -> dict[str, Any]:
 def list_methods(registry: MethodRegistry, *, as_json: bool) -> str:
     """The ``--list-methods`` output, a table or JSON."""
     records = [method_record(entry) for entry in registry.entries()]
-    conflicts = [
-        {"name": name, "providers": [f"{entry.plugin.provider} ({entry.plugin.name})" for entry in entries]}
-        for name, entries in sorted(registry.conflicts.items())
-    ]
+    unusable = unusable_names(registry)
     if as_json:
-        return json.dumps({"methods": records, "conflicts": conflicts}, indent=2, default=str)
+        return json.dumps({"methods": records, **unusable}, indent=2, default=str)
     lines = [f"{'name':<12} {'kind':<26} {'provider':<18} summary"]
     for record in records:
         if record["status"] != "ok":
@@ -131,8 +147,7 @@ def list_methods(registry: MethodRegistry, *, as_json: bool) -> str:
         provider = f"{record['provider']} {record['provider_version']}"
         name = record["name"] + (f" ({', '.join(record['aliases'])})" if record["aliases"] else "")
         lines.append(f"{name:<12} {kind:<26} {provider:<18} {summary}")
-    for conflict in conflicts:
-        lines.append(f"CONFLICT: {conflict['name']!r} is claimed by {' and '.join(conflict['providers'])}")
+    lines += unusable_lines(unusable)
     lines += [
         "",
         "Run them with ddcmh-bench --method NAME[,NAME...] (or 'all'); set parameters with --method-opt "
@@ -155,6 +170,7 @@ def list_plugins(registry: HasherRegistry, *, as_json: bool) -> str:
         )
         if record["error"]:
             lines.append(f"    error: {record['error']}")
+        lines.extend(f"    problem: {problem}" for problem in record["problems"])
     return "\n".join(lines)
 
 
