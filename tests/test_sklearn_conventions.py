@@ -19,6 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from ddcmh_core import InputError, get_hasher, hasher_registry, load_hasher
 from ddcmh_core.evaluation.metrics import mean_average_precision
 from ddcmh_core.evaluation.scorers import make_map_scorer, map_scorer
+from ddcmh_core.kernels import AnchorRBFLift, KernelLifted
 from ddcmh_core.testing import make_bow_data
 from ddcmh_hashers.itq import ITQ
 
@@ -125,6 +126,51 @@ def test_unfitted_transform_raises_sklearn_not_fitted_error(corpus):
         get_hasher("itq", n_bits=8).transform(features)
 
 
+# ------------------------------------------------------------------------- kernel lift
+def test_anchor_rbf_lift_is_a_scikit_learn_transformer(corpus):
+    features, _ = corpus
+    lift = AnchorRBFLift(n_anchors=30, seed=2)
+    assert lift.get_params() == {"n_anchors": 30, "seed": 2, "center": True}
+    assert repr(lift) == "AnchorRBFLift(n_anchors=30, seed=2)"
+    with pytest.raises(sklearn.exceptions.NotFittedError, match="call fit before transform"):
+        lift.transform(features)
+    lifted = clone(lift).fit(features).transform(features)
+    assert lifted.shape == (len(features), 30) and np.allclose(lifted.mean(axis=0), 0.0)
+    raw = clone(lift).set_params(center=False).fit(features).transform(features)
+    assert np.all((raw > 0) & (raw <= 1))  # uncentred RBF similarities
+    assert list(lift.fit(features).get_feature_names_out()[:2]) == ["anchorrbflift0", "anchorrbflift1"]
+    with pytest.raises(InputError, match=r"argument 'X'.*40 features"):
+        lift.transform(features[:, :-1])
+    with pytest.raises(InputError, match=r"AnchorRBFLift: argument 'n_anchors'.*got 1"):
+        AnchorRBFLift(n_anchors=1).fit(features)
+
+
+def test_kernel_lifted_clones_and_tunes_through_nested_parameters(corpus):
+    features, labels = corpus
+    wrapped = KernelLifted(get_hasher("itq", n_bits=8), n_anchors=60)
+    assert repr(wrapped) == "KernelLifted(ITQ(n_bits=8), n_anchors=60)" and wrapped.name == "rbf+itq"
+    params = wrapped.get_params(deep=True)
+    assert params["n_anchors"] == 60 and params["hasher__n_bits"] == 8
+    assert params["hasher"] is wrapped.hasher
+    twin = clone(wrapped.fit(features))
+    assert not twin.is_fitted and twin.hasher is not wrapped.hasher
+    assert twin.build_params() == wrapped.build_params()
+    twin.set_params(hasher__n_iter=3, n_anchors=40)
+    assert twin.hasher.params.n_iter == 3 and twin.n_anchors == 40 and twin.params.n_anchors == 40
+    with pytest.raises(InputError, match="argument 'n_anchor'"):
+        twin.set_params(n_anchor=3)
+    with pytest.raises(InputError, match="argument 'n_anchors'"):
+        twin.set_params(n_anchors=1)
+    assert twin.n_anchors == 40  # unchanged by the refused values
+    search = GridSearchCV(
+        KernelLifted(get_hasher("itq")), {"n_anchors": [20, 60], "hasher__n_bits": [4, 8]},
+        scoring=map_scorer, cv=2, error_score="raise",
+    )
+    search.fit(features, labels)
+    assert set(search.best_params_) == {"n_anchors", "hasher__n_bits"}
+    assert isinstance(search.best_estimator_, KernelLifted) and search.best_estimator_.is_fitted
+
+
 # ------------------------------------------------------------------------- scorer and search
 def test_map_scorer_is_the_map_of_the_codes_against_themselves(corpus):
     features, labels = corpus
@@ -221,6 +267,17 @@ def test_sklearn_estimator_checks(name, check_name):
         check(type(hasher).__name__, hasher)
 
 
+@pytest.mark.parametrize("check_name", SKLEARN_CHECKS)
+def test_sklearn_estimator_checks_of_the_lift(check_name):
+    check = getattr(estimator_checks, check_name, None)
+    if check is None:
+        pytest.skip(f"scikit-learn has no {check_name}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for estimator in (AnchorRBFLift(n_anchors=10), KernelLifted(ITQ(n_bits=2), n_anchors=20)):
+            check(type(estimator).__name__, estimator)
+
+
 # ------------------------------------------------------------------------- saved state
 @pytest.mark.parametrize("name", BUILTIN)
 def test_saved_file_does_not_grow_with_the_training_rows(name, tmp_path):
@@ -255,4 +312,6 @@ def test_docs_example_runs(tmp_path, monkeypatch, capsys):
     assert names["twin"].params.n_iter == 20 and not names["twin"].is_fitted
     assert names["test_codes"].shape == (150, 16) and names["train_codes"].shape == (450, 4)
     assert set(names["search"].best_params_) == {"itq__n_bits", "itq__n_iter"}
+    assert names["lifted_codes"].shape == names["wrapped_codes"].shape == (150, 32)
+    assert "rbf+itq 200" in output
     assert 0.0 < names["held_out_map"] <= 1.0

@@ -1,4 +1,4 @@
-"""Hashers as scikit-learn estimators: parameters, clone, Pipeline, GridSearchCV with a MAP scorer.
+"""Hashers as scikit-learn estimators: parameters, clone, Pipeline, kernel lift, GridSearchCV with MAP.
 
 The docs page "Hashers" shows this file in pieces; the test suite runs it whole
 (tests/test_sklearn_conventions.py). The data is a small synthetic corpus, so it runs in seconds.
@@ -11,6 +11,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ddcmh_core import InputError, get_hasher
 from ddcmh_core.evaluation.scorers import make_map_scorer, map_scorer
+from ddcmh_core.kernels import AnchorRBFLift, KernelLifted
 from ddcmh_core.testing import make_bow_data
 
 # --8<-- [start:params]
@@ -39,6 +40,20 @@ test_codes = pipeline.transform(test)  # uint8 {0,1}, shape (150, 16)
 supervised = make_pipeline(StandardScaler(), get_hasher("cca-itq", n_bits=4))
 train_codes = supervised.fit_transform(train, train_labels)
 # --8<-- [end:pipeline]
+
+# --8<-- [start:lift]
+# Ten dense features cannot give ITQ 32 bits (PCA has 10 directions): lift them to anchor RBF
+# features first. As a Pipeline step, scaler -> lift -> ITQ, whose transform returns the codes:
+dense = X[:, :10]
+lifted = make_pipeline(StandardScaler(), AnchorRBFLift(n_anchors=200, seed=0), get_hasher("itq", n_bits=32))
+lifted_codes = lifted.fit(dense[:450]).transform(dense[450:])  # uint8 {0,1}, shape (150, 32)
+
+# Or as one hasher that carries its lift into its hasher file (what --hasher-opt itq:kernel_lift=rbf
+# and get_hasher("itq", kernel_lift="rbf", lift_anchors=200) build):
+wrapped = KernelLifted(get_hasher("itq", n_bits=32), n_anchors=200)
+wrapped_codes = wrapped.fit(dense[:450]).transform(dense[450:])
+print(wrapped.name, wrapped.get_params(deep=False)["n_anchors"])  # rbf+itq 200
+# --8<-- [end:lift]
 
 # --8<-- [start:search]
 search = GridSearchCV(
