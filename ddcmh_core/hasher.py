@@ -199,6 +199,36 @@ class Hasher(TransformerMixin, BaseEstimator):
             cls.__init__ = _init_with_signature(cls)  # type: ignore[method-assign]
 
     # ----------------------------------------------------------------- introspection
+    @classmethod
+    def registered(cls, name: str | None, **params: Any) -> Hasher:
+        """Build a hasher that knows the plugin-registry name it is built under.
+
+        The registry's factory (:func:`~ddcmh_core.get_hasher`) and
+        :func:`~ddcmh_core.load_hasher` build hashers this way, so that :attr:`name`, listings
+        and hasher files say ``"cca-itq"`` rather than the class name; the name cannot be changed
+        afterwards, and :meth:`clone` keeps it.
+
+        Parameters
+        ----------
+        name : str or None
+            The registered name (None or empty: none).
+        **params
+            Hyper-parameters, validated by ``Params``.
+
+        Returns
+        -------
+        Hasher
+            The new, unfitted hasher.
+        """
+        hasher = cls(**params)
+        hasher._registry_name = name or None
+        return hasher
+
+    @property
+    def registered_name(self) -> str | None:
+        """The plugin-registry name the hasher was built under (see :meth:`registered`), else None."""
+        return self._registry_name
+
     @property
     def name(self) -> str:
         """Registered name when known, else the class name."""

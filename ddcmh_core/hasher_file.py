@@ -39,8 +39,8 @@ def registry_entry(hasher: Hasher) -> RegisteredHasher | None:
     """
     core = hasher.hasher if isinstance(hasher, KernelLifted) else hasher
     registry = hasher_registry()
-    if core._registry_name and core._registry_name in registry:
-        entry = registry.get(core._registry_name)
+    if core.registered_name and core.registered_name in registry:
+        entry = registry.get(core.registered_name)
         if issubclass(type(core), entry.spec.load()):
             return entry
     return registry.name_for_class(type(core))
@@ -226,19 +226,18 @@ def load_hasher(path: str | os.PathLike[str], *, hasher_class: type[Hasher] | No
                     f"{source}: hasher {name!r} (from {provider or 'an unknown distribution'}) is "
                     f"not installed; installed hashers: {', '.join(registry.names())}"
                 )
-            hasher_class = registry.get(name).spec.load()
+            hasher_class = registry.get(name).load()
         try:
             params = json.loads(handle.attrs["params"])
             if not isinstance(params, dict):
                 raise InputError(f"expected a JSON object, got {type(params).__name__}")
             options, wrap = lift_options(params, owner=name or hasher_class.__name__)
-            core = hasher_class(**options)
+            core = hasher_class.registered(name, **options)
         except (KeyError, json.JSONDecodeError, InputError) as exc:
             raise HasherFileError(f"{source}: invalid stored hyper-parameters: {exc}") from None
         if "state" not in handle:
             raise HasherFileError(f"{source}: group 'state' is missing")
         state = _read_state(handle["state"], source)
-    core._registry_name = name or None
     hasher = wrap(core)
     for key in ("n_features_in_", *(["lift_"] if hasher is not core else [])):
         if key not in state:

@@ -697,8 +697,7 @@ class HasherRegistry(NameRegistry[HasherSpec]):
         entry = self.get(name)
         hasher_class = entry.load()
         merged, wrap = lift_options({**entry.spec.defaults, **params}, owner=entry.spec.name)
-        hasher = hasher_class(**merged)
-        hasher._registry_name = entry.spec.name
+        hasher = hasher_class.registered(entry.spec.name, **merged)
         return wrap(hasher)
 
     def name_for_class(self, hasher_class: type) -> RegisteredHasher | None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pydantic
@@ -416,3 +418,25 @@ def test_installed_plugin_with_a_name_twice_lists_the_problem_and_exits_2_only_f
     assert status == 2 and "hasher name 'twice' is registered 2 times by ddcmh-twice 4.0 (entry point" in err
     assert not (tmp_path / "out").exists()
     assert get_hasher("once", n_bits=8).name == "once"
+
+
+def test_the_registry_names_hashers_through_a_public_constructor(tmp_path):
+    hasher = get_hasher("cca-itq", n_bits=8)
+    assert hasher.registered_name == "cca-itq" and hasher.name == "cca-itq"
+    assert hasher.clone().registered_name == "cca-itq"
+    plain = type(hasher)(n_bits=8)
+    assert plain.registered_name is None and plain.name == type(hasher).__name__
+    features = np.random.default_rng(1).random((60, 10))
+    labels = np.eye(3)[np.arange(60) % 3]
+    path = hasher.fit(features, labels).save(tmp_path / "cca.h5")
+    assert load_hasher(path).registered_name == "cca-itq"
+
+
+def test_only_the_hasher_classes_set_the_private_registered_name():
+    root = Path(ddcmh_core.__file__).parent
+    setters = {
+        path.relative_to(root).as_posix()
+        for path in root.rglob("*.py")
+        if re.search(r"\._registry_name\s*=(?!=)", path.read_text())
+    }
+    assert setters <= {"hasher.py", "kernels.py"}, setters
