@@ -184,3 +184,14 @@ def test_the_kit_reads_the_tags_of_the_instance():
     assert lifted.tags() == {**cca.tags(), "bits_bounded_by_features": False}
     assert set(APPLICABILITY) <= {check.__name__ for check in ALL_CHECKS}
     assert all(reason is None for _, reason in check_plan(lifted))
+
+
+def test_the_listing_shows_the_tags_the_kit_reads():
+    from ddcmh_core.cli.listing import hasher_record
+
+    for entry in REGISTRY.entries():
+        record = hasher_record(entry)
+        tags = REGISTRY.create(entry.spec.name).tags()
+        assert record["tags"] == tags and record["supervised"] == tags["requires_labels"]
+    cca = hasher_record(REGISTRY.get("cca-itq"))
+    assert cca["tags"]["requires_labels"] and cca["tags"]["uses_labels"] and cca["supervised"]

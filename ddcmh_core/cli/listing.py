@@ -8,7 +8,7 @@ from typing import Any
 from .._version import __version__
 from ..plugins import HasherRegistry, MethodRegistry, NameRegistry, RegisteredHasher, RegisteredMethod
 
-COMMON_PARAMETERS = ("n_bits", "seed", "kernel_lift", "lift_anchors")
+COMMON_PARAMETERS = ("n_bits", "seed")
 """Hyper-parameters of every hasher (``HasherParams``), listed once below the table."""
 
 
@@ -59,9 +59,10 @@ def hasher_record(entry: RegisteredHasher) -> dict[str, Any]:
     except Exception as error:  # a broken hasher module must not take the listing down
         record.update(status="failed", error=str(error))
         return record
-    tags = hasher.tags()
+    tags = hasher.tags()  # the one source of tags, as the engine and the conformance kit read them
     record.update(
         status="ok",
+        tags=tags,
         supervised=tags["requires_labels"],
         uses_labels=tags["uses_labels"],
         out_of_sample=tags["supports_encode"],
@@ -98,8 +99,9 @@ def list_hashers(registry: HasherRegistry, *, as_json: bool) -> str:
     lines += unusable_lines(unusable)
     lines.append("")
     lines.append(
-        "Every hasher also takes n_bits, seed, kernel_lift ('none'|'rbf') and lift_anchors. "
-        "Set them with --hasher-opt KEY=VALUE; --list-hashers --json shows full schemas."
+        "Every hasher also takes n_bits and seed, and kernel_lift='rbf' (with lift_anchors, default 1000) "
+        "first lifts its input to anchor RBF features (KernelLifted). Set them with --hasher-opt "
+        "[HASHER:]KEY=VALUE; --list-hashers --json shows full schemas."
     )
     return "\n".join(lines)
 

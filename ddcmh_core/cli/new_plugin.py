@@ -168,14 +168,16 @@ class $class_name(Hasher):
         The projection directions.
     """
 
-    # TODO: set the class tags that describe your method (see ddcmh_core.Hasher).
+    # TODO: set the class tags that describe your method (see ddcmh_core.Hasher). ddcmh reads them
+    # through tags(); override tags() (starting from super().tags()) if one depends on a parameter.
     requires_labels = False  # fit needs a {0,1} label matrix (supervised method)
     uses_labels = False  # fit uses labels when they are given
     supports_encode = True  # there is an out-of-sample hash function (_project)
     bits_bounded_by_features = False  # n_bits cannot exceed the number of features (PCA-like)
+    balanced_bits = True  # bits aim at being 1 on about half of the items (the kit checks it)
 
     class Params(HasherParams):
-        """Hyper-parameters (n_bits, seed, kernel_lift and lift_anchors are inherited)."""
+        """Hyper-parameters (n_bits and seed are inherited)."""
 
         # TODO: your hyper-parameters, each with a default, constraints and a description.
         center: bool = Field(True, description="Subtract the training mean before projecting.")
