@@ -307,6 +307,16 @@ def prepare_out_dir(requested: Path | None, dataset_name: str) -> Path:
     return requested
 
 
+def preflight(config: Any) -> None:
+    """The checks that need no data: ``--out`` can be created and written, ``--device`` exists."""
+    from ..engine.device import resolve_device
+    from ..preflight import check_output_path
+
+    if config.out is not None:
+        check_output_path(config.out, "--out", folder=True)
+    resolve_device(config.device)
+
+
 def run_bench(arguments: argparse.Namespace) -> int:
     """Run the benchmark the arguments describe; return the exit status."""
     from ..bench.parallel import run_cells_in_workers
@@ -323,6 +333,7 @@ def run_bench(arguments: argparse.Namespace) -> int:
 
     config = resolve_config(arguments)
     validate_plan(config)
+    preflight(config)
     threads = configure_threads(threads_per_job(config.jobs, config.threads))
     progress = stderr_progress()
     progress(f"loading dataset {config.dataset}")

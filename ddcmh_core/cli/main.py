@@ -37,12 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model on a dataset's training split and save it")
     train.add_argument("--dataset", required=True, metavar="NAME|PATH")
     train.add_argument("--data-dir", metavar="PATH")
-    train.add_argument("--hasher", default="itq", metavar="NAME", help="Stage-1 hasher (default: itq)")
+    train.add_argument("--hasher", metavar="NAME", help="Stage-1 hasher (default: itq)")
     train.add_argument("--hasher-opt", action="append", default=[], metavar="KEY=VALUE")
-    train.add_argument("--bits", type=int, default=32)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    train.add_argument("--config", metavar="FILE.toml", help="DDCMHConfig fields (networks, training, ...)")
+    train.add_argument("--bits", type=int, help="code length (default: 32)")
+    train.add_argument("--seed", type=int, help="seed of every random choice (default: 0)")
+    train.add_argument("--device", choices=["auto", "cpu", "cuda"], help="(default: auto)")
+    train.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        help="DDCMHConfig fields (networks, training, ...); a setting also given as an option must agree",
+    )
     train.add_argument("--model", required=True, metavar="FILE.h5", help="where to write the model")
     train.add_argument("--run-dir", metavar="DIR", help="checkpoints (default: <model>.run/)")
     train.add_argument("--resume", action="store_true", help="continue from the checkpoints in --run-dir")
@@ -119,28 +123,49 @@ def _print_progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def command_train(arguments: argparse.Namespace) -> int:
-    """``ddcmh train``."""
+def _train_model(arguments: argparse.Namespace) -> tuple[Any, dict[str, list[Any]]]:
+    """The unfitted model and the tuning grid of ``ddcmh train``, every setting checked (no work)."""
+    from ..engine.device import resolve_device
     from ..methods.ddcmh import DDCMH
+    from ..preflight import merge_command_line
     from .bench import _hasher_options, _tune_options
 
-    options = _hasher_options(arguments.hasher_opt).get("*", {})
     settings = _read_settings(arguments.config)
     grid = {**settings.pop("tune", {}), **_tune_options(arguments.tune)}
+    source = f"--config {arguments.config}"
+    options = _hasher_options(arguments.hasher_opt).get("*", {})
+    if "n_bits" in options:
+        raise InputError(
+            f"--hasher-opt n_bits={options['n_bits']!r}: the code length is set with --bits "
+            "(or n_bits in --config), not as a hasher option"
+        )
+    given = {name: ("--hasher-opt", value) for name, value in options.items()}
+    hasher_params = merge_command_line(settings.get("hasher_params", {}), given, source)
+    given_settings = {
+        "hasher": ("--hasher", arguments.hasher),
+        "n_bits": ("--bits", arguments.bits),
+        "seed": ("--seed", arguments.seed),
+        "device": ("--device", arguments.device),
+    }
+    settings = merge_command_line(settings, given_settings, source)
+    model = DDCMH(**{**settings, "hasher_params": hasher_params})
+    resolve_device(model.params.device)
+    return model, grid
+
+
+def command_train(arguments: argparse.Namespace) -> int:
+    """``ddcmh train``: every check first (settings, device, output paths), then the data and the fit."""
+    from ..methods.ddcmh import DDCMH
+    from ..preflight import check_output_path
+
+    model, grid = _train_model(arguments)
+    model_path = check_output_path(arguments.model, "--model")
+    run_dir = Path(arguments.run_dir) if arguments.run_dir else model_path.with_name(model_path.name + ".run")
+    check_output_path(run_dir, "--run-dir" if arguments.run_dir else "--model (its run folder)", folder=True)
     dataset = _load(arguments.dataset, arguments.data_dir)
     dataset.require_views()
     if arguments.drop_unlabelled:
         dataset = dataset.drop_unlabelled()
-    model_path = Path(arguments.model)
-    run_dir = Path(arguments.run_dir) if arguments.run_dir else model_path.with_name(model_path.name + ".run")
-    model = DDCMH(
-        **settings,
-        hasher=arguments.hasher,
-        hasher_params=options,
-        n_bits=arguments.bits,
-        seed=arguments.seed,
-        device=arguments.device,
-    )
     train = dataset.split.train
     started = time.perf_counter()
     views = (dataset.image.select(train), dataset.text.select(train), dataset.labels[train])
@@ -172,18 +197,17 @@ def command_train(arguments: argparse.Namespace) -> int:
     report = model.report_.get("validation_map", {})
     seconds = time.perf_counter() - started
     print(
-        f"saved {model_path} ({arguments.hasher}, {arguments.bits} bits) in {seconds:.0f}s; "
+        f"saved {model_path} ({model.params.hasher}, {model.n_bits} bits) in {seconds:.0f}s; "
         "validation MAP: " + ", ".join(f"{task} {value:.4f}" for task, value in report.items())
     )
     return 0
 
 
 def _check_out(path: str, option: str) -> None:
-    """Refuse an output path whose folder is missing or is a file, before any work starts."""
-    folder = Path(path).parent
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
-        raise InputError(f"{option} {path}: the folder {folder} {what}; create it or choose another path")
+    """Refuse an output file whose folder is missing, is a file or is not writable, before any work."""
+    from ..preflight import check_output_path
+
+    check_output_path(path, option, create_parents=False)
 
 
 def _load_npy(path: Path) -> np.ndarray:

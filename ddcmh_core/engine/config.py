@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,7 +20,7 @@ class NetworkConfig(_Strict):
     architecture: Literal["mlp", "cnn"] = Field(
         "mlp", description="'mlp' for feature vectors (dense or sparse), 'cnn' for raw images."
     )
-    hidden_sizes: list[int] = Field(
+    hidden_sizes: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: [1024],
         description="MLP hidden layer widths (an empty list gives a linear hash function).",
     )

@@ -1,0 +1,238 @@
+"""Checks before work (issue 14 part 5): every refusal exits 2 with its message and writes nothing.
+
+Each case runs ``ddcmh`` or ``ddcmh-bench`` in an empty working folder and compares the folder's
+whole tree before and after: no model, no run folder, no output folder, no temporary file.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import ddcmh_core.preflight
+from ddcmh_core.cli import bench, main
+from ddcmh_core.errors import InputError
+from ddcmh_core.preflight import check_output_path, merge_command_line
+from ddcmh_core.testing import make_bow_data
+
+TINY_CONFIG = """
+image_network = { hidden_sizes = [8] }
+text_network = { hidden_sizes = [8] }
+image_training = { max_epochs = 1, patience = 1, batch_size = 64 }
+text_training = { max_epochs = 1, patience = 1, batch_size = 64 }
+"""
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    """A folder (outside the working folder) with a tiny dataset and configuration files."""
+    folder = tmp_path_factory.mktemp("preflight-inputs")
+    texts, labels = make_bow_data(n_samples=80, n_features=30, n_classes=4, seed=3)
+    images = labels @ np.random.default_rng(0).standard_normal((4, 12))
+    np.savez(folder / "tiny.npz", image=images, text=texts.toarray(), labels=labels)
+    (folder / "tiny.toml").write_text(TINY_CONFIG)
+    (folder / "negative.toml").write_text("image_network = { hidden_sizes = [-5] }\n")
+    (folder / "bits8.toml").write_text(TINY_CONFIG + "n_bits = 8\nseed = 3\n")
+    (folder / "hasher.toml").write_text(TINY_CONFIG + "hasher = 'itq'\nhasher_params = { n_iter = 5 }\n")
+    return folder
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch) -> Path:
+    """An empty working folder holding one plain file, ``afile``."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("not a folder")
+    return tmp_path
+
+
+def _tree(folder: Path) -> list[tuple[str, int]]:
+    return sorted((str(p.relative_to(folder)), p.stat().st_size) for p in folder.rglob("*"))
+
+
+def _no_cuda(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+def _read_only(monkeypatch) -> None:
+    """Folders refuse new files (as a read-only folder does for a user who is not root)."""
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(ddcmh_core.preflight.tempfile, "mkstemp", refuse)
+
+
+def _train(inputs: Path, *extra: str, config: str = "tiny.toml") -> list[str]:
+    return ["train", "--dataset", str(inputs / "tiny.npz"), "--config", str(inputs / config), *extra]
+
+
+TRAIN_CASES: list[tuple[str, Callable[[Path], list[str]], Callable | None, str]] = [
+    (
+        "model under a file",
+        lambda i: _train(i, "--model", "afile/s.h5"),
+        None,
+        "afile is a file, not a folder",
+    ),
+    (
+        "model deep under a file",
+        lambda i: _train(i, "--model", "new/../afile/x/s.h5"),
+        None,
+        "afile is a file, not a folder",
+    ),
+    ("model is a folder", lambda i: _train(i, "--model", "."), None, "exists and is a folder, not a file"),
+    (
+        "run folder under a file",
+        lambda i: _train(i, "--model", "m/s.h5", "--run-dir", "afile/run"),
+        None,
+        "--run-dir afile/run: ",
+    ),
+    (
+        "output folder not writable",
+        lambda i: _train(i, "--model", "m/s.h5"),
+        _read_only,
+        "--model m/s.h5: cannot write in the folder",
+    ),
+    (
+        "cuda on a CPU machine",
+        lambda i: _train(i, "--model", "m/s.h5", "--device", "cuda"),
+        _no_cuda,
+        "'cuda' was requested but no CUDA device is available",
+    ),
+    (
+        "negative hidden size",
+        lambda i: _train(i, "--model", "m/s.h5", config="negative.toml"),
+        None,
+        "image_network.hidden_sizes.0: Input should be greater than or equal to 1",
+    ),
+    (
+        "n_bits as a hasher option",
+        lambda i: _train(i, "--model", "m/s.h5", "--hasher-opt", "n_bits=8"),
+        None,
+        "--hasher-opt n_bits=8: the code length is set with --bits",
+    ),
+    (
+        "n_bits in the config and another --bits",
+        lambda i: _train(i, "--model", "m/s.h5", "--bits", "16", config="bits8.toml"),
+        None,
+        "n_bits = 16 from --bits and n_bits = 8 in --config",
+    ),
+    (
+        "seed in the config and another --seed",
+        lambda i: _train(i, "--model", "m/s.h5", "--seed", "4", config="bits8.toml"),
+        None,
+        "seed = 4 from --seed and seed = 3 in --config",
+    ),
+    (
+        "hasher in the config and another --hasher",
+        lambda i: _train(i, "--model", "m/s.h5", "--hasher", "lsh", config="hasher.toml"),
+        None,
+        "hasher = 'lsh' from --hasher and hasher = 'itq' in --config",
+    ),
+    (
+        "hasher parameter in the config and another --hasher-opt",
+        lambda i: _train(i, "--model", "m/s.h5", "--hasher-opt", "n_iter=7", config="hasher.toml"),
+        None,
+        "n_iter = 7 from --hasher-opt and n_iter = 5 in --config",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "arguments", "setup", "message"),
+    TRAIN_CASES,
+    ids=[c[0] for c in TRAIN_CASES],
+)
+def test_train_refuses_before_work_and_writes_nothing(
+    inputs, work, capsys, monkeypatch, case, arguments, setup, message
+):
+    if setup is not None:
+        setup(monkeypatch)
+    before = _tree(work)
+    status = main.main(arguments(inputs))
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert message in err
+    assert err.count("\n") == 1, err  # one line, no traceback
+    assert _tree(work) == before
+
+
+def test_settings_given_once_in_the_config_are_used(inputs, work, capsys):
+    """n_bits and seed from --config alone (or the same value twice) are consistent, not a conflict."""
+    arguments = _train(inputs, "--model", "m/s.h5", "--seed", "3", config="bits8.toml")
+    assert main.main(arguments) == 0, capsys.readouterr().err
+    assert "(itq, 8 bits)" in capsys.readouterr().out
+
+
+BENCH_CASES: list[tuple[str, list[str], Callable | None, str]] = [
+    ("out under a file", ["--out", "afile/run"], None, "--out afile/run: "),
+    ("out is a file", ["--out", "afile"], None, "--out afile: exists and is not a folder"),
+    ("out not writable", ["--out", "run"], _read_only, "--out run: cannot write in the folder"),
+    ("cuda on a CPU machine", ["--out", "run", "--device", "cuda"], _no_cuda, "no CUDA device is available"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "arguments", "setup", "message"), BENCH_CASES, ids=[c[0] for c in BENCH_CASES]
+)
+def test_bench_refuses_before_work_and_writes_nothing(
+    inputs, work, capsys, monkeypatch, case, arguments, setup, message
+):
+    if setup is not None:
+        setup(monkeypatch)
+    before = _tree(work)
+    status = bench.main(["--dataset", str(inputs / "tiny.npz"), "--hasher", "lsh", "--bits", "8", *arguments])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert message in err
+    assert "loading dataset" not in err  # refused before the data were read
+    assert _tree(work) == before
+
+
+@pytest.mark.parametrize("command", ["encode", "search"])
+def test_encode_and_search_refuse_an_unwritable_out_folder(work, capsys, monkeypatch, command):
+    _read_only(monkeypatch)
+    before = _tree(work)
+    if command == "encode":
+        arguments = ["encode", "--model", "m.h5", "--view", "text", "--features", "f.npy", "--out", "o"]
+    else:
+        arguments = ["search", "--database", "d.h5", "--queries", "q.h5", "--out", "o"]
+    assert main.main(arguments) == 2
+    assert "--out o: cannot write in the folder" in capsys.readouterr().err
+    assert _tree(work) == before
+
+
+def test_check_output_path_accepts_new_and_existing_paths(tmp_path):
+    assert check_output_path(tmp_path / "a" / "b" / "m.h5", "--model") == tmp_path / "a" / "b" / "m.h5"
+    check_output_path(tmp_path, "--out", folder=True)
+    with pytest.raises(InputError, match=r"the folder .* does not exist; create it"):
+        check_output_path(tmp_path / "a" / "m.h5", "--out", create_parents=False)
+    assert list(tmp_path.iterdir()) == []  # the write probe leaves nothing
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid"), reason="POSIX permissions")
+def test_a_real_read_only_folder_is_refused(tmp_path):
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders; the refusal is tested with a patched probe")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(InputError, match="cannot write in the folder"):
+            check_output_path(locked / "m.h5", "--model")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_merge_command_line_fills_and_refuses_conflicts():
+    merged = merge_command_line({"seed": 3}, {"seed": ("--seed", 3), "n_bits": ("--bits", 16)}, "c.toml")
+    assert merged == {"seed": 3, "n_bits": 16}
+    assert merge_command_line({"seed": 3}, {"seed": ("--seed", None)}, "c.toml") == {"seed": 3}
+    with pytest.raises(InputError, match=r"seed = 4 from --seed and seed = 3 in c\.toml disagree"):
+        merge_command_line({"seed": 3}, {"seed": ("--seed", 4)}, "c.toml")
