@@ -275,7 +275,7 @@ def load_model(path: str | os.PathLike[str], *, device: str = "auto") -> CrossMo
         fields = _read_fields(handle, source)
     record, params = fields["record"], fields["params"]
     try:
-        method_class = method_registry().get(record["name"]).spec.load()
+        method_class = method_registry().get(record["name"]).load()
     except DdcmhError as error:
         raise ModelFileError(
             f"{source}: written by method {record.get('name')!r} of {record.get('provider')} "

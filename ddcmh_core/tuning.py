@@ -456,7 +456,7 @@ def tune(
     """
     from .plugins import method_registry
 
-    method_class = method_registry().get(method).spec.load() if isinstance(method, str) else method
+    method_class = method_registry().get(method).load() if isinstance(method, str) else method
     base = params if params is not None else method_class.Params()
     if repeats < 1:
         raise InputError(f"tuning: repeats must be at least 1, got {repeats}")

@@ -379,7 +379,12 @@ def hasher_reference() -> str:
             f"**Class:** {code(spec.target)}.",
         ]
         if tags["bits_bounded_by_features"]:
-            facts.append("**Bits:** at most the number of features (use `kernel_lift='rbf'` for more).")
+            facts.append(
+                "**Bits:** at most the number of features (the [kernel lift](#kernel-lift), "
+                "`kernel_lift='rbf'`, gives more)."
+            )
+        if not tags["balanced_bits"]:
+            facts.append("**Bit balance:** not aimed at (`balanced_bits=False`; the kit skips that check).")
         if spec.aliases:
             facts.append("**Also called:** " + ", ".join(code(alias) for alias in spec.aliases) + ".")
         if spec.defaults:

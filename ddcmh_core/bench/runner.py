@@ -85,7 +85,7 @@ def tuning_candidates(config: BenchConfig, hasher: str) -> list[dict[str, Any]]:
     """
     if not config.tune:
         return []
-    fields = hasher_registry().get(hasher).spec.load().accepted_options()
+    fields = hasher_registry().get(hasher).load().accepted_options()
     grid = {
         key: values
         for key, values in config.tune.items()
@@ -96,7 +96,7 @@ def tuning_candidates(config: BenchConfig, hasher: str) -> list[dict[str, Any]]:
 
 def method_class(name: str) -> type[CrossModalMethod]:
     """The class of a registered method."""
-    return method_registry().get(name).spec.load()
+    return method_registry().get(name).load()
 
 
 def other_methods(config: BenchConfig) -> list[str]:
@@ -124,7 +124,7 @@ def plan_cells(config: BenchConfig) -> list[Cell]:
 def resolve_hasher_options(config: BenchConfig, hasher: str) -> dict[str, Any]:
     """Hyper-parameters for ``hasher``: the '*' options it accepts, then its own options."""
     entry = hasher_registry().get(hasher)
-    fields = entry.spec.load().accepted_options()  # kernel_lift/lift_anchors included
+    fields = entry.load().accepted_options()  # kernel_lift/lift_anchors included
     options = {key: value for key, value in config.hasher_options.get("*", {}).items() if key in fields}
     options.update(config.hasher_options.get(entry.spec.name, {}))
     options.update(config.hasher_options.get(hasher, {}) if hasher != entry.spec.name else {})
@@ -596,7 +596,7 @@ def describe_methods(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]
     described: dict[str, dict[str, Any]] = {}
     for name in sorted({r["method"] for r in results} - {"random"}):
         entry = method_registry().get(name)
-        method = entry.spec.load()
+        method = entry.load()
         described[name] = {
             "label": method.label(),
             "summary": entry.spec.summary,
