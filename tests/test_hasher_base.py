@@ -126,11 +126,11 @@ def test_kernel_lift_options_map_to_the_wrapper_in_one_place():
     assert isinstance(lifted, KernelLifted) and lifted.n_anchors == 40 and lifted.name == "rbf+lsh"
     assert lifted.build_params() == {**LSH(n_bits=8).get_params(), "kernel_lift": "rbf", "lift_anchors": 40}
     assert type(get_hasher("lsh", n_bits=8, kernel_lift="none", lift_anchors=40)) is LSH
-    with pytest.raises(InputError, match="argument 'kernel_lift'.*'none' or 'rbf'"):
+    with pytest.raises(InputError, match=r"argument 'kernel_lift'.*'none' or 'rbf'"):
         get_hasher("lsh", kernel_lift="poly")
     with pytest.raises(InputError, match="argument 'lift_anchors'"):
         get_hasher("lsh", kernel_lift="rbf", lift_anchors=1)
-    with pytest.raises(InputError, match="'kernel_lift': unknown hyper-parameter.*KernelLifted"):
+    with pytest.raises(InputError, match=r"'kernel_lift': unknown hyper-parameter.*KernelLifted"):
         ITQ(n_bits=8, kernel_lift="rbf")
 
 
@@ -252,3 +252,26 @@ def test_dense_and_sparse_give_same_codes(corpus):
     dense_codes = ITQ(n_bits=16).fit_encode(features.toarray())
     assert np.mean(sparse_codes == dense_codes) > 0.999
     assert sp.issparse(features)
+
+
+def test_hasher_opt_kernel_lift_keeps_working_from_the_command_line(corpus):
+    from ddcmh_core.bench.runner import resolve_hasher_options, validate_plan
+    from ddcmh_core.cli.bench import build_parser, resolve_config
+    from ddcmh_core.methods.ddcmh import DDCMH, _make_hasher
+
+    arguments = ["--hasher", "itq,lsh", "--bits", "32", "--hasher-opt", "itq:kernel_lift=rbf"]
+    arguments += ["--hasher-opt", "itq:lift_anchors=50", "--hasher-opt", "lift_anchors=60"]
+    config = resolve_config(build_parser().parse_args(arguments))
+    validate_plan(config)
+    assert resolve_hasher_options(config, "itq") == {"kernel_lift": "rbf", "lift_anchors": 50}
+    assert resolve_hasher_options(config, "lsh") == {"lift_anchors": 60}  # '*' options reach every hasher
+    lifted = get_hasher("itq", n_bits=32, **resolve_hasher_options(config, "itq"))
+    assert isinstance(lifted, KernelLifted) and lifted.n_anchors == 50
+    assert type(get_hasher("lsh", n_bits=32, **resolve_hasher_options(config, "lsh"))) is LSH
+    # ddcmh train passes --hasher-opt as DDCMH's hasher_params; the model file records build_params().
+    model = DDCMH(hasher="itq", hasher_params={"kernel_lift": "rbf", "lift_anchors": 30}, n_bits=16)
+    hasher = _make_hasher(model.params)
+    assert isinstance(hasher, KernelLifted) and hasher.build_params()["lift_anchors"] == 30
+    features, _ = corpus
+    rebuilt = get_hasher("itq", **hasher.fit(features).build_params())
+    assert isinstance(rebuilt, KernelLifted) and rebuilt.build_params() == hasher.build_params()

@@ -29,7 +29,7 @@ class PCARR(Hasher):
     Parameters
     ----------
     n_bits : int, default 32
-        Code length; at most the number of features (``kernel_lift="rbf"`` lifts the bound).
+        Code length; at most the number of features (``KernelLifted(PCARR(...))`` lifts the bound).
     seed : int, default 0
         Seed of the rotation.
     rotation : {"random", "none"}, default "random"
