@@ -1,22 +1,33 @@
-"""Checks before work (issue 14 part 5): every refusal exits 2 with its message and writes nothing.
+"""Checks before work and refused writes (issue 14 parts 5 and 2).
 
-Each case runs ``ddcmh`` or ``ddcmh-bench`` in an empty working folder and compares the folder's
-whole tree before and after: no model, no run folder, no output folder, no temporary file.
+Each refusal case runs ``ddcmh`` or ``ddcmh-bench`` in an empty working folder and compares the
+folder's whole tree before and after: no model, no run folder, no output folder, no temporary
+file. Each writer of ddcmh's files meets a full disk and must name the file, say "disk full" and
+leave the previous complete file byte for byte.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
 import ddcmh_core.preflight
+from ddcmh_core.bench.runner import write_json_atomic
 from ddcmh_core.cli import bench, main
+from ddcmh_core.data.split import Split
+from ddcmh_core.engine.checkpoint import save_checkpoint
 from ddcmh_core.errors import InputError
+from ddcmh_core.evaluation.index import HammingIndex
+from ddcmh_core.files import FileWriteError, atomic_path
+from ddcmh_core.methods.ddcmh import DDCMH
+from ddcmh_core.plugins import hasher_registry
 from ddcmh_core.preflight import check_output_path, merge_command_line
 from ddcmh_core.testing import make_bow_data
 
@@ -236,3 +247,125 @@ def test_merge_command_line_fills_and_refuses_conflicts():
     assert merge_command_line({"seed": 3}, {"seed": ("--seed", None)}, "c.toml") == {"seed": 3}
     with pytest.raises(InputError, match=r"seed = 4 from --seed and seed = 3 in c\.toml disagree"):
         merge_command_line({"seed": 3}, {"seed": ("--seed", 4)}, "c.toml")
+
+
+# ------------------------------------------------------------------ refused writes (issue 14 part 2)
+# A real full disk: the temporary file a writer opens is a link to /dev/full, where every write
+# fails with ENOSPC in the kernel, whether the bytes go through Python, HDF5 or torch.
+needs_dev_full = pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+
+
+def _fill_disk_for(target: Path) -> Path:
+    """Make the next atomic write of ``target`` (from this process) land on /dev/full."""
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary.symlink_to("/dev/full")
+    return temporary
+
+
+@pytest.fixture(scope="module")
+def fitted(inputs) -> dict[str, Any]:
+    data = np.load(inputs / "tiny.npz")
+    model = DDCMH(
+        n_bits=8,
+        image_network={"hidden_sizes": [8]},
+        text_network={"hidden_sizes": [8]},
+        image_training={"max_epochs": 1, "patience": 1},
+        text_training={"max_epochs": 1, "patience": 1},
+    ).fit(data["image"], data["text"], data["labels"])
+    return {"model": model, "hasher": hasher_registry().create("itq", n_bits=8).fit(data["text"])}
+
+
+def _split() -> Split:
+    return Split(train=np.arange(6), query=np.arange(6, 8), database=np.arange(8, 10), n_items=10)
+
+
+WRITERS: list[tuple[str, Callable[[dict[str, Any], Path], Any]]] = [
+    ("model file", lambda f, p: f["model"].save(p)),
+    ("hasher file", lambda f, p: f["hasher"].save(p)),
+    ("results.json", lambda f, p: write_json_atomic(p, {"records": list(range(5000))})),
+    ("checkpoint", lambda f, p: save_checkpoint({"weights": torch.zeros(50_000)}, p)),
+    ("split.h5", lambda f, p: _split().save(p)),
+    ("codes file", lambda f, p: main.write_codes(p, np.ones((500, 8), np.uint8), ids=None)),
+    ("Hamming index", lambda f, p: _index().save(p)),
+]
+
+
+def _index() -> HammingIndex:
+    index = HammingIndex(8)
+    index.add(np.ones((500, 8), np.uint8))
+    return index
+
+
+@needs_dev_full
+@pytest.mark.parametrize(("case", "write"), WRITERS, ids=[c[0] for c in WRITERS])
+def test_disk_full_names_the_file_and_keeps_the_previous_one(fitted, tmp_path, case, write):
+    target = tmp_path / "out.file"
+    write(fitted, target)  # a complete file
+    before = target.read_bytes()
+    temporary = _fill_disk_for(target)
+    with pytest.raises(FileWriteError, match=r"out\.file: cannot write the file: .*disk full") as caught:
+        write(fitted, target)
+    assert "the previous out.file is unchanged" in str(caught.value)
+    assert target.read_bytes() == before
+    assert not temporary.exists() and not temporary.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.file"]
+
+
+@needs_dev_full
+def test_disk_full_at_a_new_file_says_nothing_was_written(tmp_path):
+    target = tmp_path / "results.json"
+    _fill_disk_for(target)
+    with pytest.raises(FileWriteError, match=r"no space left on the device\); nothing was written") as caught:
+        write_json_atomic(target, {"a": 1})
+    assert caught.value.errno == errno.ENOSPC and isinstance(caught.value, OSError)
+    assert list(tmp_path.iterdir()) == []
+
+
+@needs_dev_full
+def test_cli_disk_full_exits_2_with_one_line(tmp_path, capsys):
+    codes = np.eye(8, dtype=np.uint8)
+    main.write_codes(tmp_path / "db.h5", codes, ids=None)
+    out = tmp_path / "hits.json"
+    out.write_text("previous results")
+    _fill_disk_for(out)
+    arguments = ["search", "--database", str(tmp_path / "db.h5"), "--queries", str(tmp_path / "db.h5")]
+    assert main.main([*arguments, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"ddcmh search: error: {out}: cannot write the file: disk full (no space left on the device); "
+        "the previous hits.json is unchanged\n"
+    )
+    assert out.read_text() == "previous results"
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        (errno.EACCES, "permission denied"),
+        (errno.EROFS, "read-only file system"),
+        (errno.EDQUOT, "disk quota is exceeded"),
+        (errno.ENOSPC, "disk full"),
+    ],
+)
+def test_refused_writes_are_named(tmp_path, monkeypatch, code, words):
+    """Permission errors cannot be produced for root with chmod: the write itself is patched."""
+    target = tmp_path / "results.json"
+    target.write_text("old")
+
+    def refuse(self, *args, **kwargs):
+        raise OSError(code, os.strerror(code), str(self))
+
+    monkeypatch.setattr(Path, "write_text", refuse)
+    with pytest.raises(FileWriteError, match=words):
+        write_json_atomic(target, {"a": 1})
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_other_errors_pass_through_atomic_path_unchanged(tmp_path):
+    with pytest.raises(OSError, match="Is a directory") as caught, atomic_path(tmp_path / "x") as temporary:
+        temporary.mkdir()
+        temporary.write_text("")
+    assert not isinstance(caught.value, FileWriteError)
+    with pytest.raises(ValueError, match="not a write"), atomic_path(tmp_path / "y"):
+        raise ValueError("not a write")
