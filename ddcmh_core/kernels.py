@@ -317,6 +317,32 @@ class KernelLifted(Hasher):
         """``"rbf+"`` and the inner hasher's name."""
         return f"rbf+{self.hasher.name}"
 
+    @property
+    def n_bits(self) -> int:
+        """The inner hasher's code length."""
+        return self.hasher.n_bits
+
+    def fit(self, X: Any, labels: Any = None) -> KernelLifted:
+        """Fit the lift, then a clone of the inner hasher on the lifted rows (see :meth:`Hasher.fit`).
+
+        Parameters
+        ----------
+        X : array-like or scipy sparse matrix of shape (n_samples, n_features)
+            Training features.
+        labels : array-like, optional
+            Labels, passed to the inner hasher when its tags say it uses them.
+
+        Returns
+        -------
+        KernelLifted
+            ``self``.
+        """
+        current = self._lift_params(self.n_anchors)  # the inner hasher's n_bits and seed, as they are now
+        if current != self.params:
+            self.params = current
+        super().fit(X, labels)
+        return self
+
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """``hasher`` and ``n_anchors``; with ``deep``, also the inner hasher's as ``hasher__<name>``.
 

@@ -162,6 +162,10 @@ def test_kernel_lifted_clones_and_tunes_through_nested_parameters(corpus):
     with pytest.raises(InputError, match="argument 'n_anchors'"):
         twin.set_params(n_anchors=1)
     assert twin.n_anchors == 40  # unchanged by the refused values
+    direct = KernelLifted(ITQ(n_bits=8), n_anchors=30)
+    direct.hasher.set_params(n_bits=4)  # the wrapper follows its inner hasher
+    assert direct.n_bits == 4 and direct.fit(features).encode(features).shape == (len(features), 4)
+    assert direct.params.n_bits == 4
     search = GridSearchCV(
         KernelLifted(get_hasher("itq")), {"n_anchors": [20, 60], "hasher__n_bits": [4, 8]},
         scoring=map_scorer, cv=2, error_score="raise",
