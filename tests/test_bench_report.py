@@ -10,6 +10,7 @@ from pathlib import Path
 import matplotlib
 import pytest
 
+from ddcmh_core.bench.dryrun import scaling_exponent
 from ddcmh_core.bench.peers import load_peers
 from ddcmh_core.bench.record import compact_record, read_record
 from ddcmh_core.bench.report import at_floor, load_references, markdown_report, time_line
@@ -199,6 +200,9 @@ def test_peers_are_shown_apart_marked_reported_with_their_citation(tmp_path: Pat
     other = PEER.replace('dataset = "toy"', 'dataset = "other"').replace("Paper-Net", "Elsewhere")
     path.write_text(PEER + other)
     report = markdown_report(_results(), peers=load_peers(path))
+    # Printed with the paper's decimals: TOML reads 0.50 as 0.5, the page shows 0.50 again.
+    path.write_text(PEER.replace("[0.41, 0.45]", "[0.41, 0.50]") + other)
+    assert "| MAP@50 | 0.41 | 0.50 | [1] |" in markdown_report(_results(), peers=load_peers(path))
     section = report[report.index(f"## Reported in papers, not re-run ({path})") :]
     assert "| Paper-Net (reported, not re-run) | image->text | MAP@50 | 0.41 | 0.45 | [1] |" in section
     citation = (
@@ -256,3 +260,12 @@ def test_the_map_plot_is_written_from_a_record_with_its_peers(tmp_path: Path) ->
     assert first.startswith(b"\x89PNG")
     assert main([*command, "--out", str(tmp_path / "page.md")]) == 0
     assert plot.read_bytes() == first  # deterministic: the page's images can be regenerated
+
+
+def test_the_dry_run_extrapolates_with_the_growth_it_measured() -> None:
+    assert scaling_exponent((100, 200), (1.0, 2.0)) == pytest.approx(1.0)  # linear
+    assert scaling_exponent((100, 200), (1.0, 4.0)) == pytest.approx(2.0)  # pairwise
+    assert scaling_exponent((100, 200), (10.0, 11.0)) == pytest.approx(0.1375, abs=1e-4)  # overheads
+    assert scaling_exponent((100, 200), (2.0, 1.0)) == 0.0  # noise: never shrinks with more data
+    assert scaling_exponent((100, 200), (1.0, 100.0)) == 2.0  # never faster growth than pairwise
+    assert scaling_exponent((100, 100), (1.0, 2.0)) == 1.0  # no growth measurable: linear

@@ -60,6 +60,11 @@ class Peer:
     values: dict[str, dict[int, float]]
 
     @property
+    def decimals(self) -> int:
+        """The decimals the paper prints (the most any of its values has: TOML drops trailing zeros)."""
+        return max(len(repr(v).partition(".")[2]) for values in self.values.values() for v in values.values())
+
+    @property
     def label(self) -> str:
         """How tables and plot legends name it: the method and that it was not re-run."""
         return f"{self.method} ({REPORTED})"
@@ -151,8 +156,9 @@ def peer_lines(peers: Peers, dataset: str) -> list[str]:
         "|---|---|---|" + "---|" * len(bits) + "---|",
     ]
     for number, peer in enumerate(chosen, start=1):
+        decimals = peer.decimals
         for task, values in peer.values.items():
-            cells = [f"{values[b]:g}" if b in values else "—" for b in bits]  # as printed
+            cells = [f"{values[b]:.{decimals}f}" if b in values else "—" for b in bits]
             lines.append(
                 f"| {peer.label} | {task} | {peer.metric} | " + " | ".join(cells) + f" | [{number}] |"
             )
