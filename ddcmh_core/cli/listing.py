@@ -198,5 +198,16 @@ def list_datasets(*, as_json: bool) -> str:
         return json.dumps({"datasets": records}, indent=2, default=str)
     lines = []
     for record in records:
-        lines.append(f"{record.get('name', '?'):<14} {record.get('summary', '')}")
+        name = str(record.get("name", "?")) + (" (default)" if record.get("default") else "")
+        lines.append(f"{name:<24} {record.get('summary', '')}")
+        if record.get("aliases"):
+            lines.append(f"{'':<4}aliases: {', '.join(record['aliases'])}")
+        files = ", ".join(record.get("files", [])) or "-"
+        needed = "needs" if record.get("needs_files", True) else "optional"
+        lines.append(f"{'':<4}files ({needed}): {files}")
+        lines += [f"{'':<4}source: {source}" for source in record.get("sources", [])]
+    lines += [
+        "",
+        "ddcmh-bench --dataset NAME --data-dir DIR loads one; --list-datasets --json gives the same as JSON.",
+    ]
     return "\n".join(lines)

