@@ -402,6 +402,7 @@ def ddcmh_hashers():
     yield HasherSpec(name="twice", hasher="ddcmh_hashers.lsh:LSH")
     yield HasherSpec(name="twice", hasher="ddcmh_hashers.pcah:PCAH")
     yield HasherSpec(name="once", hasher="ddcmh_hashers.lsh:LSH")
+    yield HasherSpec(name="not-a-hasher", hasher="json:JSONDecoder")
 """
 
 
@@ -418,6 +419,8 @@ def test_installed_plugin_with_a_name_twice_lists_the_problem_and_exits_2_only_f
     assert status == 2 and "hasher name 'twice' is registered 2 times by ddcmh-twice 4.0 (entry point" in err
     assert not (tmp_path / "out").exists()
     assert get_hasher("once", n_bits=8).name == "once"
+    assert bench_main(["--hasher", "not-a-hasher", "--out", str(tmp_path / "out")]) == 2
+    assert "is not a Hasher subclass; provided by ddcmh-twice 4.0 (entry point" in capsys.readouterr().err
 
 
 def test_the_registry_names_hashers_through_a_public_constructor(tmp_path):
