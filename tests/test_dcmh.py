@@ -266,8 +266,15 @@ def test_resume_continues_the_run(tmp_path: Any, problem: dict[str, np.ndarray])
     data = (problem["train_image"][:300], problem["train_text"][:300], problem["train_labels"][:300])
     constant = {"final_learning_rate": None, "training": {"max_epochs": 4, "learning_rate": 0.01}}
     whole = _model(**constant).fit(*data)
-    _model(**{**constant, "training": {"max_epochs": 2, "learning_rate": 0.01}}).fit(*data, run_dir=tmp_path)
+
+    def stop_after_epoch_2(line: str) -> None:
+        if "epoch 2/" in line:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # the checkpoint of epoch 2 is written before the line
+        _model(**constant).fit(*data, run_dir=tmp_path, progress=stop_after_epoch_2)
     resumed = _model(**constant).fit(*data, run_dir=tmp_path, resume=True)
+    assert len(resumed.history_) == 4
     np.testing.assert_array_equal(whole.codes_, resumed.codes_)
     assert [e["objective"] for e in whole.history_] == [e["objective"] for e in resumed.history_]
 

@@ -9,7 +9,6 @@ interrupted run resumes where it stopped; Ctrl-C leaves valid partial results.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import sys
@@ -23,6 +22,15 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
+from ..engine.fingerprint import (
+    check_discardable,
+    discard_run_state,
+    fingerprint_differences,
+    folder_differences,
+    mismatch_error,
+    run_fingerprint,
+    write_run_fingerprint,
+)
 from ..errors import InputError
 from ..evaluation.metrics import (
     mean_average_precision,
@@ -239,6 +247,29 @@ def check_plan_against_data(config: BenchConfig, dataset: Any) -> None:
         raise InputError(f"the plan cannot run on {dataset.name} ({len(problems)} problems):\n  {listed}")
 
 
+def describe_split(config: BenchConfig, dataset: Any) -> str:
+    """The split's sizes and, per method, how many training pairs it holds out for validation.
+
+    The split itself has no validation part: each method carves its own from the training pairs
+    (its ``validation_fraction``), so the header shows that count instead of ``'validation': 0``.
+    """
+    from ..engine.holdout import split_validation
+
+    sizes = {name: size for name, size in dataset.split.sizes.items() if name != "validation"}
+    n_train = int(sizes["train"])
+    held_out: dict[str, int] = {}
+    for cell in plan_cells(config):
+        if cell.method == "random" or cell.seed or cell.candidate:
+            continue
+        params = method_class(cell.method).make_params(**model_config_for(config, cell))
+        fraction = getattr(params, "validation_fraction", None)
+        if fraction is not None:
+            label = method_class(cell.method).label()
+            held_out[label] = len(split_validation(n_train, float(fraction), 0)[1])
+    shown = ", ".join(f"{count} by {label}" for label, count in held_out.items())
+    return f"{sizes}, validation: {shown or 'none'} (held out of the {n_train} training pairs)"
+
+
 def stderr_progress(prefix: str = "") -> Callable[[str], None]:
     """A progress callback printing ``<elapsed> <prefix><line>`` to standard error."""
     started = time.perf_counter()
@@ -250,17 +281,28 @@ def stderr_progress(prefix: str = "") -> Callable[[str], None]:
     return progress
 
 
-def config_digest(config: BenchConfig, fingerprint: str) -> str:
-    """A digest of everything that changes a cell's result (not the list of cells itself).
+def cell_fingerprint(
+    config: BenchConfig, cell: Cell, dataset: Any, *, scoring: bool = True
+) -> dict[str, Any]:
+    """The run fingerprint of a cell (:func:`~ddcmh_core.engine.fingerprint.run_fingerprint`).
 
-    Where the data were read from (the dataset path, the data folder) is left out: the dataset's
-    content ``fingerprint`` stands for it, so a run resumes (and reuses its cells) after the data
-    moved.
+    The method and its settings (hasher, hasher options, code length, seed, tuning candidate), the
+    dataset's content fingerprint and split, the versions and, with ``scoring``, the settings of
+    the metrics. Where the data were read from is left out: the content fingerprint stands for it,
+    so a run resumes (and reuses its cells) after the data moved.
     """
-    excluded = {"out", "dataset", "data_dir", "seeds", "hashers", "bits", "methods", "jobs", "threads"}
-    relevant = config.model_dump(mode="json", exclude=excluded)
-    relevant["fingerprint"] = fingerprint
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+    if cell.method == "random":
+        settings: dict[str, Any] = {"n_bits": cell.bits, "seed": cell.seed}
+    else:
+        settings = model_config_for(config, cell)
+    scored = ("map_at_k", "precision_at", "index_order_map")
+    return run_fingerprint(
+        cell.method,
+        settings,
+        data=dataset.fingerprint.sha256,
+        split=dataset.split.checksum(),
+        extra={"scoring": config.model_dump(mode="json", include=set(scored))} if scoring else None,
+    )
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
@@ -344,7 +386,7 @@ class BenchRun:
         self.progress = progress
         self.cells_dir = out_dir / "cells"
         self.cells_dir.mkdir(parents=True, exist_ok=True)
-        self.digest = config_digest(config, dataset.fingerprint.sha256)
+        self.checkpoints_dir = out_dir / "checkpoints"
         split = dataset.split
         self.train, self.query, self.database = split.train, split.query, split.database
         self.labels = dataset.labels
@@ -396,6 +438,75 @@ class BenchRun:
             )
         return self._aggregate(finished, complete), complete
 
+    def stale_state(self) -> list[tuple[str, list[str], list[Path]]]:
+        """The planned cells whose saved state (cell file, checkpoints) another run made.
+
+        Returns
+        -------
+        list of (str, list of str, list of Path)
+            Per stale cell: its description, what differs (``field: old → new``) and its files.
+        """
+        stale = []
+        for cell in plan_cells(self.config):
+            path = self.cells_dir / f"{cell.key}.json"
+            differences = self._cell_file_differences(cell, path)
+            files = [path] if differences else []
+            if cell.method != "random":
+                shared = Cell(cell.method, cell.hasher, cell.bits, cell.seed)
+                folder = self.checkpoints_dir / shared.key
+                fingerprint = cell_fingerprint(self.config, shared, self.dataset, scoring=False)
+                folder_changes = folder_differences(folder, fingerprint)
+                if folder_changes:
+                    differences = differences or folder_changes
+                    files.append(folder)
+            if files:
+                stale.append((cell.describe(), differences, files))
+        return stale
+
+    def _cell_file_differences(self, cell: Cell, path: Path) -> list[str]:
+        try:
+            stored = json.loads(path.read_text()) if path.is_file() else None
+        except (OSError, json.JSONDecodeError):
+            return []  # a damaged cell file is recomputed
+        if not isinstance(stored, dict):
+            return []
+        return fingerprint_differences(
+            stored.get("fingerprint"), cell_fingerprint(self.config, cell, self.dataset)
+        )
+
+    def claim(self, *, restart: bool) -> None:
+        """Before any work: refuse state of another run, or discard it when ``restart``.
+
+        Raises
+        ------
+        RunMismatchError
+            When a planned cell's saved state was made by another run (without ``restart``); the
+            message lists what differs and says to use ``--restart`` or another ``--out``.
+        InputError
+            With ``restart``, when a checkpoint folder holds files ddcmh did not write.
+        """
+        stale = self.stale_state()
+        if not stale:
+            return
+        if not restart:
+            name, differences, _ = stale[0]
+            what = f"{self.out_dir}: {len(stale)} cell(s) ({name}{', ...' if len(stale) > 1 else ''})"
+            advice = (
+                "run the same command with --restart to discard the saved state of these cells and "
+                "compute them afresh, or choose a new --out"
+            )
+            raise mismatch_error(what, differences, advice)
+        folders = [path for _, _, files in stale for path in files if path.suffix != ".json"]
+        for folder in folders:
+            check_discardable(folder)
+        for _, _, files in stale:
+            for path in files:
+                if path.suffix == ".json":
+                    path.unlink(missing_ok=True)
+                else:
+                    discard_run_state(path)
+        self.progress(f"--restart: discarded the saved state of {len(stale)} cell(s) made by another run")
+
     def _eliminated(self, cell: Cell, finished: list[dict[str, Any]]) -> bool:
         """Whether successive halving has dropped this tuning candidate before the cell's seed."""
         if cell.candidate is None or cell.seed == 0 or self.config.tune_strategy != "halving":
@@ -410,14 +521,17 @@ class BenchRun:
                 return float(record["value"])
         return float("nan")
 
-    def _eta(self, remaining: list[Cell], durations: dict[str, list[float]]) -> str:
-        known = [np.mean(values) for values in durations.values() if values]
-        if not known:
+    @staticmethod
+    def _eta(remaining: list[Cell], durations: dict[str, list[float]]) -> str:
+        """`` | ETA ...`` of the remaining cells, from the mean time of each method's finished cells.
+
+        Empty until a cell of every method still to run has finished (random codes take no time):
+        no estimate is shown rather than a guess.
+        """
+        if any(cell.method != "random" and not durations.get(cell.method) for cell in remaining):
             return ""
-        fallback = float(np.mean(known))
         seconds = sum(
-            float(np.mean(durations[cell.method])) if durations.get(cell.method) else fallback
-            for cell in remaining
+            float(np.mean(durations[cell.method])) for cell in remaining if durations.get(cell.method)
         )
         minutes, secs = divmod(int(seconds), 60)
         return f" | ETA {minutes}m{secs:02d}s"
@@ -430,7 +544,7 @@ class BenchRun:
             stored = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             return None  # a damaged cache entry is recomputed
-        if stored.get("digest") != self.digest:
+        if stored.get("fingerprint") != cell_fingerprint(self.config, cell, self.dataset):
             return None
         return dict(stored)
 
@@ -442,7 +556,7 @@ class BenchRun:
             "bits": cell.bits,
             "seed": cell.seed,
             "candidate": cell.candidate,
-            "digest": self.digest,
+            "fingerprint": cell_fingerprint(self.config, cell, self.dataset),
             "tasks": {},
             "seconds": {},
         }
@@ -504,7 +618,8 @@ class BenchRun:
             # Candidates of one cell share a folder: DDCMH names its stage files by their settings,
             # so a stage that candidates agree on (Stage 1, often Stage 2) is trained once.
             shared = Cell(cell.method, cell.hasher, cell.bits, cell.seed)
-            run_dir = self.out_dir / "checkpoints" / shared.key
+            run_dir = self.checkpoints_dir / shared.key
+            write_run_fingerprint(run_dir, cell_fingerprint(self.config, shared, self.dataset, scoring=False))
             method.fit(image, text, labels, run_dir=run_dir, resume=True, progress=say)
         else:
             method.fit(image, text, labels, progress=say)

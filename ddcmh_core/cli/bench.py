@@ -121,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="output folder (default: ./ddcmh-results/<dataset>-<timestamp>); reusing one resumes",
     )
+    run.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard the saved cells and checkpoints in --out that another run (other settings, data "
+        "or versions) made, and compute them afresh",
+    )
     run.add_argument("--quick", action="store_true", help="few epochs and 16/32 bits: a fast first look")
     run.add_argument(
         "--dry-run",
@@ -324,6 +330,7 @@ def run_bench(arguments: argparse.Namespace) -> int:
     from ..bench.runner import (
         BenchRun,
         check_plan_against_data,
+        describe_split,
         stderr_progress,
         validate_plan,
         write_json_atomic,
@@ -349,11 +356,12 @@ def run_bench(arguments: argparse.Namespace) -> int:
         print(dry_run_report(config, dataset, progress, calibrate=not arguments.no_calibration), end="")
         return 0
     out_dir = prepare_out_dir(config.out, dataset.name)
+    runner = BenchRun(config, dataset, out_dir, progress)
+    runner.claim(restart=arguments.restart)
     dataset.split.save(out_dir / "split.h5", dataset_fingerprint=dataset.fingerprint.sha256)
-    progress(f"{dataset.fingerprint}; split {dataset.split.sizes}; results go to {out_dir}")
+    progress(f"{dataset.fingerprint}; split {describe_split(config, dataset)}; results go to {out_dir}")
     if config.jobs > 1:
         run_cells_in_workers(config, out_dir, threads, progress)
-    runner = BenchRun(config, dataset, out_dir, progress)
     results, complete = runner.run()
     results["command"] = getattr(arguments, "command_line", None)
     write_json_atomic(out_dir / "results.json", results)

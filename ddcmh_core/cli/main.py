@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", required=True, metavar="FILE.h5", help="where to write the model")
     train.add_argument("--run-dir", metavar="DIR", help="checkpoints (default: <model>.run/)")
     train.add_argument("--resume", action="store_true", help="continue from the checkpoints in --run-dir")
+    train.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard the checkpoints in --run-dir (another run's: see --resume's error) and start afresh",
+    )
     train.add_argument("--drop-unlabelled", action="store_true", help="drop training items without labels")
     train.add_argument(
         "--tune",
@@ -123,6 +128,28 @@ def _print_progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _claim_run_folder(
+    arguments: argparse.Namespace, run_dir: Path, model: Any, grid: dict[str, Any], dataset: Any
+) -> None:
+    """Check ``--resume`` against the run folder's fingerprint, or discard it for ``--restart``."""
+    from ..engine.fingerprint import prepare_run_folder, run_fingerprint
+
+    tuning = {"grid": grid, "repeats": arguments.tune_repeats, "strategy": arguments.tune_strategy}
+    fingerprint = run_fingerprint(
+        "ddcmh",
+        model.params.model_dump(mode="json"),
+        data=dataset.fingerprint.sha256,
+        split=dataset.split.checksum(),
+        extra={"tune": {**tuning, "objective": arguments.tune_objective}} if grid else None,
+    )
+    advice = (
+        "run the same command with --restart instead of --resume to discard it and train afresh, "
+        "or give a new --model (or --run-dir)"
+    )
+    resume, restart = arguments.resume, arguments.restart
+    prepare_run_folder(run_dir, fingerprint, resume=resume, restart=restart, advice=advice)
+
+
 def _train_model(arguments: argparse.Namespace) -> tuple[Any, dict[str, list[Any]]]:
     """The unfitted model and the tuning grid of ``ddcmh train``, every setting checked (no work)."""
     from ..engine.device import resolve_device
@@ -166,6 +193,7 @@ def command_train(arguments: argparse.Namespace) -> int:
     dataset.require_views()
     if arguments.drop_unlabelled:
         dataset = dataset.drop_unlabelled()
+    _claim_run_folder(arguments, run_dir, model, grid, dataset)
     train = dataset.split.train
     started = time.perf_counter()
     views = (dataset.image.select(train), dataset.text.select(train), dataset.labels[train])

@@ -215,6 +215,7 @@ def run_epochs(
     label: str = "network",
     map_location: torch.device | None = None,
     curve: str | None = None,
+    fingerprint: dict[str, Any] | None = None,
 ) -> TrainingResult:
     """Train ``task`` epoch by epoch with early stopping, checkpoints and resume.
 
@@ -246,6 +247,9 @@ def run_epochs(
         The kind of run, for an abandonment rule installed by a tuner
         (:mod:`ddcmh_core.engine.abandon`), which compares only runs of the same kind
         (default: ``label``).
+    fingerprint : dict, optional
+        The run's fingerprint (:mod:`ddcmh_core.engine.fingerprint`), saved in every checkpoint;
+        a resume needs the saved one to be the same.
 
     Returns
     -------
@@ -256,6 +260,8 @@ def run_epochs(
     ------
     CheckpointError
         When resuming from a checkpoint that is unreadable or of another format version.
+    RunMismatchError
+        When resuming from a checkpoint that a run with another fingerprint wrote.
     TrainingAbandoned
         When an installed abandonment rule finds the run hopeless (after that epoch's checkpoint).
     """
@@ -270,7 +276,7 @@ def run_epochs(
     if context.active:  # rank 0 decides, so every rank resumes (or not) together
         found = _broadcast_flag(found)
     if found and checkpoint_path is not None:
-        saved = load_checkpoint(checkpoint_path, map_location=map_location)
+        saved = load_checkpoint(checkpoint_path, map_location=map_location, fingerprint=fingerprint)
         task.load_checkpoint_state(saved["task"])
         start_epoch, best_epoch = int(saved["epoch"]), int(saved["best_epoch"])
         best_score, best_detail, best_state = saved["best_score"], saved["best_detail"], saved["best_state"]
@@ -315,6 +321,7 @@ def run_epochs(
                         "torch_rng": torch.get_rng_state(),
                     },
                     checkpoint_path,
+                    fingerprint=fingerprint,
                 )
             if progress is not None:
                 eta = (max_epochs - epoch - 1) * seconds
@@ -396,6 +403,7 @@ def train_hash_network(
     progress: ProgressCallback | None = None,
     label: str = "network",
     curve: str | None = None,
+    fingerprint: dict[str, Any] | None = None,
 ) -> TrainingResult:
     """Fit ``network`` so that its logits predict ``targets`` bit by bit.
 
@@ -430,6 +438,9 @@ def train_hash_network(
         Name used in progress lines.
     curve : str, optional
         The kind of run an abandonment rule compares it with (see :func:`run_epochs`).
+    fingerprint : dict, optional
+        The run's fingerprint, saved in every checkpoint and checked on resume (see
+        :func:`run_epochs`).
 
     Returns
     -------
@@ -439,6 +450,8 @@ def train_hash_network(
     ------
     CheckpointError
         When resuming from a checkpoint that is unreadable or of another format version.
+    RunMismatchError
+        When resuming from a checkpoint that a run with another fingerprint wrote.
     TrainingAbandoned
         When an installed abandonment rule stops the run.
     """
@@ -457,6 +470,7 @@ def train_hash_network(
         label=label,
         map_location=device,
         curve=curve,
+        fingerprint=fingerprint,
     )
 
 

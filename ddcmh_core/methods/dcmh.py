@@ -37,6 +37,7 @@ from torch import nn
 
 from ..engine.config import NetworkConfig, TrainingConfig
 from ..engine.device import autocast, distributed_context, resolve_device
+from ..engine.fingerprint import run_fingerprint, training_data_digest
 from ..engine.holdout import split_labelled_rows, validation_map
 from ..engine.networks import (
     build_network,
@@ -467,8 +468,11 @@ class DCMH(CrossModalMethod):
         if config.compute_objective and not resume:
             self.initial_objective_ = task.objective()
         checkpoint = Path(run_dir) / "dcmh.ckpt" if run_dir is not None else None
+        fingerprint = None
         if checkpoint is not None:
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            data = training_data_digest(labels, image_source, text_source)
+            fingerprint = run_fingerprint("dcmh", config.model_dump(mode="json"), data=data)
         result = run_epochs(
             task,
             max_epochs=config.training.max_epochs,
@@ -479,6 +483,7 @@ class DCMH(CrossModalMethod):
             progress=progress,
             label="DCMH",
             map_location=device,
+            fingerprint=fingerprint,
         )
         self.image_outputs_ = task.image_outputs.cpu().numpy()
         self.text_outputs_ = task.text_outputs.cpu().numpy()

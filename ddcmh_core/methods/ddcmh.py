@@ -19,9 +19,10 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from ..engine.checkpoint import CheckpointError, load_stage_arrays, resume_advice
+from ..engine.checkpoint import CheckpointError, load_stage_arrays, resume_advice, save_stage_arrays
 from ..engine.config import NetworkConfig, TrainingConfig
 from ..engine.device import distributed_context, resolve_device
+from ..engine.fingerprint import run_fingerprint, training_data_digest
 from ..engine.holdout import split_labelled_rows, validation_map
 from ..engine.networks import (
     build_network,
@@ -33,7 +34,6 @@ from ..engine.networks import (
 from ..engine.sources import BatchSource, rows_as_matrix
 from ..engine.trainer import TrainingResult, encode_with, train_hash_network
 from ..errors import DdcmhError, HasherFileError
-from ..files import atomic_path
 from ..hasher import Hasher
 from ..hasher_file import load_hasher
 from ..plugins import hasher_registry
@@ -114,6 +114,8 @@ class _Run:
     say: ProgressCallback | None
     params: DDCMHConfig
     """The settings as resolved so far: a network's ``kernel_lift="auto"`` becomes its choice."""
+    data_digest: str | None = None
+    """The content digest of the training data (with a run folder only)."""
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -126,6 +128,12 @@ class _Run:
         if self.folder is None:
             return None
         return self.folder / f"{stage}-{stage_keys(self.params)[stage]}{suffix}"
+
+    def fingerprint(self, stage: str) -> dict[str, Any] | None:
+        """The run fingerprint of ``stage``'s files: its settings, the data, the versions."""
+        if self.folder is None:
+            return None
+        return run_fingerprint("ddcmh", stage_settings(self.params)[stage], data=self.data_digest)
 
 
 STAGE_SETTINGS = {
@@ -154,21 +162,28 @@ def lift_candidates(
     return [plain, network.model_copy(update={"kernel_lift": "rbf"})]
 
 
+def stage_settings(params: DDCMHConfig) -> dict[str, dict[str, Any]]:
+    """Per stage, every setting its result depends on (its own and the earlier stages'), as JSON."""
+    settings = params.model_dump(mode="json")
+    stages: dict[str, dict[str, Any]] = {}
+    seen: dict[str, Any] = {}
+    for stage, names in STAGE_SETTINGS.items():
+        seen.update({name: settings[name] for name in names})
+        stages[stage] = dict(seen)
+    return stages
+
+
 def stage_keys(params: DDCMHConfig) -> dict[str, str]:
-    """A digest per stage of every setting its result depends on (its own and the earlier stages').
+    """A digest per stage of :func:`stage_settings`.
 
     Stage files in a run folder are named by these keys, so a run with other settings never picks
     up a stale stage, and runs that differ only in later stages (tuning candidates of the text
     network, say) share the Stage-1 codes and the Stage-2 network.
     """
-    settings = params.model_dump(mode="json")
-    keys: dict[str, str] = {}
-    seen: dict[str, Any] = {}
-    for stage, names in STAGE_SETTINGS.items():
-        seen.update({name: settings[name] for name in names})
-        text = json.dumps(seen, sort_keys=True)
-        keys[stage] = hashlib.sha256(text.encode()).hexdigest()[:12]
-    return keys
+    return {
+        stage: hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()[:12]
+        for stage, seen in stage_settings(params).items()
+    }
 
 
 class DDCMH(CrossModalMethod):
@@ -281,6 +296,7 @@ class DDCMH(CrossModalMethod):
             resume=resume,
             say=progress if (progress is not None and context.is_main) else None,
             params=params,
+            data_digest=training_data_digest(labels, image, text) if run_dir is not None else None,
         )
 
     def _fit_stage1(self, run: _Run) -> None:
@@ -297,7 +313,9 @@ class DDCMH(CrossModalMethod):
             stored_files = [file for file in (stage1_file, hasher_file) if file is not None and file.exists()]
             if run.resume and len(stored_files) == 2:
                 assert stage1_file is not None and hasher_file is not None
-                codes, validation_codes = load_stage_arrays(stage1_file, ("codes", "validation_codes"))
+                codes, validation_codes = load_stage_arrays(
+                    stage1_file, ("codes", "validation_codes"), fingerprint=run.fingerprint("stage1")
+                )
                 try:
                     self.hasher_ = load_hasher(hasher_file)  # fitted: it encodes new texts as before
                 except HasherFileError as error:
@@ -318,7 +336,12 @@ class DDCMH(CrossModalMethod):
                     validation_codes = hasher.encode(rows_as_matrix(run.text, run.validation_rows))
                 if stage1_file is not None and hasher_file is not None:
                     hasher.save(hasher_file)
-                    _save_stage1(stage1_file, codes, validation_codes)  # last: it marks Stage 1 done
+                    # Last: it marks Stage 1 done.
+                    save_stage_arrays(
+                        stage1_file,
+                        {"codes": codes, "validation_codes": validation_codes},
+                        fingerprint=run.fingerprint("stage1"),
+                    )
         self.stage1_codes_ = _broadcast_array(codes)
         self.stage1_validation_codes_ = _broadcast_array(validation_codes)
         run.timings["stage1"] = time.perf_counter() - started
@@ -422,6 +445,7 @@ class DDCMH(CrossModalMethod):
                 progress=run.say,
                 label=f"stage {stage[-1]} {view} net, {params.hasher}, {params.n_bits} bits{lift}",
                 curve=f"{stage} {view} network, input lift {network_config.kernel_lift}",
+                fingerprint=run.fingerprint(stage),
             )
             scores[network_config.kernel_lift] = result.best_score
             trained.append((network, result, network_config))
@@ -584,11 +608,6 @@ def _per_epoch(result: TrainingResult) -> float | None:
     if not result.history:
         return None
     return float(np.mean([entry["seconds"] for entry in result.history]))
-
-
-def _save_stage1(path: Path, codes: np.ndarray, validation_codes: np.ndarray) -> None:
-    with atomic_path(path) as temporary, temporary.open("wb") as handle:
-        np.savez(handle, codes=codes, validation_codes=validation_codes)
 
 
 def _broadcast_array(array: np.ndarray | None) -> np.ndarray:
