@@ -8,6 +8,12 @@ exposed through an entry point in the ``ddcmh`` group of its distribution::
 
 The built-in hashers, methods and datasets are registered by ddcmh's own ``pyproject.toml`` in
 exactly the same way.
+
+:mod:`ddcmh_core.plugins` registers each entry point with pluggy on its own (pluggy checks every
+``@hookimpl`` against the specification below; an implementation with an argument the
+specification lacks, or of a hook not specified here, fails that plugin alone) and calls each hook
+through pluggy's relay one plugin at a time, so every record is attributed to its distribution
+and a plugin that raises leaves the others working.
 """
 
 from __future__ import annotations

@@ -443,3 +443,26 @@ def test_only_the_hasher_classes_set_the_private_registered_name():
         if re.search(r"\._registry_name\s*=(?!=)", path.read_text())
     }
     assert setters <= {"hasher.py", "kernels.py"}, setters
+
+
+def test_list_plugins_runs_every_hook_so_a_broken_method_hook_shows(fake_distributions, capsys):
+    fake_distributions.add(
+        "ddcmh-mixed",
+        "ddcmh_mixed",
+        """
+        from ddcmh_core import HasherSpec, hookimpl
+
+        @hookimpl
+        def ddcmh_hashers():
+            yield HasherSpec(name="mixed-lsh", hasher="ddcmh_hashers.lsh:LSH")
+
+        @hookimpl
+        def ddcmh_methods():
+            raise RuntimeError("method hook broken")
+        """,
+    )
+    assert bench_main(["--list-plugins", "--json"]) == 0
+    records = {r["distribution"]: r for r in json.loads(capsys.readouterr().out)["plugins"]}
+    assert records["ddcmh-mixed"]["status"] == "failed"
+    assert records["ddcmh-mixed"]["error"] == "ddcmh_methods: RuntimeError: method hook broken"
+    assert records["ddcmh"]["provides"]["ddcmh_methods"] == ["ddcmh", "dcmh"]

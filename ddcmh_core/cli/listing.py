@@ -6,7 +6,14 @@ import json
 from typing import Any
 
 from .._version import __version__
-from ..plugins import HasherRegistry, MethodRegistry, NameRegistry, RegisteredHasher, RegisteredMethod
+from ..plugins import (
+    HasherRegistry,
+    MethodRegistry,
+    NameRegistry,
+    RegisteredHasher,
+    RegisteredMethod,
+    method_registry,
+)
 
 COMMON_PARAMETERS = ("n_bits", "seed")
 """Hyper-parameters of every hasher (``HasherParams``), listed once below the table."""
@@ -159,7 +166,15 @@ def list_methods(registry: MethodRegistry, *, as_json: bool) -> str:
 
 
 def list_plugins(registry: HasherRegistry, *, as_json: bool) -> str:
-    """The ``--list-plugins`` output: every entry point of the ``ddcmh`` group and its status."""
+    """The ``--list-plugins`` output: every entry point of the ``ddcmh`` group and its status.
+
+    The method and dataset hooks of the installed plugins run first, so that what each plugin
+    provides, and a hook that fails, show for every hook and not only for ``ddcmh_hashers``.
+    """
+    from ..data import dataset_registry
+
+    method_registry()
+    dataset_registry()
     records = [plugin.as_dict() for plugin in registry.plugins]
     if as_json:
         return json.dumps({"plugins": records}, indent=2)
