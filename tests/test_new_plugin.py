@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -227,3 +228,70 @@ def test_ddcmh_bench_new_plugin_when_wired(tmp_path):
     assert (tmp_path / "ddcmh-wired-check" / "ddcmh_wired_check" / "__init__.py").is_file()
     assert bench.main(["--new-plugin", "Bad Name", "--dir", str(tmp_path)]) == 2
     assert bench.main(["--new-plugin", "wired-check", "--dir", str(tmp_path)]) == 2
+
+
+def _readme_plugin_section() -> dict[str, str]:
+    """The code blocks of README.md's "Hashers are plugins" section, by role."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("## Hashers are plugins", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(\w+)\n(.*?)```", section, re.S)
+    python = [code for language, code in blocks if language == "python"]
+    return {
+        "module": next(code for code in python if "class MyLSH" in code),
+        "test": next(code for code in python if "parametrize_with_hasher_checks" in code),
+        "pyproject": next(code for language, code in blocks if language == "toml"),
+        "text": section,
+    }
+
+
+def test_the_readme_plugin_section_installs_from_a_clean_folder(tmp_path):
+    """The README's module, whole pyproject.toml and test, laid out as the README says.
+
+    The test file sits beside the module (the layout that made setuptools refuse an
+    auto-discovered flat layout); the folder is installed with pip into a --target folder, then
+    ddcmh-bench lists the hasher and the conformance test passes on the installed copy, each in
+    a fresh process.
+    """
+    problem = wheel_build_problem()
+    if problem:
+        pytest.skip(problem)
+    section = _readme_plugin_section()
+    assert "ddcmh-bench --new-plugin my-lsh" in section["text"]
+    package = tmp_path / "ddcmh-my-lsh"
+    package.mkdir()
+    (package / "pyproject.toml").write_text(section["pyproject"])
+    (package / "ddcmh_my_lsh.py").write_text(section["module"])
+    (package / "test_my_lsh.py").write_text(section["test"])
+    checks_folder = tmp_path / "checks"  # away from the source, so that the installed copy is tested
+    checks_folder.mkdir()
+    (checks_folder / "test_my_lsh.py").write_text(section["test"])
+    site = tmp_path / "site"
+    install = subprocess.run(
+        [
+            sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+            "--no-cache-dir", "--disable-pip-version-check", "--target", str(site), str(package),
+        ],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr
+    assert (site / "ddcmh_my_lsh.py").is_file() and not (site / "test_my_lsh.py").exists()
+    listing = subprocess.run(
+        [sys.executable, "-m", "ddcmh_core.cli.bench", "--list-hashers"],
+        capture_output=True, text=True, timeout=300, env=subprocess_env(site), cwd=tmp_path,
+    )  # fmt: skip
+    assert listing.returncode == 0, listing.stderr
+    assert any(row.startswith("my-lsh ") for row in listing.stdout.splitlines()), listing.stdout
+    checks = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(checks_folder)],
+        capture_output=True, text=True, timeout=300, env=subprocess_env(site), cwd=tmp_path,
+    )  # fmt: skip
+    assert checks.returncode == 0, checks.stdout + checks.stderr
+    assert f"{len(ALL_CHECKS)} passed" in checks.stdout, checks.stdout
+
+
+def test_the_readme_names_the_real_starter_command():
+    from ddcmh_core.cli import bench
+
+    options = {option for action in bench.build_parser()._actions for option in action.option_strings}
+    assert "--new-plugin" in options
+    assert "ddcmh-bench --new-plugin" in _readme_plugin_section()["text"]

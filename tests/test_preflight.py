@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import errno
 import os
+import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -369,3 +371,34 @@ def test_other_errors_pass_through_atomic_path_unchanged(tmp_path):
     assert not isinstance(caught.value, FileWriteError)
     with pytest.raises(ValueError, match="not a write"), atomic_path(tmp_path / "y"):
         raise ValueError("not a write")
+
+
+# ------------------------------------------------------------------ newcomer items (issue 14 part 7)
+@pytest.mark.parametrize("entry", [main.main, bench.main], ids=["ddcmh", "ddcmh-bench"])
+def test_version_of_both_commands(entry, capsys):
+    with pytest.raises(SystemExit) as leaving:
+        status = entry(["--version"])
+        raise SystemExit(status)
+    assert leaving.value.code in (0, None)
+    assert re.match(r"ddcmh \d+\.\d+\S*; plugins: ", capsys.readouterr().out)
+
+
+def test_split_h5_has_the_mode_of_the_other_outputs(tmp_path):
+    """0644 under the default umask, as every file written through atomic_path (not mkstemp's 0600)."""
+    umask = os.umask(0o022)
+    try:
+        split = _split().save(tmp_path / "split.h5")
+        write_json_atomic(tmp_path / "results.json", {})
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(split.stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "results.json").stat().st_mode) == 0o644
+
+
+def test_list_datasets_shows_files_and_sources_without_json(capsys):
+    assert bench.main(["--list-datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "uci-mfeat (default)" in out and "wikipedia" in out
+    assert "files (needs): raw_features.mat" in out
+    assert "source: http://www.svcl.ucsd.edu/projects/crossmodal/" in out
+    assert "source: shipped: ddcmh_core/data/embedded/uci_mfeat.npz" in out

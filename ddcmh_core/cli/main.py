@@ -29,9 +29,24 @@ EXIT_USAGE = 2
 CODES_FORMAT = "ddcmh-codes"
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: ddcmh's version and the installed plugins (as ``ddcmh-bench --version``), then exit."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from ..plugins import hasher_registry
+        from .listing import version_text
+
+        print(version_text(hasher_registry()))
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``ddcmh`` argument parser."""
     parser = argparse.ArgumentParser(prog="ddcmh", description="Train, encode and search with DDCMH models.")
+    parser.add_argument("--version", action=_VersionAction, help="print the versions of ddcmh and plugins")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model on a dataset's training split and save it")
