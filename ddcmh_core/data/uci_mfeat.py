@@ -58,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from ..files import atomic_path
+from ..files import atomic_path, write_failure
 from .build import build_dataset
 from .dataset import CrossModalDataset
 from .errors import DatasetError
@@ -185,14 +185,20 @@ def _write_cache(folder: Path, files: dict[str, bytes], origin: dict[str, Any]) 
             f"cannot write the cache folder {folder.parent}: {exc} (set DDCMH_CACHE_DIR to a writable folder)"
         ) from exc
     try:
-        for name, content in files.items():
-            (staging / name).write_bytes(content)
         manifest = {
             **origin,
             "files": {name: hashlib.sha256(content).hexdigest() for name, content in files.items()},
             "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        try:
+            for name, content in files.items():
+                (staging / name).write_bytes(content)
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        except OSError as exc:  # a full disk or a quota: said in words, the old cache kept
+            failure = write_failure(exc, folder, folder.exists())
+            raise DatasetError(
+                str(failure) if failure else f"cannot write the cache folder {folder}: {exc}"
+            ) from exc
         if folder.exists():
             shutil.rmtree(folder)
         try:
