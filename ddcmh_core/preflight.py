@@ -1,9 +1,9 @@
 """Checks that run before any work starts and before any file or folder is written.
 
 The command-line tools call these first, so that a run which cannot finish (an output folder
-under a file, a read-only folder, a device the machine lacks, a setting given twice with two
-values) stops at once with a one-line :class:`~ddcmh_core.errors.InputError` (exit status 2) and
-leaves nothing behind, instead of failing after training or leaving empty folders.
+under a file, a read-only folder, a device the machine lacks) stops at once with a one-line
+:class:`~ddcmh_core.errors.InputError` (exit status 2) and leaves nothing behind, instead of
+failing after training or leaving empty folders.
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from .errors import InputError
 
@@ -82,42 +80,3 @@ def check_output_path(
         )
     _probe_writable(existing, option, target)
     return target
-
-
-def merge_command_line(
-    settings: dict[str, Any], given: Mapping[str, tuple[str, Any]], source: str
-) -> dict[str, Any]:
-    """Merge settings given as options into the settings of a configuration file, refusing conflicts.
-
-    Parameters
-    ----------
-    settings : dict
-        The file's settings (top-level keys); not modified.
-    given : mapping
-        ``setting -> (option, value)`` for each option of the command line that sets ``setting``;
-        ``value`` is None when the option was not given.
-    source : str
-        How messages name the file (``"--config run.toml"``).
-
-    Returns
-    -------
-    dict
-        ``settings`` with the options' values added: a value given only on the command line or only
-        in the file is used; one given in both must be the same.
-
-    Raises
-    ------
-    InputError
-        Naming the option, the setting and both values, when they differ.
-    """
-    merged = dict(settings)
-    for setting, (option, value) in given.items():
-        if value is None:
-            continue
-        if setting in merged and merged[setting] != value:
-            raise InputError(
-                f"{setting} = {value!r} from {option} and {setting} = {merged[setting]!r} in {source} "
-                "disagree; give the setting once (remove one of them)"
-            )
-        merged[setting] = value
-    return merged

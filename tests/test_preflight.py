@@ -29,8 +29,9 @@ from ddcmh_core.errors import InputError
 from ddcmh_core.evaluation.index import HammingIndex
 from ddcmh_core.files import FileWriteError, atomic_path
 from ddcmh_core.methods.ddcmh import DDCMH
+from ddcmh_core.model_file import load_model
 from ddcmh_core.plugins import hasher_registry
-from ddcmh_core.preflight import check_output_path, merge_command_line
+from ddcmh_core.preflight import check_output_path
 from ddcmh_core.testing import make_bow_data
 
 TINY_CONFIG = """
@@ -50,7 +51,7 @@ def inputs(tmp_path_factory) -> Path:
     np.savez(folder / "tiny.npz", image=images, text=texts.toarray(), labels=labels)
     (folder / "tiny.toml").write_text(TINY_CONFIG)
     (folder / "negative.toml").write_text("image_network = { hidden_sizes = [-5] }\n")
-    (folder / "bits8.toml").write_text(TINY_CONFIG + "n_bits = 8\nseed = 3\n")
+    (folder / "bits8.toml").write_text(TINY_CONFIG + "n_bits = 8\nseed = 3\nhasher_params = { n_iter = 5 }\n")
     (folder / "hasher.toml").write_text(TINY_CONFIG + "hasher = 'itq'\nhasher_params = { n_iter = 5 }\n")
     return folder
 
@@ -128,30 +129,6 @@ TRAIN_CASES: list[tuple[str, Callable[[Path], list[str]], Callable | None, str]]
         None,
         "--hasher-opt n_bits=8: the code length is set with --bits",
     ),
-    (
-        "n_bits in the config and another --bits",
-        lambda i: _train(i, "--model", "m/s.h5", "--bits", "16", config="bits8.toml"),
-        None,
-        "n_bits = 16 from --bits and n_bits = 8 in --config",
-    ),
-    (
-        "seed in the config and another --seed",
-        lambda i: _train(i, "--model", "m/s.h5", "--seed", "4", config="bits8.toml"),
-        None,
-        "seed = 4 from --seed and seed = 3 in --config",
-    ),
-    (
-        "hasher in the config and another --hasher",
-        lambda i: _train(i, "--model", "m/s.h5", "--hasher", "lsh", config="hasher.toml"),
-        None,
-        "hasher = 'lsh' from --hasher and hasher = 'itq' in --config",
-    ),
-    (
-        "hasher parameter in the config and another --hasher-opt",
-        lambda i: _train(i, "--model", "m/s.h5", "--hasher-opt", "n_iter=7", config="hasher.toml"),
-        None,
-        "n_iter = 7 from --hasher-opt and n_iter = 5 in --config",
-    ),
 ]
 
 
@@ -174,11 +151,20 @@ def test_train_refuses_before_work_and_writes_nothing(
     assert _tree(work) == before
 
 
-def test_settings_given_once_in_the_config_are_used(inputs, work, capsys):
-    """n_bits and seed from --config alone (or the same value twice) are consistent, not a conflict."""
-    arguments = _train(inputs, "--model", "m/s.h5", "--seed", "3", config="bits8.toml")
-    assert main.main(arguments) == 0, capsys.readouterr().err
+def test_flags_win_over_the_config_file_as_in_ddcmh_bench(inputs, work, capsys):
+    """n_bits and seed in --config are used; a flag given as well wins (no 'multiple values' crash)."""
+    assert main.main(_train(inputs, "--model", "a.h5", config="bits8.toml")) == 0
     assert "(itq, 8 bits)" in capsys.readouterr().out
+    arguments = _train(inputs, "--model", "b.h5", "--bits", "16", "--seed", "4", config="bits8.toml")
+    assert main.main([*arguments, "--hasher", "lsh", "--hasher-opt", "n_iter=7"]) == 2  # lsh has no n_iter
+    assert "n_iter" in capsys.readouterr().err
+    assert main.main(arguments) == 0
+    assert "(itq, 16 bits)" in capsys.readouterr().out
+    params = load_model(work / "b.h5").params
+    assert (params.n_bits, params.seed, params.hasher_params) == (16, 4, {"n_iter": 5})
+    assert main.main(_train(inputs, "--model", "c.h5", "--hasher-opt", "n_iter=7", config="bits8.toml")) == 0
+    params = load_model(work / "c.h5").params
+    assert (params.n_bits, params.seed, params.hasher_params) == (8, 3, {"n_iter": 7})
 
 
 BENCH_CASES: list[tuple[str, list[str], Callable | None, str]] = [
@@ -241,14 +227,6 @@ def test_a_real_read_only_folder_is_refused(tmp_path):
             check_output_path(locked / "m.h5", "--model")
     finally:
         locked.chmod(0o700)
-
-
-def test_merge_command_line_fills_and_refuses_conflicts():
-    merged = merge_command_line({"seed": 3}, {"seed": ("--seed", 3), "n_bits": ("--bits", 16)}, "c.toml")
-    assert merged == {"seed": 3, "n_bits": 16}
-    assert merge_command_line({"seed": 3}, {"seed": ("--seed", None)}, "c.toml") == {"seed": 3}
-    with pytest.raises(InputError, match=r"seed = 4 from --seed and seed = 3 in c\.toml disagree"):
-        merge_command_line({"seed": 3}, {"seed": ("--seed", 4)}, "c.toml")
 
 
 # ------------------------------------------------------------------ refused writes (issue 14 part 2)

@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--config",
         metavar="FILE.toml",
-        help="DDCMHConfig fields (networks, training, ...); a setting also given as an option must agree",
+        help="DDCMHConfig fields (networks, training, n_bits, ...); a flag given on the command line wins",
     )
     train.add_argument("--model", required=True, metavar="FILE.h5", help="where to write the model")
     train.add_argument("--run-dir", metavar="DIR", help="checkpoints (default: <model>.run/)")
@@ -169,28 +169,24 @@ def _train_model(arguments: argparse.Namespace) -> tuple[Any, dict[str, list[Any
     """The unfitted model and the tuning grid of ``ddcmh train``, every setting checked (no work)."""
     from ..engine.device import resolve_device
     from ..methods.ddcmh import DDCMH
-    from ..preflight import merge_command_line
     from .bench import _hasher_options, _tune_options
 
     settings = _read_settings(arguments.config)
     grid = {**settings.pop("tune", {}), **_tune_options(arguments.tune)}
-    source = f"--config {arguments.config}"
     options = _hasher_options(arguments.hasher_opt).get("*", {})
     if "n_bits" in options:
         raise InputError(
             f"--hasher-opt n_bits={options['n_bits']!r}: the code length is set with --bits "
             "(or n_bits in --config), not as a hasher option"
         )
-    given = {name: ("--hasher-opt", value) for name, value in options.items()}
-    hasher_params = merge_command_line(settings.get("hasher_params", {}), given, source)
-    given_settings = {
-        "hasher": ("--hasher", arguments.hasher),
-        "n_bits": ("--bits", arguments.bits),
-        "seed": ("--seed", arguments.seed),
-        "device": ("--device", arguments.device),
-    }
-    settings = merge_command_line(settings, given_settings, source)
-    model = DDCMH(**{**settings, "hasher_params": hasher_params})
+    # as in ddcmh-bench, a flag given on the command line wins over the --config file
+    flags = {"hasher": arguments.hasher, "n_bits": arguments.bits, "seed": arguments.seed}
+    settings.update({key: value for key, value in flags.items() if value is not None})
+    settings.update({"device": arguments.device} if arguments.device is not None else {})
+    in_file = settings.get("hasher_params", {})
+    if options and isinstance(in_file, dict):  # anything else is left for the settings' own check
+        settings["hasher_params"] = {**in_file, **options}
+    model = DDCMH(**settings)
     resolve_device(model.params.device)
     return model, grid
 
