@@ -82,45 +82,87 @@ def _fit_seconds(runner: BenchRun, cell: Cell) -> float:
     return min(time.perf_counter() - wall, time.process_time() - cpu)
 
 
+class _Samples:
+    """Calibration samples of ``dataset`` by size, each with its own (temporary) bench runner."""
+
+    def __init__(self, config: BenchConfig, dataset: CrossModalDataset, folder: Path) -> None:
+        self.config, self.dataset, self.folder = config, dataset, folder
+        self.runners: dict[int, BenchRun] = {}
+
+    def seconds(self, cell: Cell, n_train: int) -> tuple[int, float]:
+        """The sample's actual size and the time of ``cell`` fitted and scored on it."""
+        n_train = min(n_train, len(self.dataset.split.train))
+        if n_train not in self.runners:
+            sample = calibration_dataset(self.dataset, seed=n_train, n_train=n_train)
+            self.runners[n_train] = BenchRun(self.config, sample, self.folder / str(n_train), lambda _: None)
+        return n_train, _fit_seconds(self.runners[n_train], cell)
+
+
+def _calibrate(samples: _Samples, cell: Cell, n_small: int) -> tuple[int, float, float]:
+    """Sample size, seconds and growth exponent of one method's calibration.
+
+    The sample is doubled (up to twice) when the method cannot fit it: too few rows for its
+    anchors, or a fit that diverges on so little data. Raises the last error when none fits. The
+    growth of a slow method is measured against half the sample, or, when the method cannot fit
+    that, against twice it.
+    """
+    for attempt in range(3):
+        try:
+            n_fit, seconds = samples.seconds(cell, n_small * 2**attempt)
+            break
+        except (InputError, NumericalError):
+            if attempt == 2 or n_small * 2**attempt >= len(samples.dataset.split.train):
+                raise
+    if seconds <= SLOW_FIT_SECONDS:
+        return n_fit, seconds, 1.0
+    try:
+        n_half, quicker = samples.seconds(cell, n_fit // 2)
+        return n_fit, seconds, scaling_exponent((n_half, n_fit), (quicker, seconds))
+    except (InputError, NumericalError):
+        pass  # too few rows for this method: measure the growth on a doubled sample instead
+    if 2 * n_fit > len(samples.dataset.split.train):
+        return n_fit, seconds, 1.0
+    try:
+        n_double, slower = samples.seconds(cell, 2 * n_fit)
+    except (InputError, NumericalError):
+        return n_fit, seconds, 1.0
+    return n_double, slower, scaling_exponent((n_fit, n_double), (seconds, slower))
+
+
 def estimate_plan(
     config: BenchConfig, dataset: CrossModalDataset, progress: Callable[[str], None]
 ) -> list[tuple[str, int, float | None]]:
     """Per method label: number of cells and estimated seconds per cell, from the calibration.
 
-    Each method is fitted on the calibration sample (n1 pairs). One that takes over
-    :data:`SLOW_FIT_SECONDS` is fitted again on half of it, and its time is extrapolated to the
-    n training pairs with the measured growth, ``t1 * (n / n1) ** p`` (:func:`scaling_exponent`);
-    a fast one (or one whose half sample is too small for it) is scaled linearly.
+    Each method is fitted on the calibration sample of n1 pairs (doubled when it cannot fit so
+    few). One that takes over :data:`SLOW_FIT_SECONDS` is fitted again on half of it, and its
+    time is extrapolated to the n training pairs with the measured growth, ``t1 * (n / n1) ** p``
+    (:func:`scaling_exponent`); a fast one (or one whose half sample is too small for it) is
+    scaled linearly.
     """
-    cells = [cell for cell in plan_cells(config) if cell.method != "random"]
-    kinds: dict[tuple[str, str | None], list[Cell]] = {}
-    for cell in cells:
-        kinds.setdefault((cell.method, cell.hasher), []).append(cell)
-    small = calibration_dataset(dataset)
-    n_small, n_full = len(small.split.train), len(dataset.split.train)
-    half = calibration_dataset(dataset, seed=1, n_train=n_small // 2)
+    kinds: dict[tuple[str, str | None], int] = {}
+    for cell in plan_cells(config):
+        if cell.method != "random":
+            kinds[(cell.method, cell.hasher)] = kinds.get((cell.method, cell.hasher), 0) + 1
+    n_small = len(calibration_dataset(dataset).split.train)
+    n_full = len(dataset.split.train)
     estimates: list[tuple[str, int, float | None]] = []
     with tempfile.TemporaryDirectory() as folder:
-        runner = BenchRun(config, small, Path(folder) / "sample", lambda line: None)
-        half_runner = BenchRun(config, half, Path(folder) / "half", lambda line: None)
-        for (method, hasher), group in kinds.items():
+        samples = _Samples(config, dataset, Path(folder))
+        for (method, hasher), count in kinds.items():
             label = method if hasher is None else f"{method} + {hasher}"
-            cell = Cell(method, hasher, min(config.bits), 0)
             try:
-                seconds = _fit_seconds(runner, cell)
-            except (InputError, NumericalError) as error:  # the sample is too small for this method
-                progress(f"{label}: not calibrated on {n_small} training pairs: {error}")
-                estimates.append((label, len(group), None))
+                n_fit, seconds, exponent = _calibrate(
+                    samples, Cell(method, hasher, min(config.bits), 0), n_small
+                )
+            except (InputError, NumericalError) as error:
+                progress(
+                    f"{label}: not calibrated on up to {min(4 * n_small, n_full)} training pairs: {error}"
+                )
+                estimates.append((label, count, None))
                 continue
-            exponent = 1.0
-            if seconds > SLOW_FIT_SECONDS:
-                try:
-                    quicker = _fit_seconds(half_runner, cell)
-                    exponent = scaling_exponent((len(half.split.train), n_small), (quicker, seconds))
-                except (InputError, NumericalError):
-                    pass  # too small a sample for this method: linear scaling
-            progress(f"calibrated {label} on {n_small} training pairs (time grows as n^{exponent:.2f})")
-            estimates.append((label, len(group), seconds * (n_full / n_small) ** exponent))
+            progress(f"calibrated {label} on {n_fit} training pairs (time grows as n^{exponent:.2f})")
+            estimates.append((label, count, seconds * (n_full / n_fit) ** exponent))
     return estimates
 
 
