@@ -179,6 +179,7 @@ def test_parser_documents_every_flag_of_the_issue():
         "--device",
         "--config",
         "--out",
+        "--restart",
         "--quick",
         "--baseline",
         "--list-hashers",

@@ -245,17 +245,25 @@ def bench_case(tiny_dataset, tmp_path, capsys):
 
 
 class _Interrupt:
-    """Raise KeyboardInterrupt once, at a chosen point of the first DDCMH cell."""
+    """Raise KeyboardInterrupt once, at a chosen point of the first DDCMH cell.
+
+    ``"stage 1 done"`` is right after the selection fit's Stage-1 files are written, ``"refit stage 1
+    done"`` after the refit's (whose hasher the cell's Stage-1 scores use); other points are the
+    first progress line containing them.
+    """
 
     def __init__(self, monkeypatch, point: str) -> None:
         self.fired = False
-        self.point = point
-        if point == "stage 1 done":
+        saves = {"stage 1 done": 1, "refit stage 1 done": 2}.get(point)
+        if saves is not None:
             original = ddcmh_module.save_stage_arrays
+            calls = []
 
             def save_then_stop(*arguments, **options):
                 original(*arguments, **options)
-                self.fire()
+                calls.append(arguments[0])
+                if len(calls) == saves:
+                    self.fire()
 
             monkeypatch.setattr(ddcmh_module, "save_stage_arrays", save_then_stop)
         made = runner_module.stderr_progress
@@ -265,7 +273,7 @@ class _Interrupt:
 
             def checked(line: str) -> None:
                 say(line)
-                if point != "stage 1 done" and point in line:
+                if saves is None and point in line:
                     self.fire()
 
             return checked
@@ -278,7 +286,9 @@ class _Interrupt:
             raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("point", ["stage 1 done", "[stage 2 image net", "[stage 3 text net", "[refit]"])
+@pytest.mark.parametrize(
+    "point", ["stage 1 done", "[stage 2 image net", "[stage 3 text net", "[refit]", "refit stage 1 done"]
+)
 def test_bench_resumes_a_cell_interrupted_at_any_point(bench_case, tmp_path, capsys, monkeypatch, point):
     base, reference = bench_case
     out = tmp_path / "out"

@@ -490,7 +490,7 @@ class BenchRun:
             return
         if not restart:
             name, differences, _ = stale[0]
-            what = f"{self.out_dir}: {len(stale)} cell(s) ({name}{', ...' if len(stale) > 1 else ''})"
+            what = f"the saved state of {len(stale)} cell(s) in {self.out_dir} (the first: {name})"
             advice = (
                 "run the same command with --restart to discard the saved state of these cells and "
                 "compute them afresh, or choose a new --out"
