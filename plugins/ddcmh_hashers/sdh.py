@@ -82,7 +82,7 @@ class SDH(Hasher):
         as the first commit of ``SDH.m`` (ae8a00c) did: the first sweep is then a greedy
         construction (bits not yet visited are still 0), the B-step can end at a worse local
         optimum than the previous ``B``, and the objective can go up. On MIRFLICKR-25K text
-        "zeros" scores below the current reference (docs/results/fidelity.md).
+        "zeros" scores below the current reference (docs/fidelity.md).
 
     Attributes
     ----------
