@@ -184,6 +184,16 @@ def test_train_resume_of_the_same_run_and_restart(trained, capsys):
     assert DDCMH.load(model).params.hasher == "lsh"
 
 
+def test_train_restart_refused_by_the_settings_check_keeps_the_old_run_folder(trained, capsys):
+    base, model = trained
+    run_folder = model.parent / "R.h5.run"
+    before = sorted(path.name for path in run_folder.iterdir())
+    status = ddcmh_main([*base, "--hasher", "nosuch", "--restart"])
+    err = capsys.readouterr().err
+    assert status == 2 and "cannot fit" in err and "nosuch" in err
+    assert sorted(path.name for path in run_folder.iterdir()) == before  # nothing discarded
+
+
 # ---------------------------------------------------------------------- ddcmh-bench --restart
 def _bench(capsys, *arguments):
     status = bench_main([str(argument) for argument in arguments])

@@ -11,6 +11,7 @@ from typing import Any
 import tomllib
 
 from ..errors import InputError
+from ..files import atomic_path
 from .peers import Peers, peer_lines
 
 TASKS = ("image->text", "text->image")
@@ -429,7 +430,8 @@ def map_vs_bits_plot(results: dict[str, Any], path: Path, peers: Peers | None = 
     figure.suptitle(f"{results['dataset']['name']}: MAP against code length")
     figure.legend(legend.values(), legend.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=110, bbox_inches="tight")  # its metadata names the matplotlib version
+    with atomic_path(path) as temporary:  # a full disk leaves the previous plot as it was
+        figure.savefig(temporary, format="png", dpi=110, bbox_inches="tight")  # names matplotlib's version
     plt.close(figure)
     return path
 
@@ -473,7 +475,8 @@ def write_plots(results: dict[str, Any], out_dir: Path, peers: Peers | None = No
             axes[0].legend(fontsize=8)
         figure.tight_layout()
         path = out_dir / filename
-        figure.savefig(path, dpi=110)
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, format="png", dpi=110)
         plt.close(figure)
         written.append(path)
     return written

@@ -226,14 +226,7 @@ def check_plan_against_data(config: BenchConfig, dataset: Any) -> None:
     InputError
         Listing every problem with the cell it belongs to.
     """
-    shape = DataShape(
-        n_rows=len(dataset.split.train),
-        n_features={
-            "image": getattr(dataset.image, "n_features", None),
-            "text": getattr(dataset.text, "n_features", None),
-        },
-        has_labels=dataset.labels is not None,
-    )
+    shape = DataShape.of_training_split(dataset)
     problems: dict[str, None] = {}
     for cell in plan_cells(config):
         if cell.method == "random" or cell.seed:

@@ -193,6 +193,7 @@ def _train_model(arguments: argparse.Namespace) -> tuple[Any, dict[str, list[Any
 
 def command_train(arguments: argparse.Namespace) -> int:
     """``ddcmh train``: every check first (settings, device, output paths), then the data and the fit."""
+    from ..methods.base import DataShape
     from ..methods.ddcmh import DDCMH
     from ..preflight import check_output_path
 
@@ -204,6 +205,9 @@ def command_train(arguments: argparse.Namespace) -> int:
     dataset.require_views()
     if arguments.drop_unlabelled:
         dataset = dataset.drop_unlabelled()
+    problems = DDCMH.data_problems(model.params, DataShape.of_training_split(dataset))
+    if problems:  # found before --restart discards a run folder
+        raise InputError(f"{model.label()}: cannot fit on {dataset.name}: " + "; ".join(problems))
     _claim_run_folder(arguments, run_dir, model, grid, dataset)
     train = dataset.split.train
     started = time.perf_counter()

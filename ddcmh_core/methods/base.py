@@ -103,6 +103,18 @@ class DataShape:
     n_features: Mapping[str, int | None]
     has_labels: bool = True
 
+    @classmethod
+    def of_training_split(cls, dataset: Any) -> DataShape:
+        """The shape of a :class:`~ddcmh_core.data.CrossModalDataset`'s training pairs (no data read)."""
+        return cls(
+            n_rows=len(dataset.split.train),
+            n_features={
+                "image": getattr(dataset.image, "n_features", None),
+                "text": getattr(dataset.text, "n_features", None),
+            },
+            has_labels=dataset.labels is not None,
+        )
+
 
 def merge_settings(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Overrides merged into defaults; nested tables merge key by key instead of replacing.
