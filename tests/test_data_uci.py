@@ -44,6 +44,8 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "cache"
     monkeypatch.setenv("DDCMH_CACHE_DIR", str(folder))
     monkeypatch.delenv("DDCMH_UCI_MFEAT_WHEEL", raising=False)
+    # the README's test command sets DDCMH_OFFLINE; these tests fake the sources they try to reach
+    monkeypatch.delenv("DDCMH_OFFLINE", raising=False)
     return folder
 
 
