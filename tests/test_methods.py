@@ -171,6 +171,19 @@ def test_data_problems_are_listed_for_a_plan():
     assert MethodParams.model_json_schema()["additionalProperties"] is False
 
 
+def test_image_files_need_a_cnn_image_network_in_the_plan():
+    photos = DataShape(n_rows=300, n_features={"image": None, "text": 50})
+    mlp = DDCMH.data_problems(DDCMH(n_bits=16).params, photos)
+    assert mlp == [
+        "image: the view is image files, which need a CNN image network "
+        '([model.image_network] architecture = "cnn")'
+    ]
+    cnn = DDCMH(n_bits=16, image_network={"architecture": "cnn"}).params
+    assert DDCMH.data_problems(cnn, photos) == []
+    shallow = Averager.data_problems(Averager.Params(n_bits=8), photos)
+    assert shallow == ["image: the view is image files and this method reads feature vectors only"]
+
+
 def test_repr_shows_the_changed_parameters():
     assert repr(DCMH(n_bits=16, gamma=2.0)) == "DCMH(n_bits=16, gamma=2.0)"
     assert repr(Averager()) == "Averager()"

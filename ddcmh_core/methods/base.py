@@ -106,12 +106,12 @@ class DataShape:
     @classmethod
     def of_training_split(cls, dataset: Any) -> DataShape:
         """The shape of a :class:`~ddcmh_core.data.CrossModalDataset`'s training pairs (no data read)."""
+        def width(view: Any) -> int | None:  # image files have no feature width
+            return None if getattr(view, "kind", None) == "image-files" else getattr(view, "n_features", None)
+
         return cls(
             n_rows=len(dataset.split.train),
-            n_features={
-                "image": getattr(dataset.image, "n_features", None),
-                "text": getattr(dataset.text, "n_features", None),
-            },
+            n_features={"image": width(dataset.image), "text": width(dataset.text)},
             has_labels=dataset.labels is not None,
         )
 
@@ -236,6 +236,15 @@ class CrossModalMethod(ABC):
             problems.append("labels: this method is supervised and needs training labels")
         if data.n_rows < 2:
             problems.append(f"data: expected at least 2 training pairs, got {data.n_rows}")
+        for view, width in data.n_features.items():
+            network = getattr(params, f"{view}_network", None)
+            if width is None and getattr(network, "architecture", None) != "cnn":
+                problems.append(
+                    f"{view}: the view is image files, which need a CNN {view} network "
+                    f"([model.{view}_network] architecture = \"cnn\")"
+                    if network is not None
+                    else f"{view}: the view is image files and this method reads feature vectors only"
+                )
         return problems
 
     def check_fit_input(
