@@ -6,6 +6,7 @@ import json
 import re
 import textwrap
 
+import numpy as np
 import pytest
 
 from ddcmh_core.bench import runner as runner_module
@@ -238,3 +239,61 @@ def test_dry_run_prints_the_plan_and_an_estimate_and_writes_nothing(tiny_dataset
     assert re.search(r"\| ddcmh \+ lsh \| 4 \| \d+ \| \d+ \|", stdout)
     assert "Estimated compute:" in stdout and "peak resident size so far" in stdout
     assert "calibrated ddcmh + lsh on 200 training pairs" in stderr and not out.exists()
+
+
+@pytest.fixture
+def narrow_text(tmp_path):
+    """A dataset whose text view has 6 features: ITQ cannot give 8 bits from it without a lift."""
+    rng = np.random.default_rng(0)
+    labels = np.eye(3, dtype=np.uint8)[rng.integers(0, 3, 150)]
+    images = labels @ rng.standard_normal((3, 12)) + 0.3 * rng.standard_normal((150, 12))
+    texts = labels @ rng.standard_normal((3, 6)) + 0.3 * rng.standard_normal((150, 6))
+    path = tmp_path / "narrow.npz"
+    np.savez(path, image=images, text=texts, labels=labels)
+    return path
+
+
+def test_a_pca_like_hasher_on_narrow_text_is_lifted_and_says_so(narrow_text, tmp_path, capsys):
+    arguments = [
+        "--dataset",
+        narrow_text,
+        "--hasher",
+        "itq,lsh",
+        "--bits",
+        "8",
+        "--dry-run",
+        "--no-calibration",
+    ]
+    status, _, stderr = _run(capsys, *arguments)
+    assert status == 0, stderr
+    assert "itq: the text view has 6 features, fewer than 8 bits, so this hasher reads anchor RBF" in stderr
+    assert "lsh: the text view" not in stderr  # LSH draws as many directions as asked
+    from ddcmh_core.data import load_dataset
+
+    config = resolve_config(build_parser().parse_args([str(a) for a in arguments]))
+    lifted, lines = runner_module.lift_hashers_for_narrow_text(config, load_dataset(str(narrow_text)))
+    assert lifted.hasher_options == {"itq": {"kernel_lift": "rbf"}} and len(lines) == 1
+    model = runner_module.model_config_for(lifted, runner_module.Cell("ddcmh", "itq", 8, 0))
+    assert model["hasher_params"] == {"kernel_lift": "rbf"}  # in the cell's config, so in its fingerprint
+
+
+def test_a_refused_lift_is_a_plan_problem_before_work(narrow_text, tmp_path, capsys):
+    out = tmp_path / "run"
+    status, _, stderr = _run(
+        capsys,
+        "--dataset",
+        narrow_text,
+        "--hasher",
+        "itq",
+        "--bits",
+        "8,16",
+        "--hasher-opt",
+        "itq:kernel_lift=none",
+        "--out",
+        out,
+    )
+    assert status == 2
+    assert "the plan cannot run on narrow (2 problems)" in stderr
+    assert "DDCMH + itq, 16 bits: hasher 'itq': 16 bits from a text view of 6 features" in stderr
+    assert "--hasher-opt itq:kernel_lift=rbf" in stderr
+    assert not out.exists()

@@ -139,6 +139,43 @@ def resolve_hasher_options(config: BenchConfig, hasher: str) -> dict[str, Any]:
     return options
 
 
+def lift_hashers_for_narrow_text(config: BenchConfig, dataset: Any) -> tuple[BenchConfig, list[str]]:
+    """Give the anchor RBF lift to each hasher that cannot give more bits than the text has features.
+
+    A hasher tagged ``bits_bounded_by_features`` (PCA-like: ITQ, PCAH, ...) gets
+    ``kernel_lift="rbf"`` for the whole run when the longest planned code exceeds the width of the
+    text view, unless its options already choose a ``kernel_lift``. The option lands in the run's
+    config, so it is recorded with the results and in each cell's fingerprint.
+
+    Returns
+    -------
+    (BenchConfig, list of str)
+        The config to run and one line per hasher lifted, to show the user.
+    """
+    width = DataShape.of_training_split(dataset).n_features.get("text")
+    longest = max(config.bits)
+    if width is None or longest <= width:
+        return config, []
+    options = copy.deepcopy(config.hasher_options)
+    lifted = []
+    for hasher in config.hashers:
+        own = resolve_hasher_options(config, hasher)
+        if "kernel_lift" in own:
+            continue
+        try:
+            probe = hasher_registry().create(hasher, n_bits=longest, **own)
+        except (InputError, ValueError):  # the plan check reports bad options with their context
+            continue
+        if probe.tags()["bits_bounded_by_features"]:
+            options.setdefault(hasher, {})["kernel_lift"] = "rbf"
+            lifted.append(
+                f"{hasher}: the text view has {width} features, fewer than {longest} bits, so this hasher "
+                f"reads anchor RBF features (kernel_lift=rbf, recorded in the config; "
+                f"--hasher-opt {hasher}:kernel_lift=none refuses the lift)"
+            )
+    return config.model_copy(update={"hasher_options": options}), lifted
+
+
 def model_config_for(config: BenchConfig, cell: Cell) -> dict[str, Any]:
     """The parameters of a cell's method (DDCMHConfig fields for DDCMH, the method's Params else).
 

@@ -331,6 +331,7 @@ def run_bench(arguments: argparse.Namespace) -> int:
         BenchRun,
         check_plan_against_data,
         describe_split,
+        lift_hashers_for_narrow_text,
         stderr_progress,
         validate_plan,
         write_json_atomic,
@@ -349,6 +350,9 @@ def run_bench(arguments: argparse.Namespace) -> int:
         dataset = load_dataset(config.dataset, data_dir=config.data_dir)
     dataset.require_views()
     dataset = dataset.drop_unlabelled()
+    config, lifted = lift_hashers_for_narrow_text(config, dataset)
+    for line in lifted:
+        progress(line)
     check_plan_against_data(config, dataset)
     if arguments.dry_run:
         from ..bench.dryrun import dry_run_report

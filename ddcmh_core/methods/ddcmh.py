@@ -229,9 +229,17 @@ class DDCMH(CrossModalMethod):
         problems = super().data_problems(params, data)
         assert isinstance(params, DDCMHConfig)
         try:
-            _make_hasher(params)
+            hasher = _make_hasher(params)
         except (DdcmhError, ValueError) as error:
             problems.append(f"hasher {params.hasher!r}: {error}")
+            return problems
+        width = data.n_features.get("text")
+        if width is not None and hasher.tags()["bits_bounded_by_features"] and params.n_bits > width:
+            problems.append(
+                f"hasher {params.hasher!r}: {params.n_bits} bits from a text view of {width} features; "
+                "this hasher gives at most one bit per feature: lift it "
+                f"(--hasher-opt {params.hasher}:kernel_lift=rbf) or use fewer bits"
+            )
         return problems
 
     # ------------------------------------------------------------------ training
