@@ -514,9 +514,17 @@ class Hasher(TransformerMixin, BaseEstimator):
         if not self.is_fitted:
             raise NotFittedError(f"{self.name}: call fit before {action}")
 
+    def bits_exceed_features(self, n_features: int) -> bool:
+        """Whether ``n_bits`` is more than this hasher can give from ``n_features`` features.
+
+        True only for a hasher tagged ``bits_bounded_by_features`` (PCA-like: one bit per
+        direction); :class:`~ddcmh_core.kernels.KernelLifted` removes the bound.
+        """
+        return bool(self.tags()["bits_bounded_by_features"]) and self.n_bits > n_features
+
     def _check_bits(self, n_samples: int, n_features: int) -> None:
         bounded = self.tags()["bits_bounded_by_features"]
-        if bounded and self.n_bits > n_features:
+        if self.bits_exceed_features(n_features):
             raise InputError(
                 f"{self.name}: argument 'n_bits': expected n_bits <= n_features ({n_features}) "
                 f"because {type(self).__name__} projects onto principal directions, got "

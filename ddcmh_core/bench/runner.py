@@ -154,7 +154,7 @@ def lift_hashers_for_narrow_text(config: BenchConfig, dataset: Any) -> tuple[Ben
     """
     width = DataShape.of_training_split(dataset).n_features.get("text")
     longest = max(config.bits)
-    if width is None or longest <= width:
+    if width is None:
         return config, []
     options = copy.deepcopy(config.hasher_options)
     lifted = []
@@ -166,7 +166,7 @@ def lift_hashers_for_narrow_text(config: BenchConfig, dataset: Any) -> tuple[Ben
             probe = hasher_registry().create(hasher, n_bits=longest, **own)
         except (InputError, ValueError):  # the plan check reports bad options with their context
             continue
-        if probe.tags()["bits_bounded_by_features"]:
+        if probe.bits_exceed_features(width):
             options.setdefault(hasher, {})["kernel_lift"] = "rbf"
             lifted.append(
                 f"{hasher}: the text view has {width} features, fewer than {longest} bits, so this hasher "

@@ -234,7 +234,7 @@ class DDCMH(CrossModalMethod):
             problems.append(f"hasher {params.hasher!r}: {error}")
             return problems
         width = data.n_features.get("text")
-        if width is not None and hasher.tags()["bits_bounded_by_features"] and params.n_bits > width:
+        if width is not None and hasher.bits_exceed_features(width):
             problems.append(
                 f"hasher {params.hasher!r}: {params.n_bits} bits from a text view of {width} features; "
                 "this hasher gives at most one bit per feature: lift it "
