@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Sequence
 from datetime import datetime
@@ -296,20 +295,13 @@ def resolve_config(arguments: argparse.Namespace) -> Any:
 
 
 def prepare_out_dir(requested: Path | None, dataset_name: str) -> Path:
-    """Create the output folder and check it is writable (before any work starts)."""
+    """Create the output folder (the default one is checked here; a given ``--out`` in :func:`preflight`)."""
+    from ..preflight import check_output_path
+
     if requested is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        requested = Path("ddcmh-results") / f"{dataset_name}-{stamp}"
-    if requested.exists() and not requested.is_dir():
-        raise InputError(f"--out {requested}: exists and is not a folder; choose another path")
-    try:
-        requested.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=requested, prefix=".write-test-"):
-            pass
-    except OSError as error:
-        raise InputError(
-            f"--out {requested}: the folder is not writable ({error.strerror}); choose another with --out"
-        ) from None
+        requested = check_output_path(Path("ddcmh-results") / f"{dataset_name}-{stamp}", "--out", folder=True)
+    requested.mkdir(parents=True, exist_ok=True)
     return requested
 
 
