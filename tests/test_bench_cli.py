@@ -213,6 +213,7 @@ def test_jobs_run_cells_in_worker_processes_with_the_same_results(tiny_dataset, 
     status, _, stderr = _run(capfd, *common, "--jobs", "2", "--out", tmp_path / "two")  # workers write fd 2
     assert status == 0 and "--jobs 2: 3 groups of cells in 2 processes, 1 thread(s) each" in stderr
     assert "[worker]" in stderr and stderr.count("reused from") == 3  # the parent aggregates
+    assert "[groups 3/3 finished | 2/2 trained cells]" in stderr  # overall progress in the parent
     one, two = (json.loads((tmp_path / name / "results.json").read_text()) for name in ("one", "two"))
     fields = ("method", "hasher", "bits", "task", "metric", "tie_policy", "value")
     rows = [sorted(tuple(str(record[f]) for f in fields) for record in run["records"]) for run in (one, two)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,27 @@ from typing import Any
 from ..threads import configure_threads
 from .config import BenchConfig
 from .runner import BenchRun, Cell, plan_cells, stderr_progress
+
+
+class _Pace:
+    """Cells finished by the workers and the ETA of the rest, from the pace since the start.
+
+    Only trained cells count (random codes take no time). Groups run side by side, so the wall
+    time per finished cell already accounts for the parallelism.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total, self.finished, self.started = total, 0, time.perf_counter()
+
+    def add(self, cells: int) -> None:
+        self.finished += cells
+
+    def __str__(self) -> str:
+        line = f"{self.finished}/{self.total} trained cells"
+        if 0 < self.finished < self.total:
+            seconds = int((time.perf_counter() - self.started) / self.finished * (self.total - self.finished))
+            line += f" | ETA {seconds // 60}m{seconds % 60:02d}s"
+        return line
 
 
 def cell_groups(cells: list[Cell]) -> list[list[str]]:
@@ -48,18 +70,23 @@ def run_cells_in_workers(
     config: BenchConfig, out_dir: Path, threads: int, progress: Callable[[str], None]
 ) -> None:
     """Run every cell of the plan in ``config.jobs`` worker processes (``spawn``: no shared state)."""
-    groups = cell_groups(plan_cells(config))
+    cells = plan_cells(config)
+    groups = cell_groups(cells)
     progress(
         f"--jobs {config.jobs}: {len(groups)} groups of cells in {config.jobs} processes, "
         f"{threads} thread(s) each"
     )
+    trained = {cell.key for cell in cells if cell.method != "random"}
+    pace = _Pace(len(trained))
     context = multiprocessing.get_context("spawn")
     payload: Any = config.model_dump_json()
     with concurrent.futures.ProcessPoolExecutor(max_workers=config.jobs, mp_context=context) as pool:
-        futures = [pool.submit(_run_group, payload, str(out_dir), keys, threads) for keys in groups]
+        futures = {pool.submit(_run_group, payload, str(out_dir), keys, threads): keys for keys in groups}
         try:
-            for future in concurrent.futures.as_completed(futures):
+            for done, future in enumerate(concurrent.futures.as_completed(futures), start=1):
                 future.result()
+                pace.add(len(trained.intersection(futures[future])))
+                progress(f"[groups {done}/{len(groups)} finished | {pace}]")
         except BaseException:
             for future in futures:
                 future.cancel()
