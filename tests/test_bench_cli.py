@@ -239,7 +239,8 @@ def test_dry_run_prints_the_plan_and_an_estimate_and_writes_nothing(tiny_dataset
     assert "Plan for tiny: 8 cells (random-code floors included)" in stdout
     assert re.search(r"\| ddcmh \+ lsh \| 4 \| \d+ \| \d+ \|", stdout)
     assert "Estimated compute:" in stdout and "peak resident size so far" in stdout
-    assert "calibrated ddcmh + lsh on 200 training pairs" in stderr and not out.exists()
+    assert "[1/1] calibrated ddcmh + lsh: about " in stderr and not out.exists()
+    assert "each training loop timed on its first 2 epochs" in stdout
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from pathlib import Path
 import matplotlib
 import pytest
 
-from ddcmh_core.bench.dryrun import scaling_exponent
 from ddcmh_core.bench.peers import load_peers
 from ddcmh_core.bench.record import compact_record, read_record
 from ddcmh_core.bench.report import at_floor, load_references, markdown_report, time_line
@@ -267,11 +266,3 @@ def test_the_map_plot_is_written_from_a_record_with_its_peers(tmp_path: Path) ->
     assert main([*command, "--out", str(tmp_path / "page.md")]) == 0
     assert plot.read_bytes() == first  # deterministic: the page's images can be regenerated
 
-
-def test_the_dry_run_extrapolates_with_the_growth_it_measured() -> None:
-    assert scaling_exponent((100, 200), (1.0, 2.0)) == pytest.approx(1.0)  # linear
-    assert scaling_exponent((100, 200), (1.0, 4.0)) == pytest.approx(2.0)  # pairwise
-    assert scaling_exponent((100, 200), (10.0, 11.0)) == pytest.approx(0.1375, abs=1e-4)  # overheads
-    assert scaling_exponent((100, 200), (2.0, 1.0)) == 0.0  # noise: never shrinks with more data
-    assert scaling_exponent((100, 200), (1.0, 100.0)) == 2.0  # never faster growth than pairwise
-    assert scaling_exponent((100, 100), (1.0, 2.0)) == 1.0  # no growth measurable: linear

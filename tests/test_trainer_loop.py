@@ -14,6 +14,7 @@ from torch import nn
 from ddcmh_core.engine.abandon import MedianStoppingRule, TrainingAbandoned, abandoning
 from ddcmh_core.engine.checkpoint import CHECKPOINT_FORMAT_VERSION, CheckpointError, load_checkpoint
 from ddcmh_core.engine.config import TrainingConfig
+from ddcmh_core.engine.epoch_sampling import EpochSampler, LoopTiming, active_sampler, sampling_epochs
 from ddcmh_core.engine.sources import as_source
 from ddcmh_core.engine.trainer import EpochTask, Validation, run_epochs, train_hash_network
 from ddcmh_core.errors import InputError
@@ -192,3 +193,31 @@ def test_run_epochs_stops_by_the_installed_rule_after_writing_the_checkpoint(tmp
     # Outside the block no rule is installed: the same run goes to the end.
     result = run_epochs(ToyTask(scores=[0.1, 0.2, 0.9, 0.9]), max_epochs=4, patience=4, seed=0, curve="toy")
     assert result.epochs_run == 4
+
+
+def test_under_an_epoch_sampler_a_loop_runs_its_first_epochs_and_reports_its_budget() -> None:
+    with sampling_epochs(2) as sampler:
+        validated = run_epochs(ToyTask(scores=[0.1] * 30), max_epochs=30, patience=5, seed=0, curve="stage")
+        refit = run_epochs(ToyTask(), max_epochs=1, patience=5, seed=0, label="refit")
+    assert active_sampler() is None  # only inside the block
+    assert (validated.epochs_run, refit.epochs_run) == (2, 1)
+    assert [(loop.curve, loop.validated, loop.epochs_run, loop.budget) for loop in sampler.loops] == [
+        ("stage", True, 2, 30),
+        ("refit", False, 1, 1),
+    ]
+    unsampled = run_epochs(ToyTask(scores=[0.1] * 30), max_epochs=30, patience=50, seed=0)
+    assert unsampled.epochs_run == 30  # no sampler: the whole budget
+
+
+def test_the_sampler_counts_every_loop_at_its_whole_budget_and_a_refit_at_the_validated_one() -> None:
+    sampler = EpochSampler(epochs=2)
+    sampler.record(LoopTiming("stage2 lift none", True, 2, 1.0, 60))  # 0.5 s per epoch, 58 more
+    sampler.record(LoopTiming("stage2 lift rbf", True, 1, 2.0, 40))  # stopped early: 39 more at 2 s
+    sampler.record(LoopTiming("refit", False, 2, 3.0, 2))  # its budget is the sampled choice: 60
+    assert sampler.unsampled_seconds() == pytest.approx(58 * 0.5 + 39 * 2.0 + 58 * 1.5)
+    alone = EpochSampler()
+    alone.record(LoopTiming("refit", False, 2, 3.0, 10))  # no validated loop before: its own budget
+    assert alone.unsampled_seconds() == pytest.approx(8 * 1.5)
+    with pytest.raises(ValueError, match="at least 1"):
+        with sampling_epochs(0):
+            pass

@@ -2,13 +2,15 @@
 
 The plan has already been checked against the data when this runs (every cell's constraints, all
 problems reported together). The estimate comes from a short calibration: each distinct method
-(DDCMH once per hasher) is fitted and scored once, at the plan's smallest code length, on a random
-tenth of the training pairs (at least 200). A slow method (a deep one) is fitted on half that
-sample too, and its time is extrapolated with the growth measured between the two: at a tenth of
-the data per-epoch and per-stage overheads dominate, so scaling by the ratio of training pairs
-overstated a DDCMH cell on Wikipedia about twentyfold. Times are the lesser of wall and CPU time,
-so other processes on the machine do not inflate them. Early stopping can make a full run faster
-or slower than the estimate.
+(DDCMH once per hasher) is fitted and scored once, at the plan's largest code length, on the full
+training set, with every training loop cut to its first :data:`CALIBRATION_EPOCHS` epochs
+(:mod:`ddcmh_core.engine.epoch_sampling`); the epochs not run are added at the per-epoch time
+measured. Work that runs once (a Stage-1 hasher, an input lift, encoding and scoring) is thus
+timed at full size, not extrapolated: fits on a tenth of the data, scaled by a growth exponent,
+underestimated DDCMH cells on Wikipedia five- to tenfold (a lifted network's first layer widens
+with the rows, and early stopping ends small-sample loops at other epochs). Every loop is counted
+at its whole epoch budget, so early stopping can only make the run faster than the estimate.
+Times are the lesser of wall and CPU time, so other processes on the machine do not inflate them.
 """
 
 from __future__ import annotations
@@ -24,28 +26,13 @@ from typing import Any
 import numpy as np
 
 from ..data.dataset import CrossModalDataset
+from ..engine.epoch_sampling import sampling_epochs
 from ..errors import InputError, NumericalError
 from .config import BenchConfig
 from .runner import BenchRun, Cell, plan_cells
 
-CALIBRATION_FRACTION = 0.1
-CALIBRATION_MIN_ROWS = 200
-SLOW_FIT_SECONDS = 1.0
-"""A method whose calibration fit takes longer is also fitted on half the sample (see estimate_plan)."""
-EXPONENT_RANGE = (0.0, 2.0)
-
-
-def calibration_dataset(
-    dataset: CrossModalDataset, seed: int = 0, n_train: int | None = None
-) -> CrossModalDataset:
-    """A random tenth (at least 200) of the training pairs, or ``n_train`` of them, and up to 200 queries."""
-    rng = np.random.default_rng(seed)
-    train, query = dataset.split.train, dataset.split.query
-    if n_train is None:
-        n_train = max(CALIBRATION_MIN_ROWS, int(CALIBRATION_FRACTION * len(train)))
-    n_train = min(len(train), n_train)
-    rows = np.concatenate([rng.choice(train, n_train, replace=False), query[: min(len(query), 200)]])
-    return dataset.subset(np.sort(rows))
+CALIBRATION_EPOCHS = 2
+"""Epochs each training loop runs during the calibration (the first carries warm-up costs)."""
 
 
 def _view_bytes(dataset: CrossModalDataset) -> int:
@@ -57,76 +44,19 @@ def _view_bytes(dataset: CrossModalDataset) -> int:
     return total
 
 
-def scaling_exponent(sizes: tuple[int, int], seconds: tuple[float, float]) -> float:
-    """The exponent p of ``seconds ~ size ** p`` through two timed fits, clipped to [0, 2].
+def cell_seconds(runner: BenchRun, cell: Cell) -> float:
+    """Estimated seconds of one cell: fitted and scored with its training loops cut short.
 
-    Deep methods at a tenth of the data spend most of their time in per-epoch and per-stage
-    overheads, so their time grows far slower than the data (p well below 1); a pairwise loss
-    grows faster (p up to 2). The clip keeps timing noise from extrapolating wildly.
-    """
-    (small, large), (fast, slow) = sizes, seconds
-    if small <= 0 or large <= small or fast <= 0 or slow <= 0:
-        return 1.0
-    return float(np.clip(np.log(slow / fast) / np.log(large / small), *EXPONENT_RANGE))
-
-
-def _fit_seconds(runner: BenchRun, cell: Cell) -> float:
-    """Seconds one cell takes to fit and score: the lesser of wall and CPU time.
-
-    Other processes on the machine stretch the wall time but not the CPU time; a method using
-    several threads has a CPU time above its wall time. The lesser is the closer to what the cell
-    takes on a machine of its own.
+    The sampled run's time is the lesser of wall and CPU time (other processes stretch the wall
+    time, several threads the CPU time); the epochs it did not run are added at the per-epoch
+    time measured, scaled the same way.
     """
     wall, cpu = time.perf_counter(), time.process_time()
-    runner._run_cell(cell, "[calibration]")
-    return min(time.perf_counter() - wall, time.process_time() - cpu)
-
-
-class _Samples:
-    """Calibration samples of ``dataset`` by size, each with its own (temporary) bench runner."""
-
-    def __init__(self, config: BenchConfig, dataset: CrossModalDataset, folder: Path) -> None:
-        self.config, self.dataset, self.folder = config, dataset, folder
-        self.runners: dict[int, BenchRun] = {}
-
-    def seconds(self, cell: Cell, n_train: int) -> tuple[int, float]:
-        """The sample's actual size and the time of ``cell`` fitted and scored on it."""
-        n_train = min(n_train, len(self.dataset.split.train))
-        if n_train not in self.runners:
-            sample = calibration_dataset(self.dataset, seed=n_train, n_train=n_train)
-            self.runners[n_train] = BenchRun(self.config, sample, self.folder / str(n_train), lambda _: None)
-        return n_train, _fit_seconds(self.runners[n_train], cell)
-
-
-def _calibrate(samples: _Samples, cell: Cell, n_small: int) -> tuple[int, float, float]:
-    """Sample size, seconds and growth exponent of one method's calibration.
-
-    The sample is doubled (up to twice) when the method cannot fit it: too few rows for its
-    anchors, or a fit that diverges on so little data. Raises the last error when none fits. The
-    growth of a slow method is measured against half the sample, or, when the method cannot fit
-    that, against twice it.
-    """
-    for attempt in range(3):
-        try:
-            n_fit, seconds = samples.seconds(cell, n_small * 2**attempt)
-            break
-        except (InputError, NumericalError):
-            if attempt == 2 or n_small * 2**attempt >= len(samples.dataset.split.train):
-                raise
-    if seconds <= SLOW_FIT_SECONDS:
-        return n_fit, seconds, 1.0
-    try:
-        n_half, quicker = samples.seconds(cell, n_fit // 2)
-        return n_fit, seconds, scaling_exponent((n_half, n_fit), (quicker, seconds))
-    except (InputError, NumericalError):
-        pass  # too few rows for this method: measure the growth on a doubled sample instead
-    if 2 * n_fit > len(samples.dataset.split.train):
-        return n_fit, seconds, 1.0
-    try:
-        n_double, slower = samples.seconds(cell, 2 * n_fit)
-    except (InputError, NumericalError):
-        return n_fit, seconds, 1.0
-    return n_double, slower, scaling_exponent((n_fit, n_double), (seconds, slower))
+    with sampling_epochs(CALIBRATION_EPOCHS) as sampler:
+        runner._run_cell(cell, "[calibration]")
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    measured = min(wall, cpu)
+    return measured + sampler.unsampled_seconds() * (measured / wall if wall > 0 else 1.0)
 
 
 def estimate_plan(
@@ -134,35 +64,27 @@ def estimate_plan(
 ) -> list[tuple[str, int, float | None]]:
     """Per method label: number of cells and estimated seconds per cell, from the calibration.
 
-    Each method is fitted on the calibration sample of n1 pairs (doubled when it cannot fit so
-    few). One that takes over :data:`SLOW_FIT_SECONDS` is fitted again on half of it, and its
-    time is extrapolated to the n training pairs with the measured growth, ``t1 * (n / n1) ** p``
-    (:func:`scaling_exponent`); a fast one (or one whose half sample is too small for it) is
-    scaled linearly.
+    Each method is calibrated once (:func:`cell_seconds`), at the largest code length of the plan
+    and seed 0; a method that cannot be calibrated is listed without an estimate, with the reason
+    in the progress lines.
     """
     kinds: dict[tuple[str, str | None], int] = {}
     for cell in plan_cells(config):
         if cell.method != "random":
             kinds[(cell.method, cell.hasher)] = kinds.get((cell.method, cell.hasher), 0) + 1
-    n_small = len(calibration_dataset(dataset).split.train)
-    n_full = len(dataset.split.train)
     estimates: list[tuple[str, int, float | None]] = []
     with tempfile.TemporaryDirectory() as folder:
-        samples = _Samples(config, dataset, Path(folder))
-        for (method, hasher), count in kinds.items():
+        runner = BenchRun(config, dataset, Path(folder), lambda _: None)
+        for position, ((method, hasher), count) in enumerate(kinds.items(), start=1):
             label = method if hasher is None else f"{method} + {hasher}"
             try:
-                n_fit, seconds, exponent = _calibrate(
-                    samples, Cell(method, hasher, min(config.bits), 0), n_small
-                )
+                seconds = cell_seconds(runner, Cell(method, hasher, max(config.bits), 0))
             except (InputError, NumericalError) as error:
-                progress(
-                    f"{label}: not calibrated on up to {min(4 * n_small, n_full)} training pairs: {error}"
-                )
+                progress(f"[{position}/{len(kinds)}] {label}: not calibrated: {error}")
                 estimates.append((label, count, None))
                 continue
-            progress(f"calibrated {label} on {n_fit} training pairs (time grows as n^{exponent:.2f})")
-            estimates.append((label, count, seconds * (n_full / n_fit) ** exponent))
+            progress(f"[{position}/{len(kinds)}] calibrated {label}: about {seconds:.0f} s per cell")
+            estimates.append((label, count, seconds))
     return estimates
 
 
@@ -197,8 +119,9 @@ def dry_run_report(
         *(_estimate_row(label, count, seconds) for label, count, seconds in estimates),
         "",
         f"Estimated compute: {total / 60:.1f} min; wall time with --jobs {jobs}: about "
-        f"{total / jobs / 60:.1f} min (a fit on a tenth of the training pairs, and of slow methods on "
-        "a twentieth too, extrapolated with the growth between them; early stopping moves it either way)."
+        f"{total / jobs / 60:.1f} min (one fit of each method on all training pairs at {max(config.bits)} "
+        f"bits, each training loop timed on its first {CALIBRATION_EPOCHS} epochs and counted at its "
+        "whole epoch budget: early stopping makes the run faster)."
         if calibrate
         else "No estimate of time: --no-calibration.",
         f"Memory: the dataset's arrays at most {_view_bytes(dataset) / 2**20:.1f} MiB; peak resident "

@@ -130,8 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--dry-run",
         action="store_true",
-        help="check the plan, print its cells and an estimate of time and memory (from a short "
-        "calibration on a tenth of the training pairs); train nothing, write nothing",
+        help="check the plan, print its cells and an estimate of time and memory (from one fit of "
+        "each method with every training loop cut to its first epochs); train nothing, write nothing",
     )
     run.add_argument(
         "--no-calibration",

@@ -35,6 +35,7 @@ from .abandon import TrainingAbandoned, abandon_verdict
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainingConfig
 from .device import DistributedContext, autocast, distributed_context
+from .epoch_sampling import LoopTiming, active_sampler
 from .sources import BatchSource
 
 ProgressCallback = Callable[[str], None]
@@ -220,7 +221,9 @@ def run_epochs(
     """Train ``task`` epoch by epoch with early stopping, checkpoints and resume.
 
     Under a process group (``torchrun``) every rank calls this; rank 0 decides whether to resume,
-    writes the checkpoints and the progress lines, and decides when to stop.
+    writes the checkpoints and the progress lines, and decides when to stop. Under an
+    :class:`~ddcmh_core.engine.epoch_sampling.EpochSampler` (a dry run's calibration) the loop
+    runs only the sampler's first epochs and reports their time and its budget to it.
 
     Parameters
     ----------
@@ -286,9 +289,11 @@ def run_epochs(
             progress(f"[{label}] resumed after epoch {start_epoch}")
 
     started = time.perf_counter()
-    epochs_run = 0
+    epochs_run, epoch_seconds = 0, 0.0
+    sampler = active_sampler()  # a dry run's calibration: only the first epochs, timed
+    last_epoch = max_epochs if sampler is None else min(max_epochs, start_epoch + sampler.epochs)
     stop = task.has_validation and epochs_without_gain >= patience
-    for epoch in range(start_epoch, max_epochs):
+    for epoch in range(start_epoch, last_epoch):
         if stop:
             break
         epoch_started = time.perf_counter()
@@ -305,7 +310,7 @@ def run_epochs(
         seconds = time.perf_counter() - epoch_started
         entry = {**task.history_entry(epoch, fields, validation), "seconds": seconds}
         history.append(entry)
-        epochs_run += 1
+        epochs_run, epoch_seconds = epochs_run + 1, epoch_seconds + seconds
         if context.is_main:
             if checkpoint_path is not None:
                 save_checkpoint(
@@ -330,6 +335,8 @@ def run_epochs(
         if context.active:
             stop = _broadcast_flag(stop)
         _raise_if_abandoned(context, curve or label, epoch + 1, best_score)
+    if sampler is not None:
+        sampler.record(LoopTiming(curve or label, task.has_validation, epochs_run, epoch_seconds, max_epochs))
     task.restore_best(best_state)
     return TrainingResult(
         best_epoch=best_epoch,
