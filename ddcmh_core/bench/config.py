@@ -41,6 +41,13 @@ class BenchConfig(BaseModel):
     bits: list[int] = Field(default_factory=lambda: [16, 32, 64])
     dataset: str = "uci-mfeat"
     data_dir: Path | None = None
+    image_features: str | None = Field(
+        None,
+        description=(
+            "BACKBONE[:SIZE]: replace a view of photos by the features of this frozen pretrained "
+            "backbone (computed once, cached); methods then train on feature vectors."
+        ),
+    )
     seeds: int = Field(1, ge=1, le=100)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     out: Path | None = None

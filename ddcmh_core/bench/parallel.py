@@ -13,14 +13,13 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..threads import configure_threads
 from .config import BenchConfig
-from .runner import BenchRun, Cell, plan_cells, stderr_progress
+from .runner import BenchRun, Cell, load_bench_dataset, plan_cells, stderr_progress
 
 
 class _Pace:
@@ -54,14 +53,10 @@ def cell_groups(cells: list[Cell]) -> list[list[str]]:
 
 def _run_group(config_json: str, out_dir: str, keys: list[str], threads: int) -> int:
     """Worker: run the cells ``keys`` of the plan (cells already finished are reused)."""
-    from ..data import load_dataset
-
     configure_threads(threads)
     config = BenchConfig.model_validate_json(config_json)
     progress = stderr_progress("[worker] ")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dataset = load_dataset(config.dataset, data_dir=config.data_dir).drop_unlabelled()
+    dataset = load_bench_dataset(config)  # image features come from the cache the parent filled
     _, complete = BenchRun(config, dataset, Path(out_dir), progress).run(only=set(keys))
     return len(keys) if complete else 0
 

@@ -31,6 +31,7 @@ from ..engine.fingerprint import (
     run_fingerprint,
     write_run_fingerprint,
 )
+from ..engine.frozen_features import parse_frozen_features, with_frozen_image_features
 from ..errors import InputError
 from ..evaluation.metrics import (
     mean_average_precision,
@@ -237,6 +238,8 @@ def validate_plan(config: BenchConfig) -> None:
             raise InputError(
                 f"tune: {', '.join(unused)} applies to none of the hashers {', '.join(config.hashers)}"
             )
+    if config.image_features is not None:
+        parse_frozen_features(config.image_features)
     for hasher in config.hashers:
         registry.create(hasher, n_bits=min(config.bits), **resolve_hasher_options(config, hasher))
         candidates = tuning_candidates(config, hasher)
@@ -249,6 +252,30 @@ def validate_plan(config: BenchConfig) -> None:
                 raise InputError(f"invalid model settings{where}: {error}") from None
             if candidate is not None:
                 check_candidate(model, candidates[candidate], owner="tune")
+
+
+def load_bench_dataset(
+    config: BenchConfig, progress: Callable[[str], None] | None = None, *, image_features: bool = True
+) -> Any:
+    """The run's dataset: loaded, both views present, unlabelled items dropped, photos as features.
+
+    With ``config.image_features`` (and ``image_features``) a view of photos becomes the features
+    of that frozen backbone (:mod:`ddcmh_core.engine.frozen_features`; computed once, then read
+    from the cache).
+    """
+    import warnings
+
+    from ..data import load_dataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dataset = load_dataset(config.dataset, data_dir=config.data_dir)
+    dataset.require_views()
+    dataset = dataset.drop_unlabelled()
+    if image_features and config.image_features is not None:
+        spec = parse_frozen_features(config.image_features)
+        dataset = with_frozen_image_features(dataset, spec, progress=progress)
+    return dataset
 
 
 def check_plan_against_data(config: BenchConfig, dataset: Any) -> None:

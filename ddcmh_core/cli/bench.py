@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -66,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="registered dataset name or a file/folder path (default: uci-mfeat, embedded)",
     )
     run.add_argument("--data-dir", metavar="PATH", help="where a named dataset's files are")
+    run.add_argument(
+        "--image-features",
+        metavar="BACKBONE[:SIZE]",
+        help="replace a view of photos by the features of this frozen pretrained backbone (e.g. "
+        "mobilenet_v2), computed once and cached; every method then trains on features",
+    )
     run.add_argument("--seeds", type=int, metavar="N", help="repeat with N seeds; report mean ± std")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: auto (CUDA when present)")
     run.add_argument(
@@ -271,6 +276,7 @@ def resolve_config(arguments: argparse.Namespace) -> Any:
     for flag, field in (
         ("dataset", "dataset"),
         ("data_dir", "data_dir"),
+        ("image_features", "image_features"),
         ("seeds", "seeds"),
         ("device", "device"),
         ("out", "out"),
@@ -324,11 +330,16 @@ def run_bench(arguments: argparse.Namespace) -> int:
         check_plan_against_data,
         describe_split,
         lift_hashers_for_narrow_text,
+        load_bench_dataset,
         stderr_progress,
         validate_plan,
         write_json_atomic,
     )
-    from ..data import load_dataset
+    from ..engine.frozen_features import (
+        parse_frozen_features,
+        with_feature_stand_in,
+        with_frozen_image_features,
+    )
     from ..threads import configure_threads, threads_per_job
 
     config = resolve_config(arguments)
@@ -337,19 +348,24 @@ def run_bench(arguments: argparse.Namespace) -> int:
     threads = configure_threads(threads_per_job(config.jobs, config.threads))
     progress = stderr_progress()
     progress(f"loading dataset {config.dataset}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dataset = load_dataset(config.dataset, data_dir=config.data_dir)
-    dataset.require_views()
-    dataset = dataset.drop_unlabelled()
-    config, lifted = lift_hashers_for_narrow_text(config, dataset)
+    dataset = load_bench_dataset(config, progress, image_features=False)
+    features = None if config.image_features is None else parse_frozen_features(config.image_features)
+    planned = dataset if features is None else with_feature_stand_in(dataset, features)
+    config, lifted = lift_hashers_for_narrow_text(config, planned)
     for line in lifted:
         progress(line)
-    check_plan_against_data(config, dataset)
+    check_plan_against_data(config, planned)  # before the photos' feature pass
+    if arguments.dry_run and arguments.no_calibration:
+        from ..bench.dryrun import dry_run_report
+
+        print(dry_run_report(config, planned, progress, calibrate=False), end="")
+        return 0
+    if features is not None:
+        dataset = with_frozen_image_features(dataset, features, progress=progress)
     if arguments.dry_run:
         from ..bench.dryrun import dry_run_report
 
-        print(dry_run_report(config, dataset, progress, calibrate=not arguments.no_calibration), end="")
+        print(dry_run_report(config, dataset, progress), end="")
         return 0
     out_dir = prepare_out_dir(config.out, dataset.name)
     runner = BenchRun(config, dataset, out_dir, progress)
