@@ -129,6 +129,7 @@ def test_ddcmh_bench_trains_on_frozen_features_of_photos(
     monkeypatch.setenv("DDCMH_CACHE_DIR", str(tmp_path / "cache"))
     config = tmp_path / "small.toml"
     config.write_text(
+        "dataset_options = { text_features = { max_features = 3 } }\n"
         "[model]\nimage_network = { hidden_sizes = [32] }\ntext_network = { hidden_sizes = [32] }\n"
         "image_training = { max_epochs = 3, batch_size = 16 }\n"
         "text_training = { max_epochs = 3, batch_size = 16 }\n"
@@ -143,9 +144,10 @@ def test_ddcmh_bench_trains_on_frozen_features_of_photos(
     assert "[mobilenet_v2:96 features] 36/36 photos" in captured.err
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["image_features"] == "mobilenet_v2:96"
-    assert results["dataset"]["split"]["train"] == 30 and {r["method"] for r in results["records"]} >= {
-        "ddcmh"
-    }
+    assert results["dataset"]["split"]["train"] == 30
+    assert {record["method"] for record in results["records"]} == {"ddcmh", "stage1", "random"}
+    assert results["config"]["dataset_options"] == {"text_features": {"max_features": 3}}
+    assert "text 3, " in captured.err  # the loader capped the vocabulary (5 words otherwise)
     status = main([str(a) for a in [*arguments[:4], "--image-features", "resnet18", "--dry-run"]])
     assert status == 2 and "'resnet18' has no registry weights" in capsys.readouterr().err
 

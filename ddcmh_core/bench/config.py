@@ -41,6 +41,13 @@ class BenchConfig(BaseModel):
     bits: list[int] = Field(default_factory=lambda: [16, 32, 64])
     dataset: str = "uci-mfeat"
     data_dir: Path | None = None
+    dataset_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Options of the dataset's loader (see docs/datasets.md, e.g. text_features = "
+            "{ max_features = 4096 } to cap the vocabulary of raw texts); recorded with the run."
+        ),
+    )
     image_features: str | None = Field(
         None,
         description=(

@@ -269,7 +269,7 @@ def load_bench_dataset(
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dataset = load_dataset(config.dataset, data_dir=config.data_dir)
+        dataset = load_dataset(config.dataset, data_dir=config.data_dir, **config.dataset_options)
     dataset.require_views()
     dataset = dataset.drop_unlabelled()
     if image_features and config.image_features is not None:
