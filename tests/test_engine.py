@@ -98,8 +98,10 @@ def test_per_sample_loss_gradient_does_not_depend_on_other_samples_targets():
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
 
 
-def test_sparse_and_dense_batches_give_the_same_logits():
-    texts = sp.random(30, 50, density=0.1, random_state=0, format="csr")
+def test_sparse_and_dense_batches_give_the_same_logits_and_gradients():
+    texts = sp.random(30, 50, density=0.1, random_state=0, format="lil")
+    texts[4] = 0  # a row without any non-zero: an empty bag
+    texts = texts.tocsr()
     network = HashMLP(50, 8, NetworkConfig(hidden_sizes=[16], input_scaling="standardize")).eval()
     network.fit_input_scaling(texts)
     sparse_logits = network(ArraySource(texts).batch(np.arange(30), train=False))
@@ -108,6 +110,11 @@ def test_sparse_and_dense_batches_give_the_same_logits():
     network_dense.load_state_dict(network.state_dict())
     dense_logits = network_dense(dense.batch(np.arange(30), train=False))
     assert torch.allclose(sparse_logits, dense_logits, atol=1e-5)
+    sparse_logits.square().sum().backward()
+    dense_logits.square().sum().backward()
+    for sparse_weight, dense_weight in zip(network.parameters(), network_dense.parameters(), strict=True):
+        assert sparse_weight.grad is not None and dense_weight.grad is not None
+        assert torch.allclose(sparse_weight.grad, dense_weight.grad, atol=1e-4)
 
 
 def test_rbf_lift_is_the_kernel_of_scaled_rows_to_training_anchors():
@@ -342,8 +349,13 @@ def test_torchrun_two_processes_match_single_process_quality(tmp_path):
 def test_refit_trains_again_on_all_rows_for_the_chosen_epochs():
     images, texts, labels = two_view_data(n_samples=200)
     model = DDCMH(
-        hasher="itq", n_bits=8, refit=True, image_training=FAST_TRAINING, text_training=FAST_TRAINING,
-        image_network=FAST_NETWORK, text_network=FAST_NETWORK,
+        hasher="itq",
+        n_bits=8,
+        refit=True,
+        image_training=FAST_TRAINING,
+        text_training=FAST_TRAINING,
+        image_network=FAST_NETWORK,
+        text_network=FAST_NETWORK,
     ).fit(images, texts, labels)
     selection = model.report_["selection"]
     assert model.report_["refit"] is True and len(model.fit_rows_) == 200

@@ -165,13 +165,32 @@ class HashMLP(nn.Module):
             hidden = self._lift(hidden)
         layers = [*self.linears, self.hash_layer]
         for position, linear in enumerate(layers):
-            if hidden.is_sparse:
-                hidden = torch.sparse.mm(hidden, linear.weight.t()) + linear.bias
-            else:
-                hidden = linear(hidden)
+            hidden = _sparse_linear(hidden, linear) if hidden.is_sparse else linear(hidden)
             if position < len(self.linears):
                 hidden = self.dropout(torch.relu(self.norms[position](hidden)))
         return hidden
+
+
+def _sparse_linear(batch: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
+    """``linear`` applied to a sparse COO batch at the cost of its non-zeros.
+
+    Each row is a bag of (column, value) pairs: the output is the value-weighted sum of the
+    weight's columns plus the bias (an embedding bag over the transposed weight), which is what
+    the dense product computes. ``torch.sparse.mm`` gave the same numbers about ten times slower
+    on CPU, forward and backward, on the Web News captions.
+    """
+    coalesced = batch.coalesce()
+    rows, columns = coalesced.indices()
+    counts = torch.bincount(rows, minlength=coalesced.shape[0])
+    offsets = torch.cumsum(counts, 0) - counts
+    summed = torch.nn.functional.embedding_bag(
+        columns,
+        linear.weight.t().contiguous(),  # rows of the transposed weight, read row by row
+        offsets,
+        mode="sum",
+        per_sample_weights=coalesced.values().to(linear.weight.dtype),
+    )
+    return summed + linear.bias
 
 
 def _inverse_spread(spread: np.ndarray) -> np.ndarray:
