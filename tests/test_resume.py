@@ -317,7 +317,14 @@ def test_bench_resumes_after_a_real_sigint_during_stage_2(bench_case, tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, "-c", "import sys; from ddcmh_core.cli.bench import main; sys.exit(main())"]
     command += [str(argument) for argument in [*base, "--out", out]]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    # A shell without job control starts background jobs with SIGINT ignored, and Python then keeps
+    # ignoring it: give the child the default disposition, as an interactive terminal would.
+    process = subprocess.Popen(
+        command,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert process.stderr is not None
     seen = []
     for line in process.stderr:
