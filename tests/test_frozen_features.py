@@ -98,6 +98,12 @@ def test_features_are_computed_once_then_read_from_the_cache_until_a_photo_chang
     os.utime(paths[2], ns=(1, 1))  # a photo that changed: another key, so computed again
     backbone_features(paths, spec, cache_dir=cache, progress=lines.append)
     assert len(list(cache.glob("*.npy"))) == 2
+    for path in cache.glob("*.npy"):
+        path.write_bytes(b"not an array")  # a damaged file is computed again, never read
+    lines.clear()
+    repaired = backbone_features(paths, spec, cache_dir=cache, progress=lines.append)
+    assert "read from" not in lines[-1] and np.allclose(repaired, first, atol=1e-5)
+    assert np.array_equal(backbone_features(paths, spec, cache_dir=cache), repaired)  # and rewritten
     # the features tell the colours apart: each photo's nearest other photo has its colour
     features = backbone_features(_images(photo_folder)[:12], spec, cache_dir=cache)
     distances = ((features[:, None] - features[None]) ** 2).sum(-1) + np.diag([np.inf] * 12)

@@ -188,12 +188,11 @@ def backbone_features(
         raise InputError("frozen features: expected at least one image file, got none")
     folder = Path(cache_dir) if cache_dir is not None else features_cache_dir()
     target = folder / f"{spec.describe().replace(':', '-')}-{cache_key(files, spec)[:24]}.npy"
-    if target.is_file():
-        features = np.load(target)
-        if features.shape[0] == len(files):
-            if progress:
-                progress(f"[{spec.describe()} features] {len(files)} photos read from {target}")
-            return np.asarray(features, dtype=np.float32)
+    cached = _read_cache(target, len(files))
+    if cached is not None:
+        if progress:
+            progress(f"[{spec.describe()} features] {len(files)} photos read from {target}")
+        return cached
     network = build_image_network(spec.backbone, 1, pretrained="registry", freeze=True).eval()
     options: dict[str, Any] = {} if spec.image_size is None else {"image_size": spec.image_size}
     source = ImageFileSource.for_backbone(files, spec.backbone, augment=False, **options)
@@ -214,6 +213,17 @@ def backbone_features(
     with atomic_path(target) as temporary, open(temporary, "wb") as handle:
         np.save(handle, features)
     return features
+
+
+def _read_cache(path: Path, n_rows: int) -> np.ndarray | None:
+    """The cached features, or None when the file is absent, unreadable or of another shape."""
+    try:
+        features = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None  # absent or damaged: computed again and rewritten
+    if features.ndim != 2 or features.shape[0] != n_rows or not np.isfinite(features).all():
+        return None
+    return np.asarray(features, dtype=np.float32)
 
 
 def with_frozen_image_features(
