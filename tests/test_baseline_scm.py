@@ -29,7 +29,6 @@ def synthetic(n: int = 150, n_classes: int = 4, seed: int = 0):
 def test_wikipedia_32_bits_reaches_the_reference():
     from ddcmh_baselines.reference import protocol_maps, wikipedia_protocol_data, wikipedia_reference
 
-
     data = wikipedia_protocol_data(shared_data("wikipedia"))
     model = SCMSeq(n_bits=32, seed=0).fit(data["image_train"], data["text_train"], data["labels_train"])
     scores = protocol_maps(model, data)
@@ -61,6 +60,50 @@ def test_each_bit_is_the_top_solution_of_its_generalised_eigenproblem():
     model = SCMSeq(n_bits=8).fit(image, text, labels)
     kept = model.report_["eigenvalues"][: model.report_["stopped_at_bit"] or 8]
     assert all(later <= earlier for earlier, later in itertools.pairwise(kept))
+
+
+def per_bit_reference(x, y, residual, n_bits, regularisation=1e-6):
+    """The sequential loop as first ported: a d_x-sized generalised eigenproblem per bit."""
+    cxx = x.T @ x + regularisation * np.eye(x.shape[1])
+    cyy = y.T @ y + regularisation * np.eye(y.shape[1])
+    columns_x, columns_y, values = [], [], []
+    for _ in range(n_bits):
+        solved = np.linalg.solve(cyy, residual.T)
+        left = residual @ solved
+        value, vector = sla.eigh((left + left.T) / 2, cxx, subset_by_index=[len(left) - 1, len(left) - 1])
+        values.append(float(value[0]))
+        if not 0 < values[-1] <= (values[-2] if len(values) > 1 else np.inf):
+            break
+        wx, wy = vector[:, 0], solved @ vector[:, 0]
+        columns_x.append(wx)
+        columns_y.append(wy)
+        residual = residual - np.outer(x.T @ np.sign(x @ wx), y.T @ np.sign(y @ wy))
+    return np.column_stack(columns_x), np.column_stack(columns_y), values
+
+
+@pytest.mark.parametrize(("width_x", "width_y"), [(30, 12), (12, 30)])
+def test_sequential_solver_matches_the_per_bit_generalised_eigenproblem(width_x, width_y):
+    # Both Gram sides (G'G when d_x > d_y, G G' otherwise); label signal weak enough that the
+    # sequence stops on a rise at bit 7 of 8, so seven rank-one updates of G are exercised.
+    rng = np.random.default_rng(0)
+    labels = np.eye(5)[rng.integers(0, 5, size=200)]
+    x = 0.3 * labels @ rng.standard_normal((5, width_x)) + rng.standard_normal((200, width_x))
+    y = 0.3 * labels @ rng.standard_normal((5, width_y)) + rng.standard_normal((200, width_y))
+    x, y = x - x.mean(axis=0), y - y.mean(axis=0)
+    residual = scm.semantic_cross_covariance(x, y, labels, 8.0)
+    kept = residual.copy()
+    want_x, want_y, want_values = per_bit_reference(x, y, residual, 8)
+    got_x, got_y, got_values = scm.sequential_projections(x, y, residual, 8, 1e-6)
+    np.testing.assert_array_equal(residual, kept)  # the caller's residual is left alone
+    assert 4 <= got_x.shape[1] == want_x.shape[1] < 8  # the same stop bit, an early one
+    np.testing.assert_allclose(got_values, want_values, rtol=1e-6)
+    flips = np.sign(np.sum(got_x * want_x, axis=0))  # the eigensolver's sign, one per bit
+    np.testing.assert_array_equal(np.sign(x @ got_x), np.sign(x @ want_x) * flips)
+    np.testing.assert_array_equal(np.sign(y @ got_y), np.sign(y @ want_y) * flips)  # the same flip
+    for got, want in ((got_x, want_x), (got_y, want_y)):
+        np.testing.assert_allclose(got, want * flips, rtol=1e-6, atol=1e-9 * np.abs(want).max())
+    largest = np.abs(got_x).argmax(axis=0)
+    assert (got_x[largest, np.arange(got_x.shape[1])] > 0).all()  # the documented sign convention
 
 
 def weakly_correlated(n: int = 200, seed: int = 0):

@@ -73,28 +73,100 @@ def cca_directions(
     return vectors[:, order], solved @ vectors[:, order], values[order]
 
 
+def _top_eigenpair(whitened: np.ndarray) -> tuple[float, np.ndarray]:
+    """The largest eigenvalue of ``G G'`` and a unit eigenvector, from the smaller Gram matrix.
+
+    Parameters
+    ----------
+    whitened : ndarray of shape (d_x, d_y)
+        ``G``.
+
+    Returns
+    -------
+    value : float
+        The largest eigenvalue of ``G G'`` (the squared largest singular value of ``G``).
+    vector : ndarray of shape (d_x,)
+        A unit eigenvector ``u`` of ``G G'`` for it, sign unspecified; zeros if ``value <= 0``.
+        When ``d_x > d_y`` it is ``G v`` renormalised, ``v`` the top eigenvector of ``G' G``.
+    """
+    rows, columns = whitened.shape
+    if rows <= columns:
+        values, vectors = sla.eigh(whitened @ whitened.T, subset_by_index=[rows - 1, rows - 1])
+        return float(values[0]), vectors[:, 0]
+    values, vectors = sla.eigh(whitened.T @ whitened, subset_by_index=[columns - 1, columns - 1])
+    value = float(values[0])
+    if not value > 0:
+        return value, np.zeros(rows)
+    left = whitened @ vectors[:, 0]
+    return value, left / np.linalg.norm(left)
+
+
 def sequential_projections(
     x: np.ndarray, y: np.ndarray, residual: np.ndarray, n_bits: int, regularisation: float
 ) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """The SCM-seq loop: one generalised eigenproblem per bit, deflated by that bit's codes.
 
-    Returns the projections found (one column per bit until the sequence stops) and the
-    eigenvalue of every bit tried, the last one being the rise that stopped it, if any.
+    Bit ``k`` solves ``C Cyy^-1 C' w = e Cxx w`` for its largest ``e``, ``C`` the residual cross
+    covariance left by the previous bits, as :func:`cca_directions` with ``count=1`` would, but
+    without a ``d_x``-sized eigenproblem per bit: with ``Cxx = R'R`` and ``Cyy = L L'`` (both
+    factorised once), the problem is ``G G' u = e u`` with ``G = R^-T C L^-T`` and ``u = R w``,
+    solved through the smaller of ``G G'`` and ``G' G`` (:func:`_top_eigenpair`). The deflation
+    ``C <- C - a b'`` (``a = X' sign(X wx)``, ``b = Y' sign(Y wy)``) becomes the rank-one update
+    ``G <- G - (R^-T a)(L^-1 b)'``, ``O(d_x d_y)`` per bit.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, d_x)
+        The first (text) view, centred.
+    y : ndarray of shape (n, d_y)
+        The second (image) view, centred.
+    residual : ndarray of shape (d_x, d_y)
+        The scaled semantic cross covariance the bits reconstruct; not modified.
+    n_bits : int
+        The most bits to learn.
+    regularisation : float
+        Ridge added to both views' covariances.
+
+    Returns
+    -------
+    wx : ndarray of shape (d_x, found)
+        One projection per bit until the sequence stopped, normalised to ``wx' Cxx wx = 1``
+        (``trainCCA.m``'s scale) with its largest-magnitude entry positive: the eigensolver's
+        sign is arbitrary, and flipping ``wx`` flips ``wy`` and so the bit in both views, which
+        neither the deflation nor any cross-modal ranking sees.
+    wy : ndarray of shape (d_y, found)
+        ``Cyy^-1 C' wx`` for each bit, ``C`` that bit's residual.
+    eigenvalues : list of float
+        The eigenvalue ``e`` of every bit tried, the last one being the rise (or the
+        non-positive value) that stopped the sequence, if any.
     """
     cxx = x.T @ x + regularisation * np.eye(x.shape[1])
     cyy = y.T @ y + regularisation * np.eye(y.shape[1])
+    upper = sla.cholesky(cxx, lower=False)  # Cxx = R'R
+    lower = sla.cholesky(cyy, lower=True)  # Cyy = L L'
+    residual = np.array(residual, dtype=np.float64)  # a copy: deflated in place below
+    whitened = sla.solve_triangular(upper, residual, trans="T")  # R^-T C
+    whitened = sla.solve_triangular(lower, whitened.T, lower=True).T  # (L^-1 C' R^-1)' = R^-T C L^-T
     columns_x: list[np.ndarray] = []
     columns_y: list[np.ndarray] = []
     eigenvalues: list[float] = []
     for _ in range(n_bits):
-        wx, wy, value = cca_directions(cxx, cyy, residual, 1)
-        eigenvalues.append(float(value[0]))
+        value, left = _top_eigenpair(whitened)
+        eigenvalues.append(value)
         previous = eigenvalues[-2] if len(eigenvalues) > 1 else np.inf
-        if not 0 < value[0] <= previous:  # a rise (or no correlation left) ends the sequence
+        if not 0 < value <= previous:  # a rise (or no correlation left) ends the sequence
             break
-        columns_x.append(wx[:, 0])
-        columns_y.append(wy[:, 0])
-        residual = residual - np.outer(x.T @ np.sign(x @ wx[:, 0]), y.T @ np.sign(y @ wy[:, 0]))
+        wx = sla.solve_triangular(upper, left)  # w = R^-1 u
+        if wx[np.argmax(np.abs(wx))] < 0:
+            wx = -wx
+        wy = sla.cho_solve((lower, True), residual.T @ wx)
+        columns_x.append(wx)
+        columns_y.append(wy)
+        bits_x, bits_y = x.T @ np.sign(x @ wx), y.T @ np.sign(y @ wy)
+        residual -= np.outer(bits_x, bits_y)
+        whitened -= np.outer(
+            sla.solve_triangular(upper, bits_x, trans="T"), sla.solve_triangular(lower, bits_y, lower=True)
+        )
     shape_x, shape_y = (x.shape[1], len(columns_x)), (y.shape[1], len(columns_y))
     stack_x = np.column_stack(columns_x) if columns_x else np.zeros(shape_x)
     stack_y = np.column_stack(columns_y) if columns_y else np.zeros(shape_y)
