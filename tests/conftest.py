@@ -25,6 +25,16 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
     threadpool_limits(1)
 
+# Decoded-photo caches of the tests' photos go to a throwaway folder, not the user's cache
+# (subprocesses inherit the variable).
+if "DDCMH_PHOTO_CACHE_DIR" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["DDCMH_PHOTO_CACHE_DIR"] = tempfile.mkdtemp(prefix="ddcmh-test-photos-")
+    atexit.register(shutil.rmtree, os.environ["DDCMH_PHOTO_CACHE_DIR"], True)  # by its creator only
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 

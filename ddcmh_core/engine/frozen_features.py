@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..files import atomic_path
+from .images import file_stats
 
 if TYPE_CHECKING:
     from ..data.dataset import CrossModalDataset
@@ -111,24 +112,6 @@ def features_cache_dir() -> Path:
     return weights_cache_dir().parent / "features"
 
 
-def _stat_paths(paths: Sequence[Path]) -> list[tuple[str, int, int]]:
-    """(path, size, mtime) of every file; one error listing every missing or unreadable file."""
-    stats, missing = [], []
-    for row, path in enumerate(paths):
-        try:
-            status = path.stat()
-        except OSError as error:
-            missing.append(f"row {row}: {path} ({error.strerror or error})")
-            continue
-        stats.append((str(path.resolve()), status.st_size, status.st_mtime_ns))
-    if missing:
-        shown = "; ".join(missing[:5]) + (f"; and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise InputError(
-            f"frozen features: {len(missing)} of {len(paths)} image files cannot be read: {shown}"
-        )
-    return stats
-
-
 def cache_key(paths: Sequence[Path], spec: FrozenFeatures) -> str:
     """The key of the feature file of ``paths`` under ``spec`` (see the module docstring)."""
     import torch
@@ -143,7 +126,7 @@ def cache_key(paths: Sequence[Path], spec: FrozenFeatures) -> str:
         "torch": torch.__version__,
     }
     digest.update(json.dumps(settings, sort_keys=True).encode())
-    for entry in _stat_paths(paths):
+    for entry in file_stats(paths, what="frozen features"):
         digest.update(json.dumps(entry).encode())
     return digest.hexdigest()
 

@@ -18,20 +18,51 @@ import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ..errors import InputError
 
-__all__ = ["ImageFileSource", "check_images", "find_unreadable_images"]
+if TYPE_CHECKING:
+    from .photo_cache import DecodedPhotoCache
+
+__all__ = ["ImageFileSource", "check_images", "file_stats", "find_unreadable_images", "unreadable_rows"]
 
 _N_ATTEMPTS = 10  # random-resized-crop tries before falling back to a centre crop (torchvision's)
 
 
 def _default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
+
+
+def file_stats(paths: Sequence[Path], *, what: str) -> list[tuple[str, int, int]]:
+    """``(resolved path, size, modification time in ns)`` of every file, for cache keys.
+
+    Parameters
+    ----------
+    paths : sequence of Path
+    what : str
+        What needs the files, at the start of the error message (e.g. ``"frozen features"``).
+
+    Raises
+    ------
+    InputError
+        One error listing every missing or unreadable file (the first five, with their rows).
+    """
+    stats, missing = [], []
+    for row, path in enumerate(paths):
+        try:
+            status = path.stat()
+        except OSError as error:
+            missing.append(f"row {row}: {path} ({error.strerror or error})")
+            continue
+        stats.append((str(path.resolve()), status.st_size, status.st_mtime_ns))
+    if missing:
+        shown = "; ".join(missing[:5]) + (f"; and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise InputError(f"{what}: {len(missing)} of {len(paths)} image files cannot be read: {shown}")
+    return stats
 
 
 def _to_rgb(image: Any) -> Any:
@@ -55,13 +86,25 @@ def _to_rgb(image: Any) -> Any:
     return image.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
 
 
-def _decode(path: Path, row: int, min_side: int) -> Any:
+MAX_DECODED_PIXELS = 40_000_000
+"""Default bound on the pixels one photo may decode to (about 120 MB as RGB); see :func:`_decode`."""
+
+
+class PhotoTooLargeError(ValueError):
+    """A photo would decode to more pixels than allowed (raised inside :func:`_decode`)."""
+
+
+def _decode(path: Path, row: int, min_side: int, max_pixels: int = MAX_DECODED_PIXELS) -> Any:
     """Decode ``path`` as an RGB Pillow image whose shorter side stays >= ``min_side``.
+
+    A JPEG is decoded at the smallest DCT scale that keeps ``min_side``, so a 10,000 x 10,000
+    JPEG costs little; a photo that would still decode to more than ``max_pixels`` pixels (a huge
+    PNG, say) is refused from its header, before any pixel is read, so that memory stays bounded.
 
     Raises
     ------
     InputError
-        Naming the file when it is missing or cannot be decoded.
+        Naming the file and its row when it is missing, cannot be decoded or is too large.
     """
     from PIL import Image, ImageOps
 
@@ -74,6 +117,13 @@ def _decode(path: Path, row: int, min_side: int) -> Any:
         with Image.open(path) as image:
             if image.format == "JPEG" and min_side > 0:
                 image.draft("RGB", (min_side, min_side))
+            width, height = image.size
+            if width * height > max_pixels:
+                raise PhotoTooLargeError(
+                    f"{image.format} of {width} x {height} = {width * height / 1e6:.1f} million pixels to "
+                    f"decode, more than the limit of {max_pixels / 1e6:.1f} million (resize the photo, or "
+                    "raise max_pixels)"
+                )
             image.load()
             oriented = ImageOps.exif_transpose(image)
             return _to_rgb(oriented)
@@ -162,6 +212,15 @@ class ImageFileSource:
     check : bool, default False
         Decode every file once now and raise one :class:`InputError` listing all the unreadable
         ones (see :func:`check_images`).
+    cache : bool or path, default False
+        Keep every photo decoded, as a ``resize_size`` square, in one memory-mapped file
+        (:class:`~ddcmh_core.engine.photo_cache.DecodedPhotoCache`): the first pass decodes and
+        stores, later ones read the squares and only crop, resize and flip. True uses
+        :func:`~ddcmh_core.engine.photo_cache.photo_cache_dir`, a path that folder. Training
+        crops are then drawn inside the centre square of each photo.
+    max_pixels : int, default :data:`MAX_DECODED_PIXELS`
+        A photo that would decode to more pixels (after a JPEG's reduced-scale decoding) is
+        refused as unreadable, before its pixels are read.
 
     Raises
     ------
@@ -185,6 +244,8 @@ class ImageFileSource:
         ratio: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0),
         n_workers: int | None = None,
         check: bool = False,
+        cache: bool | str | Path = False,
+        max_pixels: int = MAX_DECODED_PIXELS,
     ) -> None:
         if isinstance(paths, (str, Path)):
             raise InputError(
@@ -233,9 +294,20 @@ class ImageFileSource:
         # (x / 255 - mean) / std as one multiply-add per channel.
         self._gain = torch.tensor(1.0 / (255.0 * std_array), dtype=torch.float32).view(1, 3, 1, 1)
         self._offset = torch.tensor(-mean_array / std_array, dtype=torch.float32).view(1, 3, 1, 1)
+        if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+            raise InputError(
+                f"ImageFileSource: argument 'max_pixels': expected an integer >= 1, got {max_pixels!r}"
+            )
+        self.max_pixels = max_pixels
         self._executor: ThreadPoolExecutor | None = None
         if check:
-            check_images(self.paths, n_workers=self.n_workers)
+            check_images(self.paths, n_workers=self.n_workers, max_pixels=max_pixels)
+        self.cache: DecodedPhotoCache | None = None
+        if cache is not False:
+            from .photo_cache import DecodedPhotoCache
+
+            directory = None if cache is True else Path(cache)
+            self.cache = DecodedPhotoCache(self.paths, resize_size, directory=directory)
 
     @classmethod
     def for_backbone(
@@ -269,7 +341,12 @@ class ImageFileSource:
         return state
 
     def close(self) -> None:
-        """Shut the decoding threads down (they are started again when needed)."""
+        """Shut the decoding threads down (they are started again when needed).
+
+        A photo cache that is not complete yet is dropped (its file removed); a complete one stays.
+        """
+        if self.cache is not None and not self.cache.complete:
+            self.cache.discard()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -282,12 +359,29 @@ class ImageFileSource:
 
     def decode(self, row: int) -> Any:
         """Image ``row`` as an RGB ``PIL.Image.Image`` (full size, no transform)."""
-        return _decode(self.paths[int(row)], int(row), 0)
+        return _decode(self.paths[int(row)], int(row), 0, self.max_pixels)
+
+    def _cached_square(self, row: int) -> Any:
+        """Photo ``row`` as the stored ``resize_size`` square (decoded and stored on first use)."""
+        from PIL import Image
+
+        assert self.cache is not None
+        if self.cache.missing(np.array([row])).size == 0:
+            return Image.fromarray(self.cache.read(row))
+        image = _decode(self.paths[row], row, self.resize_size, self.max_pixels)
+        width, height = image.size
+        box = _centre_box(width, height, self.resize_size, self.resize_size)
+        square = image.resize((self.resize_size, self.resize_size), Image.Resampling.BILINEAR, box=box)
+        self.cache.store(row, np.asarray(square, dtype=np.uint8))
+        return square
 
     def _transform(self, row: int, draws: np.ndarray | None, flip: bool) -> np.ndarray:
         from PIL import Image
 
-        image = _decode(self.paths[row], row, self.resize_size)
+        if self.cache is not None:
+            image = self._cached_square(row)
+        else:
+            image = _decode(self.paths[row], row, self.resize_size, self.max_pixels)
         width, height = image.size
         if draws is None:
             box = _centre_box(width, height, self.image_size, self.resize_size)
@@ -330,6 +424,8 @@ class ImageFileSource:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(self.n_workers, thread_name_prefix="ddcmh-decode")
             arrays = list(self._executor.map(lambda job: self._transform(*job), jobs))
+        if self.cache is not None:
+            self.cache.publish_if_full()
         pixels = np.empty((count, self.image_size, self.image_size, 3), dtype=np.uint8)
         for position, array in enumerate(arrays):
             pixels[position] = array
@@ -337,31 +433,57 @@ class ImageFileSource:
         return (images * self._gain + self._offset).contiguous()
 
 
-def _problem(path: Path, row: int) -> tuple[Path, str] | None:
+def _problem(path: Path, row: int, max_pixels: int) -> str | None:
+    """Why photo ``row`` cannot be used (missing, undecodable, too large), or None."""
     try:
-        _decode(path, row, 64)
+        _decode(path, row, 64, max_pixels)
     except InputError as exc:
         cause = exc.__cause__
-        reason = f"{type(cause).__name__}: {cause}" if cause is not None else "no such file"
-        return (path, reason)
+        return f"{type(cause).__name__}: {cause}" if cause is not None else "no such file"
     return None
 
 
-def find_unreadable_images(
-    paths: Iterable[str | Path], *, n_workers: int | None = None
-) -> list[tuple[Path, str]]:
-    """Decode every file once and return ``(path, reason)`` for each missing or undecodable one.
+def unreadable_rows(
+    paths: Iterable[str | Path], *, n_workers: int | None = None, max_pixels: int = MAX_DECODED_PIXELS
+) -> list[tuple[int, Path, str]]:
+    """Decode every file once; ``(row, path, reason)`` for each missing, undecodable or too large one.
 
     JPEGs are decoded at reduced scale, which still reads all their compressed data, so
-    truncated files are found too.
+    truncated files are found too. A photo that would decode to more than ``max_pixels`` pixels
+    is reported from its header, without decoding it. Each file is checked in its own try, so
+    one bad file never stops the others from being checked.
+
+    Parameters
+    ----------
+    paths : iterable of str or Path
+    n_workers : int, optional
+        Decoding threads (default ``min(8, cpu_count)``).
+    max_pixels : int, default :data:`MAX_DECODED_PIXELS`
+
+    Returns
+    -------
+    list of (int, Path, str)
+        In row order.
     """
     files = [Path(p) for p in paths]
     with ThreadPoolExecutor(n_workers or _default_workers(), thread_name_prefix="ddcmh-check") as pool:
-        results = list(pool.map(_problem, files, range(len(files))))
-    return [result for result in results if result is not None]
+        reasons = list(pool.map(_problem, files, range(len(files)), [max_pixels] * len(files)))
+    return [(row, files[row], reason) for row, reason in enumerate(reasons) if reason is not None]
 
 
-def check_images(paths: Iterable[str | Path], *, n_workers: int | None = None) -> None:
+def find_unreadable_images(
+    paths: Iterable[str | Path], *, n_workers: int | None = None, max_pixels: int = MAX_DECODED_PIXELS
+) -> list[tuple[Path, str]]:
+    """``(path, reason)`` for each missing, undecodable or too large file (see :func:`unreadable_rows`)."""
+    return [
+        (path, reason)
+        for _, path, reason in unreadable_rows(paths, n_workers=n_workers, max_pixels=max_pixels)
+    ]
+
+
+def check_images(
+    paths: Iterable[str | Path], *, n_workers: int | None = None, max_pixels: int = MAX_DECODED_PIXELS
+) -> None:
     """Raise one :class:`InputError` that lists every missing or undecodable image file.
 
     Parameters
@@ -369,13 +491,15 @@ def check_images(paths: Iterable[str | Path], *, n_workers: int | None = None) -
     paths : iterable of str or Path
     n_workers : int, optional
         Decoding threads (default ``min(8, cpu_count)``).
+    max_pixels : int, default :data:`MAX_DECODED_PIXELS`
+        Larger photos are reported as unreadable.
 
     Raises
     ------
     InputError
         When at least one file cannot be decoded; the message names each of them and why.
     """
-    problems = find_unreadable_images(paths, n_workers=n_workers)
+    problems = find_unreadable_images(paths, n_workers=n_workers, max_pixels=max_pixels)
     if problems:
         shown = "; ".join(f"{path}: {reason}" for path, reason in problems[:20])
         more = f"; ... and {len(problems) - 20} more" if len(problems) > 20 else ""

@@ -104,7 +104,13 @@ class ViewSource:
         return self.view.take(np.asarray(indices))
 
 
-def source_for_view(view: Any, *, backbone: str | None = None, augment: bool = True) -> BatchSource:
+def source_for_view(
+    view: Any,
+    *,
+    backbone: str | None = None,
+    augment: bool = True,
+    image_options: dict[str, Any] | None = None,
+) -> BatchSource:
     """The BatchSource for a dataset view: image files become an ImageFileSource for ``backbone``.
 
     Parameters
@@ -114,6 +120,9 @@ def source_for_view(view: Any, *, backbone: str | None = None, augment: bool = T
         CNN backbone that consumes an image-file view (its input size and normalisation).
     augment : bool, default True
         Augment training batches of image files.
+    image_options : dict, optional
+        Further :class:`~ddcmh_core.engine.images.ImageFileSource` arguments for an image-file
+        view (``image_size``, ``cache``, ``n_workers``; see :func:`image_source_options`).
     """
     if isinstance(view, BatchSource) and not isinstance(view, np.ndarray):
         return view
@@ -122,16 +131,27 @@ def source_for_view(view: Any, *, backbone: str | None = None, augment: bool = T
 
         if backbone is None:
             raise ValueError("image files need a CNN image network (architecture='cnn')")
-        return ImageFileSource.for_backbone(view.paths, backbone, augment=augment)
+        return ImageFileSource.for_backbone(view.paths, backbone, augment=augment, **(image_options or {}))
     if hasattr(view, "take") and hasattr(view, "n_rows"):
         return ViewSource(view)
     return ArraySource(view)
 
 
+def image_source_options(network: NetworkConfig) -> dict[str, Any]:
+    """The ImageFileSource arguments a CNN network's settings give (input size, photo cache, threads)."""
+    options: dict[str, Any] = {"cache": network.photo_cache}
+    if network.image_size is not None:
+        options["image_size"] = network.image_size
+    if network.decode_workers is not None:
+        options["n_workers"] = network.decode_workers
+    return options
+
+
 def as_source(view: Any, network: NetworkConfig | None = None) -> BatchSource:
     """The :class:`BatchSource` of a view (array, sparse matrix, dataset View or a source)."""
-    backbone = network.backbone if network is not None and network.architecture == "cnn" else None
-    return source_for_view(view, backbone=backbone)
+    if network is not None and network.architecture == "cnn":
+        return source_for_view(view, backbone=network.backbone, image_options=image_source_options(network))
+    return source_for_view(view)
 
 
 def rows_as_matrix(source: BatchSource, rows: np.ndarray) -> Any:

@@ -245,6 +245,16 @@ class CrossModalMethod(ABC):
                     if network is not None
                     else f"{view}: the view is image files and this method reads feature vectors only"
                 )
+            size = getattr(network, "image_size", None)
+            if network is not None and network.architecture == "cnn" and size is not None:
+                from ..engine.backbones import backbone_info
+
+                smallest = backbone_info(network.backbone).min_input_size
+                if size < smallest:
+                    problems.append(
+                        f"{view}_network.image_size: {network.backbone} needs an input of at least "
+                        f"{smallest} px, got {size}"
+                    )
         return problems
 
     def check_fit_input(
