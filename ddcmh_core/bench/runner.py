@@ -270,12 +270,31 @@ def load_bench_dataset(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dataset = load_dataset(config.dataset, data_dir=config.data_dir, **config.dataset_options)
+    if progress is not None:
+        report_unusable_photos(dataset, progress)
     dataset.require_views()
     dataset = dataset.drop_unlabelled()
     if image_features and config.image_features is not None:
         spec = parse_frozen_features(config.image_features)
         dataset = with_frozen_image_features(dataset, spec, progress=progress)
     return dataset
+
+
+def report_unusable_photos(dataset: Any, progress: Callable[[str], None], shown: int = 20) -> None:
+    """Name every photo the loader left out because it is corrupt, truncated or too large."""
+    from ..data.folder import PHOTO_UNUSABLE
+
+    left_out = [item for item in getattr(dataset, "skipped", ()) if item.reason.startswith(PHOTO_UNUSABLE)]
+    if not left_out:
+        return
+    progress(
+        f"left out {len(left_out)} listed items whose photo cannot be used (dataset option "
+        'on_missing = "error" stops instead):'
+    )
+    for item in left_out[:shown]:
+        progress(f"  {item.path} ({item.list_file} line {item.line}): {item.reason}")
+    if len(left_out) > shown:
+        progress(f"  ... and {len(left_out) - shown} more")
 
 
 def check_plan_against_data(config: BenchConfig, dataset: Any) -> None:

@@ -37,6 +37,8 @@ from .views import ImageFileView
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 TEXT_EXTENSIONS = (".txt", ".xml")
+PHOTO_UNUSABLE = "photo cannot be used"
+"""Start of the reason of a :class:`SkippedItem` whose photo is corrupt, truncated or too large."""
 _TEXT_ELEMENT = re.compile(r"<text[^>]*>(.*?)</text>", re.DOTALL | re.IGNORECASE)
 _TAG = re.compile(r"<[^>]+>")
 
@@ -104,6 +106,45 @@ def _stratified_holdout(class_ids: np.ndarray, fraction: float, rng: np.random.G
     return np.asarray(sorted(query), dtype=np.int64)
 
 
+def _drop_unreadable_images(
+    kept: list[tuple[str, tuple[int, str, str, int], Path, Path]],
+    failures: list[tuple[int, str, str]],
+    on_missing: str,
+    root: Path,
+) -> tuple[list[tuple[str, tuple[int, str, str, int], Path, Path]], list[SkippedItem]]:
+    """The items whose photo decodes, and one :class:`SkippedItem` per photo that does not.
+
+    Raises
+    ------
+    DatasetError
+        With ``on_missing="error"``: one message listing every photo that does not decode (the
+        first 20), each with its list line and reason.
+    """
+    failed = []
+    for position, path, reason in failures:
+        list_name, (number, text_id, _, _), _, _ = kept[position]
+        failed.append(
+            SkippedItem(
+                item=text_id,
+                reason=f"{PHOTO_UNUSABLE} ({reason})",
+                path=path,
+                list_file=list_name,
+                line=number,
+            )
+        )
+    if failed and on_missing == "error":
+        lines = [
+            f"{root / item.list_file}: line {item.line}: {item.path}: {item.reason}" for item in failed[:20]
+        ]
+        more = [f"... and {len(failed) - 20} more"] if len(failed) > 20 else []
+        raise DatasetError(
+            f"{len(failed)} of {len(kept)} listed photos cannot be used (pass on_missing='skip' to leave "
+            "them out, reported):\n  " + "\n  ".join(lines + more)
+        )
+    bad = {position for position, _, _ in failures}
+    return [item for position, item in enumerate(kept) if position not in bad], failed
+
+
 def load_folder_layout(
     root: str | Path,
     *,
@@ -121,7 +162,8 @@ def load_folder_layout(
     seed: int = 0,
     text_features: TextFeaturizerParams | dict[str, Any] | None = None,
     image_size: tuple[int, int] | None = None,
-    verify_images: bool = False,
+    verify_images: bool = True,
+    max_pixels: int | None = None,
     drop_unlabelled: bool = False,
     encoding: str = "utf-8",
 ) -> CrossModalDataset:
@@ -157,8 +199,14 @@ def load_folder_layout(
         Featuriser settings (default: tf-idf, analyzer auto-detected, ``min_df=2``).
     image_size : (height, width), optional
         Resize images to this size when read.
-    verify_images : bool, default False
-        Decode every image at load time (slow for large sets) and treat failures like missing files.
+    verify_images : bool, default True
+        Decode every image once at load time, as the CNN pipeline reads it (JPEGs at reduced
+        scale: about 1.5 s for Web News's 1,696 photos on 2 cores), and treat a corrupt,
+        truncated or too large photo like a missing file (see ``on_missing``), each reported with
+        its reason, so that a bad photo is found before any work starts.
+    max_pixels : int, optional
+        A photo that would decode to more pixels is refused from its header (default
+        :data:`ddcmh_core.engine.images.MAX_DECODED_PIXELS`, 40 million).
     drop_unlabelled : bool, default False
         Unused for single-label lists (every item has a class); kept for a uniform interface.
     encoding : str, default "utf-8"
@@ -242,23 +290,15 @@ def load_folder_layout(
         )
     image_view = ImageFileView([k[2] for k in kept], size=image_size, source=f"{root / image_dir}")
     if verify_images:
-        failures = image_view.verify()
-        if failures:
-            if on_missing == "error":
-                raise DatasetError(failures[0][2])
-            bad = {position for position, _, _ in failures}
-            for position, path, error in failures:
-                list_name, (number, text_id, _, _), _, _ = kept[position]
-                skipped.append(
-                    SkippedItem(
-                        item=text_id,
-                        reason=f"image does not decode ({error})",
-                        path=path,
-                        list_file=list_name,
-                        line=number,
-                    )
+        kept, failed = _drop_unreadable_images(
+            kept, image_view.verify(max_pixels=max_pixels), on_missing, root
+        )
+        if failed:
+            skipped.extend(failed)
+            if not kept:
+                raise DatasetError(
+                    f"{dataset_name}: none of the {len(failed)} photos found can be used: {failed[0].reason}"
                 )
-            kept = [k for i, k in enumerate(kept) if i not in bad]
             image_view = ImageFileView([k[2] for k in kept], size=image_size, source=f"{root / image_dir}")
     texts = [read_text_file(k[3], encoding=encoding) for k in kept]
     class_ids = np.asarray([k[1][3] - 1 for k in kept], dtype=np.int64)

@@ -659,15 +659,27 @@ class ImageFileView(View):
                 )
         return np.stack(images)
 
-    def verify(self, rows: Any = None) -> list[tuple[int, str, str]]:
-        """Decode the given images (all by default) and return ``(row, path, error)`` failures."""
-        failures = []
-        for row in row_indices(rows, self.n_rows, source=self.source):
-            try:
-                self.read(int(row))
-            except DatasetError as exc:
-                failures.append((int(row), str(self.paths[int(row)]), str(exc)))
-        return failures
+    def verify(
+        self, rows: Any = None, *, n_workers: int | None = None, max_pixels: int | None = None
+    ) -> list[tuple[int, str, str]]:
+        """Decode the given images (all by default); ``(row, path, reason)`` for each that fails.
+
+        Every file is checked as the CNN image pipeline reads it
+        (:func:`ddcmh_core.engine.images.unreadable_rows`): missing, undecodable (corrupt or
+        truncated) and too large (more than ``max_pixels`` pixels to decode, default
+        :data:`ddcmh_core.engine.images.MAX_DECODED_PIXELS`) files are reported, each with its
+        reason; grey-scale, CMYK and 16-bit photos decode (converted to RGB). ``n_workers``
+        threads decode (default ``min(8, cpu_count)``).
+        """
+        from ..engine.images import MAX_DECODED_PIXELS, unreadable_rows
+
+        index = row_indices(rows, self.n_rows, source=self.source)
+        found = unreadable_rows(
+            [self.paths[int(row)] for row in index],
+            n_workers=n_workers,
+            max_pixels=MAX_DECODED_PIXELS if max_pixels is None else max_pixels,
+        )
+        return [(int(index[position]), str(path), reason) for position, path, reason in found]
 
     def select(self, rows: Any) -> View:  # noqa: D102
         index = row_indices(rows, self.n_rows, source=self.source)
