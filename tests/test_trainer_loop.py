@@ -221,3 +221,73 @@ def test_the_sampler_counts_every_loop_at_its_whole_budget_and_a_refit_at_the_va
     with pytest.raises(ValueError, match="at least 1"):
         with sampling_epochs(0):
             pass
+
+
+class _Clock:
+    """A clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_batch_progress_waits_while_an_epoch_is_quick_then_prints_rate_and_eta() -> None:
+    from ddcmh_core.engine.trainer import BatchProgress
+
+    lines: list[str] = []
+    clock = _Clock()
+    ticker = BatchProgress(lines.append, "stage 2", quiet_seconds=5.0, every_seconds=10.0, clock=clock)
+    ticker.start(0, 1000)
+    clock.now += 4.0
+    ticker.update(100)  # 4 s in: still quiet
+    clock.now += 1.0
+    ticker.update(125)  # 5 s in: 25 rows/s, 875 rows left -> 35 s
+    clock.now += 9.0
+    ticker.update(350)  # 9 s after the last line: not yet
+    clock.now += 1.0
+    ticker.update(375)  # 15 s in: 25 rows/s, 625 left -> 25 s
+    clock.now += 30.0
+    ticker.update(1000)  # the epoch's end: the per-epoch line says the rest
+    assert lines == [
+        "[stage 2] epoch 1: 125/1000 rows, 25.0 rows/s, epoch ETA 35s",
+        "[stage 2] epoch 1: 375/1000 rows, 25.0 rows/s, epoch ETA 25s",
+    ]
+    ticker.start(1, 1000)  # a new epoch is quiet again at first
+    clock.now += 1.0
+    ticker.update(500)
+    assert len(lines) == 2
+    BatchProgress(None, "x").update(10)  # no callback: nothing to do
+
+
+def test_train_hash_network_reports_batches_inside_a_slow_epoch(monkeypatch) -> None:
+    import functools
+
+    from ddcmh_core.engine import trainer
+
+    # every batch counts as slow: a line after each one but the last, between the epoch lines
+    monkeypatch.setattr(
+        trainer,
+        "BatchProgress",
+        functools.partial(trainer.BatchProgress, quiet_seconds=0.0, every_seconds=0.0),
+    )
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((64, 4)).astype(np.float32)
+    targets = rng.integers(0, 2, (64, 2)).astype(np.float32)
+    lines: list[str] = []
+    config = TrainingConfig(max_epochs=2, batch_size=16, patience=5)
+    train_hash_network(
+        nn.Linear(4, 2),
+        as_source(features),
+        targets,
+        np.arange(64),
+        config,
+        progress=lines.append,
+        label="stage 2",
+    )
+    batch_lines = [line for line in lines if "rows/s" in line]
+    assert [re.sub(r", [\d.]+ rows/s.*", "", line) for line in batch_lines] == [
+        f"[stage 2] epoch {epoch}: {rows}/64 rows" for epoch in (1, 2) for rows in (16, 32, 48)
+    ]
+    assert lines.index(batch_lines[3]) > next(i for i, line in enumerate(lines) if "epoch 1/2" in line)
