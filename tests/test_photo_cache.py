@@ -142,6 +142,8 @@ def test_network_settings_reach_the_source(photos, monkeypatch, tmp_path):
     assert source.cache is not None and source.cache.path.parent == tmp_path / "env-cache"
     off = as_source(Files(), network.model_copy(update={"photo_cache": False}))
     assert isinstance(off, ImageFileSource) and off.cache is None
+    encoding = as_source(Files(), network, training=False)  # one pass: nothing worth storing
+    assert isinstance(encoding, ImageFileSource) and encoding.cache is None
 
 
 def test_missing_photo_is_named_when_the_cache_key_is_computed(photos, tmp_path):

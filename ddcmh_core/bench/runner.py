@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
+from ..engine.config import PHOTO_NETWORK
 from ..engine.fingerprint import (
     check_discardable,
     discard_run_state,
@@ -175,6 +176,37 @@ def lift_hashers_for_narrow_text(config: BenchConfig, dataset: Any) -> tuple[Ben
                 f"--hasher-opt {hasher}:kernel_lift=none refuses the lift)"
             )
     return config.model_copy(update={"hasher_options": options}), lifted
+
+
+def cnn_for_photos(config: BenchConfig, dataset: Any) -> tuple[BenchConfig, list[str]]:
+    """Give DDCMH a CNN image network when the image view is photos and the config sets none.
+
+    An image view of photos (not turned into features by ``image_features``) needs a CNN. When the
+    run includes DDCMH and ``[model.image_network]`` does not set ``architecture``,
+    :data:`PHOTO_NETWORK` (MobileNetV2 with the registry ImageNet weights, fine-tuned) is written
+    into the run's ``model`` table, so it is recorded with the results and in each cell's
+    fingerprint; the other settings of the table (``image_size``, ``freeze_backbone``, ...) stay.
+
+    Returns
+    -------
+    (BenchConfig, list of str)
+        The config to run and the line to show the user (empty when nothing changed).
+    """
+    if not config.hashers or dataset.view_kinds.get("image") != "image-files":  # DDCMH runs per hasher
+        return config, []
+    model = copy.deepcopy(config.model)
+    network = model.setdefault("image_network", {})
+    if "architecture" in network:
+        return config, []
+    for key, value in PHOTO_NETWORK.items():
+        network.setdefault(key, value)
+    line = (
+        f"the image view is photos: DDCMH's image network is a CNN ({network['backbone']}, "
+        f"{network['pretrained']} weights, {'frozen' if network.get('freeze_backbone') else 'fine-tuned'}; "
+        'recorded in the config; [model.image_network] chooses another, image_features = "mobilenet_v2" '
+        "trains on frozen features instead)"
+    )
+    return config.model_copy(update={"model": model}), [line]
 
 
 def model_config_for(config: BenchConfig, cell: Cell) -> dict[str, Any]:

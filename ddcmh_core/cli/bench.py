@@ -328,6 +328,7 @@ def run_bench(arguments: argparse.Namespace) -> int:
     from ..bench.runner import (
         BenchRun,
         check_plan_against_data,
+        cnn_for_photos,
         describe_split,
         lift_hashers_for_narrow_text,
         load_bench_dataset,
@@ -352,7 +353,8 @@ def run_bench(arguments: argparse.Namespace) -> int:
     features = None if config.image_features is None else parse_frozen_features(config.image_features)
     planned = dataset if features is None else with_feature_stand_in(dataset, features)
     config, lifted = lift_hashers_for_narrow_text(config, planned)
-    for line in lifted:
+    config, photo_network = cnn_for_photos(config, planned)
+    for line in lifted + photo_network:
         progress(line)
     check_plan_against_data(config, planned)  # before the photos' feature pass
     if arguments.dry_run and arguments.no_calibration:

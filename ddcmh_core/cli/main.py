@@ -103,7 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--texts", metavar="FILE.txt", help="raw texts, one per line (featurised as in training)"
     )
-    source.add_argument("--images", metavar="FILE.txt", help="image file paths, one per line")
+    source.add_argument(
+        "--images",
+        metavar="DIR|FILE.txt",
+        help="a folder of photos (every image file under it) or a list file, one path per line "
+        "(relative paths are read beside the list)",
+    )
     encode.add_argument("--data-dir", metavar="PATH")
     encode.add_argument("--part", choices=["query", "database", "train", "all"], default="all")
     encode.add_argument("--key", help="array name inside --features (default: the only array)")
@@ -191,6 +196,29 @@ def _train_model(arguments: argparse.Namespace) -> tuple[Any, dict[str, list[Any
     return model, grid
 
 
+def _cnn_for_photos(model: Any, dataset: Any) -> Any:
+    """``model`` with the default photo CNN when the image view is photos (settings chose no network).
+
+    As in ``ddcmh-bench`` (:data:`~ddcmh_core.engine.config.PHOTO_NETWORK`): the line printed says
+    so, and the model file records the network like any other setting.
+    """
+    from ..engine.config import PHOTO_NETWORK
+
+    network = model.params.image_network
+    if dataset.view_kinds.get("image") != "image-files":
+        return model
+    settings = model.params.model_dump()
+    settings["image_network"] = {**network.model_dump(), **PHOTO_NETWORK}
+    print(
+        f"the image view is photos: the image network is a CNN ({PHOTO_NETWORK['backbone']}, "
+        f"{PHOTO_NETWORK['pretrained']} ImageNet weights, "
+        f"{'frozen' if network.freeze_backbone else 'fine-tuned'}); "
+        "[image_network] in --config chooses another",
+        file=sys.stderr,
+    )
+    return type(model)(**settings)
+
+
 def command_train(arguments: argparse.Namespace) -> int:
     """``ddcmh train``: every check first (settings, device, output paths), then the data and the fit."""
     from ..methods.base import DataShape
@@ -205,6 +233,9 @@ def command_train(arguments: argparse.Namespace) -> int:
     dataset.require_views()
     if arguments.drop_unlabelled:
         dataset = dataset.drop_unlabelled()
+    chosen = _read_settings(arguments.config).get("image_network")
+    if not (isinstance(chosen, dict) and "architecture" in chosen):
+        model = _cnn_for_photos(model, dataset)
     problems = DDCMH.data_problems(model.params, DataShape.of_training_split(dataset))
     if problems:  # found before --restart discards a run folder
         raise InputError(f"{model.label()}: cannot fit on {dataset.name}: " + "; ".join(problems))
@@ -315,13 +346,38 @@ def command_encode(arguments: argparse.Namespace) -> int:
     else:
         if arguments.view != "image":
             raise InputError("--images needs --view image")
-        paths = [line.strip() for line in Path(arguments.images).read_text().splitlines() if line.strip()]
+        paths = _image_paths(Path(arguments.images))
         data = ImageFileView(paths, source=str(arguments.images))
-        ids = paths
+        ids = [str(path) for path in paths]
     codes = model.encode_image(data) if arguments.view == "image" else model.encode_text(data)
     write_codes(Path(arguments.out), codes, ids=ids, model=str(arguments.model), view=arguments.view)
     print(f"wrote {len(codes)} {arguments.view} codes of {codes.shape[1]} bits to {arguments.out}")
     return 0
+
+
+def _image_paths(where: Path) -> list[Path]:
+    """The photos of ``--images``: a folder (every image file under it, sorted) or a list file.
+
+    Raises
+    ------
+    InputError
+        When the folder holds no image file, or the list file is missing or empty.
+    """
+    from ..data.folder import IMAGE_EXTENSIONS
+
+    if where.is_dir():
+        paths = sorted(p for p in where.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not paths:
+            raise InputError(
+                f"--images {where}: the folder holds no image file ({', '.join(IMAGE_EXTENSIONS)})"
+            )
+        return paths
+    if not where.is_file():
+        raise InputError(f"--images {where}: no such folder or list file")
+    lines = [line.strip() for line in where.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not lines:
+        raise InputError(f"--images {where}: the list file names no image")
+    return [Path(line) if Path(line).is_absolute() else where.parent / line for line in lines]
 
 
 def write_codes(path: Path, codes: np.ndarray, *, ids: Sequence[str] | None, **attributes: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -98,6 +98,11 @@ class NetworkConfig(_Strict):
         ge=1,
         description="CNN on photos: threads that decode and augment; None: one per usable core, at most 8.",
     )
+
+
+PHOTO_NETWORK: dict[str, Any] = {"architecture": "cnn", "backbone": "mobilenet_v2", "pretrained": "registry"}
+"""The image network ``ddcmh-bench`` and ``ddcmh train`` give DDCMH when the image view is photos
+and the settings choose no architecture: MobileNetV2 with the registry ImageNet weights, fine-tuned."""
 
 
 class TrainingConfig(_Strict):

@@ -137,9 +137,12 @@ def source_for_view(
     return ArraySource(view)
 
 
-def image_source_options(network: NetworkConfig) -> dict[str, Any]:
-    """The ImageFileSource arguments a CNN network's settings give (input size, photo cache, threads)."""
-    options: dict[str, Any] = {"cache": network.photo_cache}
+def image_source_options(network: NetworkConfig, *, training: bool = True) -> dict[str, Any]:
+    """The ImageFileSource arguments a CNN network's settings give (input size, photo cache, threads).
+
+    The photo cache serves training only: photos read once (encoding) are not stored.
+    """
+    options: dict[str, Any] = {"cache": network.photo_cache and training}
     if network.image_size is not None:
         options["image_size"] = network.image_size
     if network.decode_workers is not None:
@@ -147,10 +150,14 @@ def image_source_options(network: NetworkConfig) -> dict[str, Any]:
     return options
 
 
-def as_source(view: Any, network: NetworkConfig | None = None) -> BatchSource:
-    """The :class:`BatchSource` of a view (array, sparse matrix, dataset View or a source)."""
+def as_source(view: Any, network: NetworkConfig | None = None, *, training: bool = True) -> BatchSource:
+    """The :class:`BatchSource` of a view (array, sparse matrix, dataset View or a source).
+
+    ``training=False`` (a view only encoded) keeps photos out of the decoded-photo cache.
+    """
     if network is not None and network.architecture == "cnn":
-        return source_for_view(view, backbone=network.backbone, image_options=image_source_options(network))
+        options = image_source_options(network, training=training)
+        return source_for_view(view, backbone=network.backbone, image_options=options)
     return source_for_view(view)
 
 

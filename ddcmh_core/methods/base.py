@@ -106,6 +106,7 @@ class DataShape:
     @classmethod
     def of_training_split(cls, dataset: Any) -> DataShape:
         """The shape of a :class:`~ddcmh_core.data.CrossModalDataset`'s training pairs (no data read)."""
+
         def width(view: Any) -> int | None:  # image files have no feature width
             return None if getattr(view, "kind", None) == "image-files" else getattr(view, "n_features", None)
 
@@ -241,7 +242,7 @@ class CrossModalMethod(ABC):
             if width is None and getattr(network, "architecture", None) != "cnn":
                 problems.append(
                     f"{view}: the view is image files, which need a CNN {view} network "
-                    f"([model.{view}_network] architecture = \"cnn\")"
+                    f'([model.{view}_network] architecture = "cnn")'
                     if network is not None
                     else f"{view}: the view is image files and this method reads feature vectors only"
                 )
@@ -257,9 +258,7 @@ class CrossModalMethod(ABC):
                     )
         return problems
 
-    def check_fit_input(
-        self, image: Any, text: Any, labels: Any
-    ) -> tuple[Any, Any, np.ndarray | None]:
+    def check_fit_input(self, image: Any, text: Any, labels: Any) -> tuple[Any, Any, np.ndarray | None]:
         """Check paired rows, finite values and labels, then :meth:`data_problems`; before any work.
 
         Returns
@@ -276,7 +275,7 @@ class CrossModalMethod(ABC):
         sources = []
         for name, view in zip(VIEWS, (image, text), strict=True):
             check_values(view, owner=owner, argument=name)
-            sources.append(self._source(name, view))
+            sources.append(self._source(name, view, training=True))
         n_rows = len(sources[0])
         if self.tags.needs_paired and len(sources[1]) != n_rows:
             raise InputError(
@@ -300,12 +299,16 @@ class CrossModalMethod(ABC):
             raise InputError(f"{owner}: cannot fit: " + "; ".join(problems))
         return sources[0], sources[1], label_matrix
 
-    def _source(self, view: View, X: Any) -> Any:
-        """The batch source of ``X`` read by ``view``'s network; :class:`InputError` when it cannot be."""
+    def _source(self, view: View, X: Any, *, training: bool = False) -> Any:
+        """The batch source of ``X`` read by ``view``'s network; :class:`InputError` when it cannot be.
+
+        Photos read for training (several epochs) go through the decoded-photo cache when the
+        network's ``photo_cache`` is on; photos only encoded (one pass) never do.
+        """
         from ..engine.sources import as_source
 
         try:
-            return as_source(X, self.network_config(view))
+            return as_source(X, self.network_config(view), training=training)
         except ValueError as error:  # a 1-D array, image files for an MLP, ...
             raise InputError(f"{self.label()}: argument {view!r}: {error}") from None
 

@@ -1,0 +1,123 @@
+"""Photos through the main tools: ddcmh-bench, ddcmh train and ddcmh encode on a folder of photos.
+
+A small folder layout (60 coloured photos, three classes, short captions) keeps every run to
+seconds: a 32-pixel MobileNetV2 input and two epochs per network. The image network is the one
+the tools choose for photos (MobileNetV2 with the registry ImageNet weights, fine-tuned).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from ddcmh_core.cli.bench import main as bench_main
+from ddcmh_core.cli.main import main as ddcmh_main
+
+WORDS = (
+    ["apple", "cherry", "tomato", "blood"],
+    ["grass", "leaf", "forest", "lime"],
+    ["sea", "sky", "ocean", "lake"],
+)
+ALL_WORDS = [word for words in WORDS for word in words]
+N_PHOTOS = 60
+NETWORKS = """
+[image_network]
+image_size = 32
+[image_training]
+max_epochs = 2
+batch_size = 16
+[text_training]
+max_epochs = 2
+"""
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder layout whose photos are tinted by class and whose captions name the class."""
+    root = tmp_path_factory.mktemp("photo-folder")
+    (root / "images").mkdir()
+    (root / "texts").mkdir()
+    (root / "categories.list").write_text("red\ngreen\nblue\n")
+    rng = np.random.default_rng(0)
+    lines = []
+    for number in range(N_PHOTOS):
+        kind = number % 3
+        pixels = rng.integers(0, 80, (48, 64, 3), dtype=np.uint8)
+        pixels[..., kind] += 150
+        Image.fromarray(pixels).save(root / "images" / f"p{number}.jpg")
+        caption = [*rng.choice(WORDS[kind], 5), *rng.choice(ALL_WORDS, 2)]
+        (root / "texts" / f"d{number}.txt").write_text(" ".join(caption))
+        lines.append(f"d{number}\tp{number}\t{kind + 1}")
+    (root / "trainset_txt_img_cat.list").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def _cache_files() -> set[str]:
+    return {path.name for path in Path(os.environ["DDCMH_PHOTO_CACHE_DIR"]).glob("photos-*.u8")}
+
+
+def test_bench_trains_a_cnn_on_photos_caches_them_and_resumes(folder, tmp_path, capsys) -> None:
+    config = tmp_path / "bench.toml"
+    networks = NETWORKS.replace("[", "[model.")
+    plan = f'dataset = "{folder}"\nhashers = ["sdh"]\nbits = [16]\n'
+    config.write_text(f'{plan}[dataset_options]\nsplit = "holdout"\n{networks}')
+    before = _cache_files()
+    out = tmp_path / "run"
+    assert bench_main(["--config", str(config), "--out", str(out)]) == 0
+    error = capsys.readouterr().err
+    assert "the image view is photos: DDCMH's image network is a CNN (mobilenet_v2, registry weights" in error
+    record = json.loads((out / "results.json").read_text())
+    network = record["config"]["model"]["image_network"]
+    assert network == {
+        "architecture": "cnn",
+        "backbone": "mobilenet_v2",
+        "pretrained": "registry",
+        "image_size": 32,
+    }
+    assert len(_cache_files() - before) >= 1  # the training photos, decoded once
+    assert {"results.md", "map_vs_bits.png", "split.h5"} <= {path.name for path in out.iterdir()}
+    assert bench_main(["--config", str(config), "--out", str(out)]) == 0  # resume: nothing trains again
+    error = capsys.readouterr().err
+    assert "DDCMH + sdh, 16 bits, seed 0: reused from" in error
+
+
+def test_train_then_encode_a_folder_and_a_list_of_photos(folder, tmp_path, capsys) -> None:
+    config = tmp_path / "model.toml"
+    config.write_text(NETWORKS)
+    model = tmp_path / "model.h5"
+    arguments = [
+        "train",
+        "--dataset",
+        str(folder),
+        "--hasher",
+        "sdh",
+        "--bits",
+        "16",
+        "--config",
+        str(config),
+    ]
+    assert ddcmh_main([*arguments, "--model", str(model)]) == 0
+    assert "the image view is photos: the image network is a CNN (mobilenet_v2" in capsys.readouterr().err
+    cached = _cache_files()
+    by_folder, by_list = tmp_path / "folder.h5", tmp_path / "list.h5"
+    encode = ["encode", "--model", str(model), "--view", "image"]
+    assert ddcmh_main([*encode, "--images", str(folder / "images"), "--out", str(by_folder)]) == 0
+    chosen = [f"images/p{number}.jpg" for number in (5, 0, 7)]
+    (folder / "some.txt").write_text("\n".join(chosen) + "\n")  # relative to the list file
+    assert ddcmh_main([*encode, "--images", str(folder / "some.txt"), "--out", str(by_list)]) == 0
+    assert _cache_files() == cached  # encoding reads each photo once: nothing is cached
+    with h5py.File(by_folder) as handle:
+        codes, ids = handle["codes"][()], [i.decode() for i in handle["ids"][()]]
+    assert codes.shape == (N_PHOTOS, 16) and ids == sorted(str(p) for p in (folder / "images").glob("*.jpg"))
+    with h5py.File(by_list) as handle:
+        listed = handle["codes"][()]
+    rows = [ids.index(str(folder / name)) for name in chosen]
+    np.testing.assert_array_equal(listed, codes[rows])  # the same photo, the same code either way
+    assert ddcmh_main([*encode, "--images", str(tmp_path / "nothing"), "--out", str(by_list)]) == 2
+    assert "--images" in capsys.readouterr().err
