@@ -261,3 +261,59 @@ def test_for_backbone_and_pickling(tmp_path):
     assert torch.equal(small.batch(np.arange(3), train=False), first), "threads restart after close()"
     with pytest.raises(InputError, match="argument 'backbone'"):
         ImageFileSource.for_backbone(paths, "vgg")
+
+
+# ----------------------------------------------------------------------------------------------
+# Prefetching: the next batch is assembled while the network trains on this one
+# ----------------------------------------------------------------------------------------------
+
+
+def _noisy_photos(folder: Path, count: int) -> list[Path]:
+    rng = np.random.default_rng(3)
+    paths = []
+    for number in range(count):
+        path = folder / f"n{number}.png"
+        Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def test_prefetched_batches_equal_batches_read_one_by_one(tmp_path: Path) -> None:
+    from ddcmh_core.engine.trainer import batches_ahead
+
+    source = ImageFileSource(_noisy_photos(tmp_path, 10), image_size=16, resize_size=20, n_workers=2, **PLAIN)
+    batches = [np.array([3, 1, 4]), np.array([0, 9]), np.array([7, 2, 5, 8])]
+    torch.manual_seed(0)
+    one_by_one = [source.batch(rows, train=True) for rows in batches]
+    torch.manual_seed(0)  # the augmentation draws are taken in the same order: the same crops and flips
+    ahead = list(batches_ahead(source, batches, train=True))
+    assert [rows.tolist() for rows, _ in ahead] == [rows.tolist() for rows in batches]
+    for (_, got), want in zip(ahead, one_by_one, strict=True):
+        assert torch.equal(got, want)
+    assert list(batches_ahead(source, [], train=True)) == []
+    source.close()
+
+
+def test_prefetching_holds_two_batches_at_most_and_raises_a_bad_photo_by_name(tmp_path: Path) -> None:
+    from ddcmh_core.engine.trainer import batches_ahead
+
+    paths = _noisy_photos(tmp_path, 6)
+    paths[4].write_bytes(b"no longer a photo")
+    source = ImageFileSource(paths, image_size=16, resize_size=20, **PLAIN)
+    submitted: list[list[int]] = []
+    submit = source.submit_batch
+
+    def counting_submit(rows, *, train):
+        submitted.append(rows.tolist())
+        return submit(rows, train=train)
+
+    source.submit_batch = counting_submit  # type: ignore[method-assign]
+    batches = [np.array([0, 1]), np.array([2, 3]), np.array([4, 5])]
+    reader = batches_ahead(source, batches, train=False)
+    rows, _ = next(reader)
+    assert rows.tolist() == [0, 1] and len(submitted) == 2  # this batch and the next one only
+    next(reader)
+    assert len(submitted) == 3
+    with pytest.raises(InputError, match=r"n4\.png.*row 4"):
+        next(reader)  # the background failure surfaces in the training loop, naming the file
+    source.close()

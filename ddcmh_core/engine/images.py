@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -300,6 +300,7 @@ class ImageFileSource:
             )
         self.max_pixels = max_pixels
         self._executor: ThreadPoolExecutor | None = None
+        self._prefetcher: ThreadPoolExecutor | None = None  # assembles the batch after the current one
         if check:
             check_images(self.paths, n_workers=self.n_workers, max_pixels=max_pixels)
         self.cache: DecodedPhotoCache | None = None
@@ -337,7 +338,7 @@ class ImageFileSource:
     # The thread pool is not picklable; a copy (e.g. in a worker process) makes its own.
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_executor"] = None
+        state["_executor"] = state["_prefetcher"] = None
         return state
 
     def close(self) -> None:
@@ -347,9 +348,10 @@ class ImageFileSource:
         """
         if self.cache is not None and not self.cache.complete:
             self.cache.discard()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        for pool in (self._prefetcher, self._executor):  # the prefetcher first: it feeds the decoders
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._executor = self._prefetcher = None
 
     def __enter__(self) -> ImageFileSource:
         return self
@@ -404,6 +406,25 @@ class ImageFileSource:
             For an index out of range, or an image that is missing or fails to decode (naming
             the file).
         """
+        return self._assemble(self._jobs(indices, train))
+
+    def submit_batch(self, indices: np.ndarray | Sequence[int], *, train: bool) -> Future[torch.Tensor]:
+        """Start assembling :meth:`batch` ``(indices, train=train)`` in the background.
+
+        The augmentation's random draws are taken now, in the calling thread, from torch's global
+        generator, so a training loop that always submits batch ``k + 1`` before it trains on
+        batch ``k`` is as reproducible as one that does not prefetch. Decoding, augmenting and
+        normalising run on a background thread (and the decoding threads), so the next batch is
+        ready while the network trains on the current one; ``result()`` raises what
+        :meth:`batch` would (an :class:`InputError` naming the file).
+        """
+        jobs = self._jobs(indices, train)
+        if self._prefetcher is None:
+            self._prefetcher = ThreadPoolExecutor(1, thread_name_prefix="ddcmh-prefetch")
+        return self._prefetcher.submit(self._assemble, jobs)
+
+    def _jobs(self, indices: np.ndarray | Sequence[int], train: bool) -> list[tuple[int, Any, bool]]:
+        """``(row, crop draws or None, flip)`` per index; the only place that draws random numbers."""
         rows = np.asarray(indices, dtype=np.int64).reshape(-1)
         if rows.size and (rows.min() < -len(self.paths) or rows.max() >= len(self.paths)):
             raise InputError(
@@ -415,9 +436,12 @@ class ImageFileSource:
         if train and self.augment:
             draws = torch.rand(count, _N_ATTEMPTS, 4, dtype=torch.float64).numpy()
             flips = (torch.rand(count, dtype=torch.float64) < 0.5).numpy()
-            jobs = [(int(r), draws[i], bool(flips[i])) for i, r in enumerate(rows)]
-        else:
-            jobs = [(int(r), None, False) for r in rows]
+            return [(int(r), draws[i], bool(flips[i])) for i, r in enumerate(rows)]
+        return [(int(r), None, False) for r in rows]
+
+    def _assemble(self, jobs: list[tuple[int, Any, bool]]) -> torch.Tensor:
+        """Decode (or read from the cache), transform and normalise the jobs' photos into a batch."""
+        count = len(jobs)
         if count <= 1 or self.n_workers == 1:
             arrays = [self._transform(*job) for job in jobs]
         else:

@@ -20,7 +20,7 @@ import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -491,6 +491,29 @@ def train_hash_network(
     )
 
 
+def batches_ahead(
+    source: BatchSource, batches: Sequence[np.ndarray], *, train: bool
+) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """``(rows, batch)`` for each of ``batches``, the next one assembled while the caller works.
+
+    A source with ``submit_batch`` (photos: :meth:`ImageFileSource.submit_batch`) gets batch
+    ``k + 1`` submitted before batch ``k`` is handed out, so decoding overlaps training and at
+    most two batches are held at a time; other sources are read one batch at a time. A failure
+    in the background (a photo that does not decode) is raised here, naming the file.
+    """
+    submit = getattr(source, "submit_batch", None)
+    if submit is None:
+        for rows in batches:
+            yield rows, source.batch(rows, train=train)
+        return
+    pending = submit(batches[0], train=train) if batches else None
+    for position, rows in enumerate(batches):
+        current = pending
+        pending = submit(batches[position + 1], train=train) if position + 1 < len(batches) else None
+        assert current is not None
+        yield rows, current.result()
+
+
 class BatchProgress:
     """Per-batch progress lines inside a slow epoch: rows done, rows per second and the epoch's ETA.
 
@@ -590,11 +613,14 @@ class _HashNetworkTask(EpochTask):
         total_rows = 0
         if self.batch_progress is not None:
             self.batch_progress.start(epoch, len(order))
-        for begin in range(0, len(order), config.batch_size):
-            batch_rows = order[begin : begin + config.batch_size]
-            if len(batch_rows) < 2 and len(order) > 1:
-                continue  # a batch of one breaks batch normalisation
-            inputs = self.source.batch(batch_rows, train=True).to(device, non_blocking=True)
+        batches = [
+            order[begin : begin + config.batch_size] for begin in range(0, len(order), config.batch_size)
+        ]
+        if len(order) > 1:
+            batches = [rows for rows in batches if len(rows) >= 2]  # a batch of one breaks batch norm
+        rows_done = 0
+        for batch_rows, batch in batches_ahead(self.source, batches, train=True):
+            inputs = batch.to(device, non_blocking=True)
             batch_targets = self.targets[torch.from_numpy(batch_rows)].to(device, non_blocking=True)
             self.optimizer.zero_grad(set_to_none=True)
             with autocast(device, self.mixed_precision):
@@ -605,8 +631,9 @@ class _HashNetworkTask(EpochTask):
             self.scaler.update()
             total_loss += float(loss.detach()) * len(batch_rows)
             total_rows += len(batch_rows)
+            rows_done += len(batch_rows)
             if self.batch_progress is not None:
-                self.batch_progress.update(begin + len(batch_rows))
+                self.batch_progress.update(rows_done)
         if self.scheduler is not None:
             self.scheduler.step()
         mean_loss = total_loss / max(total_rows, 1)
