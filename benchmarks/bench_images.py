@@ -1,0 +1,223 @@
+"""The photo pipeline: decode-every-time against the decoded-photo cache and frozen features.
+
+Run: ``python benchmarks/bench_images.py [--data-dir ../shared/data/web_news_full] [--limit N]
+[--image-size 224] [--epochs 2]``
+
+Every phase runs in a fresh process (so its peak resident memory is its own) over the same
+photos, in a seeded random order, in batches of ``--batch-size``, with training augmentation
+(random resized crop and flip) as Stage 2 reads them:
+
+* ``naive loop``: what a plain research script does per photo: open, decode at full size,
+  torchvision's ``RandomResizedCrop``, flip, ``ToTensor`` and ``Normalize``, one photo after
+  the other; the first reference;
+* ``decode every time``: :class:`~ddcmh_core.engine.images.ImageFileSource` without a cache
+  (JPEGs decoded at reduced scale when that keeps the size, decoding threads, one batched
+  normalisation); the second reference;
+* ``cache, first epoch``: the same source with the decoded-photo cache, empty: it decodes and
+  stores every photo;
+* ``cache, later epochs``: the cache complete: crops, resizes and flips the stored squares;
+* ``frozen body, every epoch``: decode every time, then the frozen MobileNetV2 body and a
+  training step of the hash layer, the reference of the next row;
+* ``frozen features``: the body's features computed once (their one-off time printed apart)
+  and the hash layer trained on them.
+
+Photos per second are per epoch (the mean over ``--epochs``); each ratio is a row's speed over a
+reference row's, both measured in the same run (``2.0x decode``: twice as fast as decode every
+time). Peak memory is the phase process's maximum resident set (torch
+and the imports included, about 0.4 GiB before any photo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import multiprocessing
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import SHARED_DATA, print_header
+
+DEFAULT_DATA = SHARED_DATA / "web_news_full"
+BACKBONE = "mobilenet_v2"
+
+
+def photo_paths(data_dir: Path, limit: int | None) -> list[Path]:
+    """The Web News training photos of ``data_dir`` (its list file order), at most ``limit``."""
+    from ddcmh_core.data.folder import load_web_news
+
+    dataset = load_web_news(data_dir)
+    paths = list(dataset.image.paths)
+    return paths[:limit] if limit else paths
+
+
+def _batches(n_rows: int, batch_size: int, epoch: int) -> list[np.ndarray]:
+    order = np.random.default_rng(epoch).permutation(n_rows)
+    return [order[begin : begin + batch_size] for begin in range(0, n_rows, batch_size)]
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def naive_batch(paths: list[Path], rows: np.ndarray, size: int) -> Any:
+    """A training batch as a plain research script makes it: full decode, torchvision transforms."""
+    import torch
+    from PIL import Image
+    from torchvision import transforms
+
+    from ddcmh_core.engine.backbones import IMAGENET_MEAN, IMAGENET_STD
+
+    augment = transforms.Compose(
+        [
+            transforms.RandomResizedCrop(size),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
+    images = []
+    for row in rows:
+        with Image.open(paths[int(row)]) as image:
+            images.append(augment(image.convert("RGB")))
+    return torch.stack(images)
+
+
+def run_phase(phase: str, paths: list[Path], options: dict[str, Any]) -> dict[str, Any]:
+    """Run one phase in this (fresh) process; return its per-epoch seconds and peak memory."""
+    import torch
+
+    from ddcmh_core.engine.backbones import build_image_network
+    from ddcmh_core.engine.frozen_features import FrozenFeatures, backbone_features
+    from ddcmh_core.engine.images import ImageFileSource
+
+    torch.manual_seed(0)
+    size, batch_size, epochs = options["image_size"], options["batch_size"], options["epochs"]
+    cache: bool | str = options["cache_dir"] if phase.startswith("cache") else False
+    source = ImageFileSource.for_backbone(paths, BACKBONE, image_size=size, cache=cache)
+    seconds: list[float] = []
+    once = 0.0
+    if phase == "naive":
+        for epoch in range(epochs):
+            started = time.perf_counter()
+            for rows in _batches(len(paths), batch_size, epoch):
+                naive_batch(paths, rows, size)
+            seconds.append(time.perf_counter() - started)
+    elif phase in ("decode", "cache-first", "cache-later"):
+        runs = 1 if phase == "cache-first" else epochs
+        for epoch in range(runs):
+            started = time.perf_counter()
+            for rows in _batches(len(paths), batch_size, epoch):
+                source.batch(rows, train=True)
+            seconds.append(time.perf_counter() - started)
+        if phase == "cache-first":
+            assert source.cache is not None and source.cache.complete, (
+                "the first epoch did not fill the cache"
+            )
+    else:
+        network = build_image_network(BACKBONE, 32, pretrained="registry", freeze=True)
+        head = network.hash_layer
+        optimizer = torch.optim.Adam(head.parameters(), lr=1e-3)
+        targets = torch.from_numpy(
+            np.random.default_rng(0).integers(0, 2, (len(paths), 32)).astype(np.float32)
+        )
+        loss_function = torch.nn.BCEWithLogitsLoss()
+
+        def step(features: torch.Tensor, rows: np.ndarray) -> None:
+            optimizer.zero_grad()
+            loss_function(head(features), targets[torch.from_numpy(rows)]).backward()
+            optimizer.step()
+
+        features_all = None
+        if phase == "frozen-features":
+            started = time.perf_counter()
+            spec = FrozenFeatures(BACKBONE, size)
+            features_all = torch.from_numpy(backbone_features(paths, spec, cache_dir=options["features_dir"]))
+            once = time.perf_counter() - started
+        for epoch in range(epochs):
+            started = time.perf_counter()
+            for rows in _batches(len(paths), batch_size, epoch):
+                if features_all is None:
+                    with torch.no_grad():
+                        features = network.body(source.batch(rows, train=True))
+                else:
+                    features = features_all[torch.from_numpy(rows)]
+                step(features, rows)
+            seconds.append(time.perf_counter() - started)
+    source.close()
+    return {"seconds": seconds, "once": once, "peak_mib": _peak_mib()}
+
+
+def in_fresh_process(phase: str, paths: list[Path], options: dict[str, Any]) -> dict[str, Any]:
+    """:func:`run_phase` in a newly spawned process."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(run_phase, phase, paths, options).result()
+
+
+ROWS = (
+    ("naive", "naive loop", ()),
+    ("decode", "decode every time", ("naive",)),
+    ("cache-first", "cache, first epoch", ("naive", "decode")),
+    ("cache-later", "cache, later epochs", ("naive", "decode")),
+    ("frozen-body", "frozen body, every epoch", ()),
+    ("frozen-features", "frozen features", ("frozen-body",)),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every phase and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--limit", type=int, default=None, help="use the first N photos only")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per phase (the cache's first: 1)")
+    parser.add_argument("--skip-frozen", action="store_true", help="leave out the two frozen-body rows")
+    args = parser.parse_args(argv)
+    if not args.data_dir.is_dir():
+        print(f"bench_images: --data-dir {args.data_dir} does not exist", file=sys.stderr)
+        return 2
+    print_header("photo pipeline: decoded-photo cache and frozen features", ("torch", "PIL"))
+    paths = photo_paths(args.data_dir, args.limit)
+    with tempfile.TemporaryDirectory(prefix="bench-images-") as scratch:
+        options = {
+            "image_size": args.image_size,
+            "batch_size": args.batch_size,
+            "epochs": args.epochs,
+            "cache_dir": str(Path(scratch) / "photos"),
+            "features_dir": str(Path(scratch) / "features"),
+        }
+        print(
+            f"{len(paths)} photos from {args.data_dir}; {BACKBONE} input {args.image_size} px; "
+            f"batches of {args.batch_size}; {args.epochs} epoch(s) per phase; each phase in a fresh process"
+        )
+        results: dict[str, dict[str, Any]] = {}
+        print(f"{'phase':<28}{'photos/s':>10}{'s/epoch':>10}{'peak MiB':>10}  speed against the references")
+        for phase, label, references in ROWS:
+            if args.skip_frozen and phase.startswith("frozen"):
+                continue
+            result = in_fresh_process(phase, paths, options)
+            results[phase] = result
+            per_epoch = float(np.mean(result["seconds"]))
+            ratios = [
+                f"{float(np.mean(results[reference]['seconds'])) / per_epoch:.1f}x {reference}"
+                for reference in references
+            ]
+            ratio = ", ".join(ratios) if ratios else "reference"
+            rate, peak = len(paths) / per_epoch, result["peak_mib"]
+            print(f"{label:<28}{rate:>10.1f}{per_epoch:>10.2f}{peak:>10.0f}  {ratio}")
+            if result["once"]:
+                once = result["once"]
+                print(f"{'':<28}(features computed once: {once:.1f} s, {len(paths) / once:.1f} photos/s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
