@@ -121,3 +121,31 @@ def test_train_then_encode_a_folder_and_a_list_of_photos(folder, tmp_path, capsy
     np.testing.assert_array_equal(listed, codes[rows])  # the same photo, the same code either way
     assert ddcmh_main([*encode, "--images", str(tmp_path / "nothing"), "--out", str(by_list)]) == 2
     assert "--images" in capsys.readouterr().err
+
+
+def test_search_encodes_photo_and_text_queries_with_the_model(folder, tmp_path, capsys) -> None:
+    config = tmp_path / "model.toml"
+    config.write_text(NETWORKS)
+    model, database = tmp_path / "model.h5", tmp_path / "texts.h5"
+    train = ["train", "--dataset", str(folder), "--hasher", "sdh", "--bits", "16", "--config", str(config)]
+    assert ddcmh_main([*train, "--model", str(model)]) == 0
+    encode = ["encode", "--model", str(model), "--view", "text", "--dataset", str(folder), "--part", "all"]
+    assert ddcmh_main([*encode, "--out", str(database)]) == 0
+    capsys.readouterr()
+    (folder / "queries.txt").write_text("images/p0.jpg\nimages/p1.jpg\n")  # relative to the list
+    search = ["search", "--database", str(database), "--k", "5"]
+    assert ddcmh_main([*search, "--model", str(model), "--query-images", str(folder / "queries.txt")]) == 0
+    found = json.loads(capsys.readouterr().out)["results"]
+    assert [entry["query"] for entry in found] == [
+        str(folder / "images/p0.jpg"),
+        str(folder / "images/p1.jpg"),
+    ]
+    assert all(len(entry["hits"]) == 5 for entry in found)
+    (tmp_path / "captions.txt").write_text("apple cherry tomato\nsea sky ocean lake\n")
+    assert ddcmh_main([*search, "--model", str(model), "--query-texts", str(tmp_path / "captions.txt")]) == 0
+    assert [entry["query"] for entry in json.loads(capsys.readouterr().out)["results"]] == [
+        "line 1",
+        "line 2",
+    ]
+    assert ddcmh_main([*search, "--query-images", str(folder / "images")]) == 2
+    assert "--query-images needs --model FILE.h5" in capsys.readouterr().err

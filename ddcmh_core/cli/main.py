@@ -116,7 +116,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = commands.add_parser("search", help="rank a database of codes for query codes")
     search.add_argument("--database", required=True, metavar="CODES.h5")
-    search.add_argument("--queries", required=True, metavar="CODES.h5")
+    queries = search.add_mutually_exclusive_group(required=True)
+    queries.add_argument("--queries", metavar="CODES.h5", help="query codes (written by 'ddcmh encode')")
+    queries.add_argument(
+        "--query-images",
+        metavar="DIR|FILE.txt",
+        help="photos to encode with --model's image network: a folder or a list file",
+    )
+    queries.add_argument(
+        "--query-texts",
+        metavar="FILE.txt",
+        help="raw texts, one per line, to encode with --model's text network",
+    )
+    search.add_argument(
+        "--model", metavar="FILE.h5", help="the model that encodes --query-images or --query-texts"
+    )
     mode = search.add_mutually_exclusive_group()
     mode.add_argument("--k", type=int, default=10, help="top-k per query (default 10)")
     mode.add_argument(
@@ -314,7 +328,6 @@ def _features_from_file(path: Path, key: str | None) -> Any:
 
 def command_encode(arguments: argparse.Namespace) -> int:
     """``ddcmh encode``."""
-    from ..data import ImageFileView, TextFeaturizer
     from ..methods.ddcmh import DDCMH
 
     _check_out(arguments.out, "--out")
@@ -335,49 +348,62 @@ def command_encode(arguments: argparse.Namespace) -> int:
     elif arguments.texts:
         if arguments.view != "text":
             raise InputError("--texts needs --view text")
-        state = model.extras_.get("text_featurizer")
-        if state is None:
-            raise InputError(
-                f"{arguments.model}: the model was trained on text features, not raw texts; "
-                "pass --features instead of --texts"
-            )
-        lines = Path(arguments.texts).read_text(encoding="utf-8").splitlines()
-        data = TextFeaturizer.from_state(state).transform(lines)
+        data = _raw_texts(model, arguments.model, Path(arguments.texts), "--texts")
     else:
         if arguments.view != "image":
             raise InputError("--images needs --view image")
-        paths = _image_paths(Path(arguments.images))
-        data = ImageFileView(paths, source=str(arguments.images))
-        ids = [str(path) for path in paths]
+        data, ids = _photos(Path(arguments.images), "--images")
     codes = model.encode_image(data) if arguments.view == "image" else model.encode_text(data)
     write_codes(Path(arguments.out), codes, ids=ids, model=str(arguments.model), view=arguments.view)
     print(f"wrote {len(codes)} {arguments.view} codes of {codes.shape[1]} bits to {arguments.out}")
     return 0
 
 
-def _image_paths(where: Path) -> list[Path]:
-    """The photos of ``--images``: a folder (every image file under it, sorted) or a list file.
+def _photos(where: Path, option: str) -> tuple[Any, list[str]]:
+    """The photos of ``option``, a folder (every image file under it, sorted) or a list file.
+
+    Returns
+    -------
+    (ImageFileView, list of str)
+        The photos, and their paths as ids.
 
     Raises
     ------
     InputError
         When the folder holds no image file, or the list file is missing or empty.
     """
+    from ..data import ImageFileView
     from ..data.folder import IMAGE_EXTENSIONS
 
     if where.is_dir():
         paths = sorted(p for p in where.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
         if not paths:
             raise InputError(
-                f"--images {where}: the folder holds no image file ({', '.join(IMAGE_EXTENSIONS)})"
+                f"{option} {where}: the folder holds no image file ({', '.join(IMAGE_EXTENSIONS)})"
             )
-        return paths
+    elif where.is_file():
+        lines = [line.strip() for line in where.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not lines:
+            raise InputError(f"{option} {where}: the list file names no image")
+        paths = [Path(line) if Path(line).is_absolute() else where.parent / line for line in lines]
+    else:
+        raise InputError(f"{option} {where}: no such folder or list file")
+    return ImageFileView(paths, source=str(where)), [str(path) for path in paths]
+
+
+def _raw_texts(model: Any, model_path: str, where: Path, option: str) -> Any:
+    """The texts of ``option`` (one per line), featurised as the model's training texts were."""
+    from ..data import TextFeaturizer
+
+    state = model.extras_.get("text_featurizer")
+    if state is None:
+        raise InputError(
+            f"{model_path}: the model was trained on text features, not raw texts; "
+            f"pass --features instead of {option}"
+        )
     if not where.is_file():
-        raise InputError(f"--images {where}: no such folder or list file")
-    lines = [line.strip() for line in where.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not lines:
-        raise InputError(f"--images {where}: the list file names no image")
-    return [Path(line) if Path(line).is_absolute() else where.parent / line for line in lines]
+        raise InputError(f"{option} {where}: no such file")
+    return TextFeaturizer.from_state(state).transform(where.read_text(encoding="utf-8").splitlines())
 
 
 def write_codes(path: Path, codes: np.ndarray, *, ids: Sequence[str] | None, **attributes: str) -> None:
@@ -428,6 +454,26 @@ def _ids_dataset(handle: h5py.File, path: Path, n_items: int) -> list[str]:
     return [s.decode() if isinstance(s, bytes) else str(s) for s in item[()]]
 
 
+def _search_queries(arguments: argparse.Namespace) -> tuple[np.ndarray, list[str]]:
+    """The query codes and ids of ``ddcmh search``: read from --queries, or encoded with --model."""
+    if arguments.queries:
+        if arguments.model:
+            raise InputError("--model encodes --query-images or --query-texts; --queries are codes already")
+        return read_codes(Path(arguments.queries))
+    option = "--query-images" if arguments.query_images else "--query-texts"
+    if not arguments.model:
+        raise InputError(f"{option} needs --model FILE.h5, the model whose codes --database holds")
+    from ..methods.ddcmh import DDCMH
+
+    model = DDCMH.load(arguments.model)
+    if arguments.query_images:
+        photos, ids = _photos(Path(arguments.query_images), option)
+        return model.encode_image(photos), ids
+    texts = _raw_texts(model, arguments.model, Path(arguments.query_texts), option)
+    codes = model.encode_text(texts)
+    return codes, [f"line {line}" for line in range(1, len(codes) + 1)]
+
+
 def command_search(arguments: argparse.Namespace) -> int:
     """``ddcmh search``: exact Hamming search through :class:`~ddcmh_core.evaluation.index.HammingIndex`."""
     from ..evaluation.index import HammingIndex
@@ -435,10 +481,10 @@ def command_search(arguments: argparse.Namespace) -> int:
     if arguments.out:
         _check_out(arguments.out, "--out")
     database, database_ids = read_codes(Path(arguments.database))
-    queries, query_ids = read_codes(Path(arguments.queries))
+    queries, query_ids = _search_queries(arguments)
     if database.shape[1] != queries.shape[1]:
         raise InputError(
-            f"--queries has {queries.shape[1]}-bit codes but --database has {database.shape[1]}-bit codes"
+            f"the queries have {queries.shape[1]}-bit codes but --database has {database.shape[1]}-bit codes"
         )
     index = HammingIndex(database.shape[1])
     positions = index.add(database)
