@@ -4,12 +4,13 @@ Run: ``python benchmarks/bench_concurrency.py [--runs 2] [-- ddcmh-bench argumen
 
 Each run is a separate ``ddcmh-bench`` process (default: DDCMH + ITQ on the embedded UCI Multiple
 Features, ``--quick``, 16 bits, one seed: small MLPs) with the thread settings the package picks
-itself: the OMP/BLAS/MKL thread variables of this shell are removed from the children's
-environment. The script prints the machine (usable cores, load average at the start), the total
-wall time of the runs one after the other, the wall time of the same runs started together, and
-the ratio concurrent / sequential. On N cores with N runs the target is a ratio of at most 1.0:
-each process takes its share of the cores instead of starting as many threads as there are cores.
-Other processes on the machine (see the load) make both totals longer and the ratio noisier.
+itself: the OMP/BLAS/MKL thread variables and ``OMP_WAIT_POLICY`` of this shell are removed from
+the children's environment (importing ddcmh_core sets the wait policy). The script prints the
+machine (usable cores, load average at the start), the total wall time of the runs one after the
+other, the wall time of the same runs started together, and the ratio concurrent / sequential. On
+N cores with N runs the target is a ratio of at most 1.0: a process's threads sleep, rather than
+spin, while they wait, so that they do not hold cores the other processes need. Other processes on
+the machine (see the load) make both totals longer and the ratio noisier.
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ from pathlib import Path
 from common import describe_machine, load_average
 
 SMALL_RUN = ("--dataset", "uci-mfeat", "--hasher", "itq", "--bits", "16", "--seeds", "1", "--quick")
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TORCH_NUM_THREADS")
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "TORCH_NUM_THREADS",
+    "OMP_WAIT_POLICY",
+)
 
 
 def _command(arguments: Sequence[str], out: Path) -> list[str]:

@@ -14,8 +14,13 @@ get_hasher, hasher_registry, load_hasher
 get_method, method_registry, load_model
     The same for cross-modal methods and their model files.
 
-Importing this package loads no plugin; entry points are read on first use.
+Importing this package loads no plugin; entry points are read on first use. It sets
+``OMP_WAIT_POLICY=PASSIVE`` unless the variable is set (see :mod:`ddcmh_core.threads`).
 """
+
+from .threads import prefer_passive_waiting
+
+prefer_passive_waiting()  # before anything loads OpenMP (torch, scikit-learn)
 
 from ._version import __version__
 from .errors import (

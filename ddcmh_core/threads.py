@@ -4,6 +4,12 @@ torch and the BLAS libraries under numpy and scipy each start one thread per *ma
 default. Several processes on a small machine (a ``--jobs`` run, or two runs side by side) then
 oversubscribe it, and small networks slow down many times over while threads wait on each other.
 :func:`configure_threads` gives each library the process's share of the cores it may use.
+
+Processes that know nothing of each other (two runs started side by side) cannot share the cores
+that way. What makes them slow is OpenMP's default of *spinning* while a thread waits for the next
+parallel region: a spinning thread holds a core that the other process needs. Importing
+``ddcmh_core`` therefore asks OpenMP to let waiting threads sleep (:func:`prefer_passive_waiting`),
+unless ``OMP_WAIT_POLICY`` is already set. ``benchmarks/bench_concurrency.py`` measures the effect.
 """
 
 from __future__ import annotations
@@ -12,7 +18,25 @@ import os
 from typing import Any
 
 THREAD_ENVIRONMENT = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+WAIT_POLICY_ENVIRONMENT = "OMP_WAIT_POLICY"
 _limits: Any = None  # the threadpoolctl limiter kept alive for the life of the process
+
+
+def prefer_passive_waiting() -> str:
+    """Let idle OpenMP threads sleep instead of spinning, unless ``OMP_WAIT_POLICY`` says otherwise.
+
+    OpenMP reads the variable once, when its runtime is loaded (by ``import torch`` or by
+    scikit-learn), so this runs when ``ddcmh_core`` is imported, before either; child processes
+    inherit it. A process alone on its cores loses little (a thread wakes in microseconds); several
+    processes on the same cores no longer take turns at spinning. ``OMP_WAIT_POLICY=ACTIVE`` brings
+    back spinning for a machine that runs one job at a time.
+
+    Returns
+    -------
+    str
+        The wait policy now in the environment (``"PASSIVE"`` unless the user chose another).
+    """
+    return os.environ.setdefault(WAIT_POLICY_ENVIRONMENT, "PASSIVE")
 
 
 def usable_cores() -> int:

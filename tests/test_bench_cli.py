@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import textwrap
 
 import numpy as np
@@ -226,6 +229,21 @@ def test_threads_are_the_usable_cores_shared_between_jobs(monkeypatch):
     monkeypatch.setattr(threads, "usable_cores", lambda: 8)
     assert threads.threads_per_job(1) == 8 and threads.threads_per_job(3) == 2
     assert threads.threads_per_job(16) == 1 and threads.threads_per_job(2, threads=5) == 5
+
+
+@pytest.mark.parametrize(("chosen", "expected"), [(None, "PASSIVE"), ("active", "active")])
+def test_openmp_threads_sleep_while_waiting_unless_the_user_chose(chosen, expected):
+    """OpenMP reads OMP_WAIT_POLICY when torch loads it: importing ddcmh_core must set it first."""
+    environment = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if chosen is not None:
+        environment["OMP_WAIT_POLICY"] = chosen
+    probe = (
+        "import sys, os, ddcmh_core; assert 'torch' not in sys.modules; import torch; "
+        "print(os.environ['OMP_WAIT_POLICY'])"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], env=environment, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
 
 
 def test_dry_run_prints_the_plan_and_an_estimate_and_writes_nothing(tiny_dataset, tmp_path, capsys):
