@@ -522,6 +522,31 @@ class Hasher(TransformerMixin, BaseEstimator):
         """
         return bool(self.tags()["bits_bounded_by_features"]) and self.n_bits > n_features
 
+    def shape_problems(self, n_samples: int, n_features: int) -> list[str]:
+        """Every problem :meth:`fit` would raise on training data of this shape, found without data.
+
+        The checks of the code length against the rows and the features, and the hasher's own
+        (:meth:`_check_problem`, e.g. at most one bit per anchor). Plan checks call this for every
+        cell before any work starts.
+
+        Parameters
+        ----------
+        n_samples, n_features : int
+            Shape of the training matrix ``fit`` would get.
+
+        Returns
+        -------
+        list of str
+            One message per problem, as ``fit`` would word it; empty when the shape is fine.
+        """
+        problems = []
+        for check in (self._check_bits, self._check_problem):
+            try:
+                check(n_samples, n_features)
+            except InputError as error:
+                problems.append(str(error))
+        return problems
+
     def _check_bits(self, n_samples: int, n_features: int) -> None:
         bounded = self.tags()["bits_bounded_by_features"]
         if self.bits_exceed_features(n_features):

@@ -394,6 +394,27 @@ class KernelLifted(Hasher):
         """The inner hasher's :meth:`~Hasher.build_params` with ``kernel_lift="rbf"`` and ``lift_anchors``."""
         return {**self.hasher.build_params(), "kernel_lift": "rbf", "lift_anchors": self.n_anchors}
 
+    def _check_problem(self, n_samples: int, n_features: int) -> None:
+        problems = self.shape_problems(n_samples, n_features)
+        if problems:
+            raise InputError(problems[0])
+
+    def shape_problems(self, n_samples: int, n_features: int) -> list[str]:
+        """The inner hasher's problems on the lifted features: one column per anchor.
+
+        The lift samples ``min(n_anchors, n_samples)`` anchors, so a hasher with at most one bit per
+        feature still cannot give more bits than that.
+        """
+        width = min(self.params.n_anchors, n_samples)
+        if self.hasher.bits_exceed_features(width):
+            return [
+                f"{self.name}: argument 'n_bits': the kernel lift gives {width} features "
+                f"(min(lift_anchors={self.params.n_anchors}, n_samples={n_samples})) and this hasher at "
+                f"most one bit per feature, got n_bits={self.n_bits}; use fewer bits or more anchors "
+                f"(--hasher-opt {self.hasher.name}:lift_anchors=N, at most the training rows)"
+            ]
+        return self.hasher.shape_problems(n_samples, width)
+
     def tags(self) -> dict[str, bool]:
         """The inner hasher's tags, with ``bits_bounded_by_features`` False (the lift removes it)."""
         return {**self.hasher.tags(), "bits_bounded_by_features": False}

@@ -317,3 +317,36 @@ def test_a_refused_lift_is_a_plan_problem_before_work(narrow_text, tmp_path, cap
     assert "DDCMH + itq, 16 bits: hasher 'itq': 16 bits from a text view of 6 features" in stderr
     assert "--hasher-opt itq:kernel_lift=rbf" in stderr
     assert not out.exists()
+
+
+def test_bounds_after_the_lift_and_of_anchored_hashers_are_plan_problems(narrow_text, tmp_path, capsys):
+    """The lift gives 20 anchor features, so 32 bits of lifted ITQ cannot fit; KSH and SDH give at
+    most one bit per anchor. All found before any cell trains."""
+    out = tmp_path / "run"
+    status, _, stderr = _run(
+        capsys,
+        "--dataset",
+        narrow_text,
+        "--hasher",
+        "itq,ksh,sdh",
+        "--bits",
+        "16,32",
+        "--hasher-opt",
+        "itq:lift_anchors=20",
+        "--hasher-opt",
+        "ksh:n_anchors=24",
+        "--hasher-opt",
+        "sdh:n_anchors=24",
+        "--out",
+        out,
+    )
+    assert status == 2
+    assert "the plan cannot run on narrow (3 problems)" in stderr
+    lifted = "DDCMH + itq, 32 bits: hasher 'itq': rbf+itq: argument 'n_bits'"
+    assert f"{lifted}: the kernel lift gives 20 features" in stderr
+    assert "--hasher-opt itq:lift_anchors=N" in stderr
+    for name in ("ksh", "sdh"):
+        cell = f"DDCMH + {name}, 32 bits: hasher '{name}'"
+        assert f"{cell}: {name}: argument 'n_bits': expected at most the number of anchors" in stderr
+    assert "16 bits" not in stderr.split("problems)")[1]  # 16 bits fit every hasher
+    assert not out.exists()

@@ -275,3 +275,25 @@ def test_hasher_opt_kernel_lift_keeps_working_from_the_command_line(corpus):
     features, _ = corpus
     rebuilt = get_hasher("itq", **hasher.fit(features).build_params())
     assert isinstance(rebuilt, KernelLifted) and rebuilt.build_params() == hasher.build_params()
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "shape", "words"),
+    [
+        ("itq", {}, (100, 8), "expected n_bits <= n_features (8)"),
+        ("itq", {}, (12, 40), "expected more training rows than n_bits (16)"),
+        ("itq", {"kernel_lift": "rbf", "lift_anchors": 10}, (100, 4), "the kernel lift gives 10 features"),
+        ("ksh", {"n_anchors": 12}, (100, 4), "expected at most the number of anchors"),
+    ],
+)
+def test_shape_problems_are_what_fit_would_raise(name, options, shape, words):
+    hasher = get_hasher(name, n_bits=16, **options)
+    problems = hasher.shape_problems(*shape)
+    assert len(problems) == 1 and words in problems[0]
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal(shape)
+    labels = np.eye(2, dtype=np.uint8)[rng.integers(0, 2, shape[0])]
+    with pytest.raises(InputError) as raised:
+        hasher.fit(X, labels)
+    assert words in str(raised.value)
+    assert get_hasher(name, n_bits=8, **options).shape_problems(200, 64) == []  # fits: no problem

@@ -352,7 +352,8 @@ def check_plan_against_data(config: BenchConfig, dataset: Any) -> None:
             problems[f"{cell.describe().rsplit(', seed', 1)[0]}: {problem}"] = None
     if problems:
         listed = "\n  ".join(problems)
-        raise InputError(f"the plan cannot run on {dataset.name} ({len(problems)} problems):\n  {listed}")
+        count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
+        raise InputError(f"the plan cannot run on {dataset.name} ({count}):\n  {listed}")
 
 
 def describe_split(config: BenchConfig, dataset: Any) -> str:

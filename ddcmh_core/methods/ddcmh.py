@@ -234,12 +234,18 @@ class DDCMH(CrossModalMethod):
             problems.append(f"hasher {params.hasher!r}: {error}")
             return problems
         width = data.n_features.get("text")
-        if width is not None and hasher.bits_exceed_features(width):
+        if width is None:
+            return problems
+        if hasher.bits_exceed_features(width):
             problems.append(
                 f"hasher {params.hasher!r}: {params.n_bits} bits from a text view of {width} features; "
                 "this hasher gives at most one bit per feature: lift it "
                 f"(--hasher-opt {params.hasher}:kernel_lift=rbf) or use fewer bits"
             )
+            return problems
+        fit_rows = data.n_rows - round(params.validation_fraction * data.n_rows)  # Stage 1 fits on these
+        owner = f"hasher {params.hasher!r}"
+        problems.extend(f"{owner}: {text}" for text in hasher.shape_problems(fit_rows, width))
         return problems
 
     # ------------------------------------------------------------------ training
