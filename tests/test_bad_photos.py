@@ -124,10 +124,11 @@ def test_max_pixels_is_the_users_choice(folder: Path) -> None:
 
 
 def _config(tmp_path: Path, folder: Path, on_missing: str) -> Path:
+    """Stage 1 fits on 11 pairs here: the lifted ITQ has 11 anchor features, so at most 11 bits."""
     config = tmp_path / f"{on_missing}.toml"
     config.write_text(
         f'dataset = "{folder}"\nimage_features = "mobilenet_v2"\nmethods = ["ddcmh"]\nhashers = ["itq"]\n'
-        f'bits = [16]\n[dataset_options]\nsplit = "holdout"\non_missing = "{on_missing}"\n'
+        f'bits = [8]\n[dataset_options]\nsplit = "holdout"\non_missing = "{on_missing}"\n'
     )
     return config
 
