@@ -196,8 +196,10 @@ def test_default_sample_size():
 
 
 # ----------------------------------------------------------------- the hash function
-def test_hash_function_is_ridge_regression_on_z_scored_features(corpus):
+@pytest.mark.parametrize("n_rows", [500, 60], ids=["tall: d x d system", "wide: n x n dual system"])
+def test_hash_function_is_ridge_regression_on_z_scored_features(corpus, n_rows):
     features, labels = corpus
+    features, labels = features[:n_rows], labels[:n_rows]
     dense = features.toarray()
     dense[:, 5] = 2.5  # a constant column must get weight 0, not a division by zero
     hasher = fitted(dense, labels, n_bits=8, ridge=3.0)
@@ -215,8 +217,10 @@ def test_hash_function_is_ridge_regression_on_z_scored_features(corpus):
     assert np.array_equal(hasher.encode(dense), (standardised @ weights > 0).astype(np.uint8))
 
 
-def test_sparse_and_dense_input_agree(corpus):
+@pytest.mark.parametrize("n_rows", [500, 60], ids=["tall", "wide"])
+def test_sparse_and_dense_input_agree(corpus, n_rows):
     features, labels = corpus
+    features, labels = features[:n_rows], labels[:n_rows]
     from_sparse = fitted(features, labels, n_bits=16)
     from_dense = fitted(features.toarray(), labels, n_bits=16)
     assert np.array_equal(from_sparse.training_codes_, from_dense.training_codes_)

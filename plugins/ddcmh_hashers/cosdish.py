@@ -10,7 +10,14 @@ from pydantic import Field
 
 from ddcmh_core.errors import InputError
 from ddcmh_core.hasher import Hasher, HasherParams
-from ddcmh_core.linalg import centred_projection, column_mean, covariance, sign_ties_positive
+from ddcmh_core.linalg import (
+    centred_projection,
+    column_mean,
+    covariance,
+    dense_rows,
+    ridge_solve,
+    sign_ties_positive,
+)
 from ddcmh_core.validation import FeatureMatrix
 
 DEFAULT_MIN_COLUMNS = 128
@@ -156,7 +163,10 @@ class COSDISH(Hasher):
     standard deviation, ``n - 1`` as MATLAB's ``std``; constant columns get weight 0), and
     ``bit = [z(x)^T W > 0]``. The standardisation is folded into the stored projection
     (``W / sd``) and applied to projections, so sparse input is never densified; ``Z^T Z`` is
-    formed from the sparse ``X^T X`` (``d x d``).
+    formed from the sparse ``X^T X`` (``d x d``). With more features than training rows (a raw
+    text vocabulary) the same weights come from the ``n x n`` dual system,
+    ``W = Z^T (Z Z^T + ridge I)^{-1} B``: the ``d x d`` Gram of 40,000 n-gram columns would need
+    13 GB, the dual ``Z`` (``n x d``) a few hundred MB.
 
     Parameters
     ----------
@@ -341,8 +351,11 @@ class COSDISH(Hasher):
         return codes_omega
 
     def _fit_hash_function(self, X: FeatureMatrix, codes: np.ndarray) -> None:
-        n_samples = X.shape[0]
+        n_samples, n_features = X.shape
         mean = column_mean(X)
+        if n_features > n_samples:
+            self._fit_hash_function_dual(X, codes, mean)
+            return
         centred_gram = covariance(X, mean) * (n_samples - 1)
         variance = np.diag(centred_gram) / (n_samples - 1)
         constant = variance <= 1e-10 * mean**2
@@ -355,6 +368,19 @@ class COSDISH(Hasher):
         cross /= std[:, None]
         cross[constant] = 0.0
         weights = scipy.linalg.cho_solve(scipy.linalg.cho_factor(gram), cross)
+        self.mean_ = mean
+        self.std_ = std
+        self.projection_ = weights / std[:, None]
+
+    def _fit_hash_function_dual(self, X: FeatureMatrix, codes: np.ndarray, mean: np.ndarray) -> None:
+        """The ridge weights of :meth:`_fit_hash_function` from the ``n x n`` dual system (wide ``X``)."""
+        centred = dense_rows(X, np.arange(X.shape[0])) - mean
+        variance = np.einsum("ij,ij->j", centred, centred) / (X.shape[0] - 1)
+        constant = variance <= 1e-10 * mean**2
+        std = np.where(constant, 1.0, np.sqrt(np.where(constant, 1.0, variance)))
+        centred /= std
+        centred[:, constant] = 0.0
+        weights = ridge_solve(centred, np.asarray(codes, dtype=np.float64), self.params.ridge)
         self.mean_ = mean
         self.std_ = std
         self.projection_ = weights / std[:, None]
