@@ -18,6 +18,7 @@ from PIL import Image
 
 from ddcmh_core.cli.bench import main as bench_main
 from ddcmh_core.cli.main import main as ddcmh_main
+from ddcmh_core.engine.config import PHOTO_NETWORK, network_for_photos
 
 WORDS = (
     ["apple", "cherry", "tomato", "blood"],
@@ -149,3 +150,11 @@ def test_search_encodes_photo_and_text_queries_with_the_model(folder, tmp_path, 
     ]
     assert ddcmh_main([*search, "--query-images", str(folder / "images")]) == 2
     assert "--query-images needs --model FILE.h5" in capsys.readouterr().err
+
+
+def test_both_commands_fill_in_the_photo_network_under_the_users_own_keys():
+    assert network_for_photos(None) == PHOTO_NETWORK
+    chosen = {"backbone": "resnet18", "image_size": 128, "freeze_backbone": True}
+    assert network_for_photos(chosen) == {**PHOTO_NETWORK, **chosen}  # the user's backbone stays
+    assert network_for_photos({"architecture": "mlp", "hidden_sizes": [64]}) is None  # the user chose
+

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..engine.config import PHOTO_NETWORK
+from ..engine.config import describe_photo_network, network_for_photos
 from ..engine.fingerprint import (
     check_discardable,
     discard_run_state,
@@ -194,19 +194,15 @@ def cnn_for_photos(config: BenchConfig, dataset: Any) -> tuple[BenchConfig, list
     """
     if not config.hashers or dataset.view_kinds.get("image") != "image-files":  # DDCMH runs per hasher
         return config, []
-    model = copy.deepcopy(config.model)
-    network = model.setdefault("image_network", {})
-    if "architecture" in network:
+    network = network_for_photos(config.model.get("image_network"))
+    if network is None:
         return config, []
-    for key, value in PHOTO_NETWORK.items():
-        network.setdefault(key, value)
     line = (
-        f"the image view is photos: DDCMH's image network is a CNN ({network['backbone']}, "
-        f"{network['pretrained']} weights, {'frozen' if network.get('freeze_backbone') else 'fine-tuned'}; "
+        f"the image view is photos: DDCMH's image network is {describe_photo_network(network)}; "
         'recorded in the config; [model.image_network] chooses another, image_features = "mobilenet_v2" '
         "trains on frozen features instead)"
     )
-    return config.model_copy(update={"model": model}), [line]
+    return config.model_copy(update={"model": {**config.model, "image_network": network}}), [line]
 
 
 def model_config_for(config: BenchConfig, cell: Cell) -> dict[str, Any]:

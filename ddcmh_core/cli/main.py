@@ -184,8 +184,11 @@ def _claim_run_folder(
     prepare_run_folder(run_dir, fingerprint, resume=resume, restart=restart, advice=advice)
 
 
-def _train_model(arguments: argparse.Namespace) -> tuple[Any, dict[str, list[Any]]]:
-    """The unfitted model and the tuning grid of ``ddcmh train``, every setting checked (no work)."""
+def _train_model(arguments: argparse.Namespace) -> tuple[Any, dict[str, list[Any]], Any]:
+    """The unfitted model, the tuning grid and the user's ``image_network`` table of ``ddcmh train``.
+
+    Every setting is checked (no work); the table is the one --config wrote (``None`` without one).
+    """
     from ..engine.device import resolve_device
     from ..methods.ddcmh import DDCMH
     from .bench import _hasher_options, _tune_options
@@ -207,26 +210,26 @@ def _train_model(arguments: argparse.Namespace) -> tuple[Any, dict[str, list[Any
         settings["hasher_params"] = {**in_file, **options}
     model = DDCMH(**settings)
     resolve_device(model.params.device)
-    return model, grid
+    return model, grid, settings.get("image_network")
 
 
-def _cnn_for_photos(model: Any, dataset: Any) -> Any:
-    """``model`` with the default photo CNN when the image view is photos (settings chose no network).
+def _cnn_for_photos(model: Any, dataset: Any, chosen: Any) -> Any:
+    """``model`` with the default photo CNN when the image view is photos and ``chosen`` sets none.
 
-    As in ``ddcmh-bench`` (:data:`~ddcmh_core.engine.config.PHOTO_NETWORK`): the line printed says
-    so, and the model file records the network like any other setting.
+    ``chosen`` is the ``image_network`` table of --config; it chooses a network with ``architecture``.
+    As in ``ddcmh-bench`` (:func:`~ddcmh_core.engine.config.network_for_photos`): the user's own
+    keys stay, the line printed says so, and the model file records the network like any other
+    setting.
     """
-    from ..engine.config import PHOTO_NETWORK
+    from ..engine.config import describe_photo_network, network_for_photos
 
-    network = model.params.image_network
-    if dataset.view_kinds.get("image") != "image-files":
+    network = network_for_photos(chosen if isinstance(chosen, dict) else None)
+    if network is None or dataset.view_kinds.get("image") != "image-files":
         return model
     settings = model.params.model_dump()
-    settings["image_network"] = {**network.model_dump(), **PHOTO_NETWORK}
+    settings["image_network"] = {**settings["image_network"], **network}
     print(
-        f"the image view is photos: the image network is a CNN ({PHOTO_NETWORK['backbone']}, "
-        f"{PHOTO_NETWORK['pretrained']} ImageNet weights, "
-        f"{'frozen' if network.freeze_backbone else 'fine-tuned'}); "
+        f"the image view is photos: the image network is {describe_photo_network(network)}); "
         "[image_network] in --config chooses another",
         file=sys.stderr,
     )
@@ -239,7 +242,7 @@ def command_train(arguments: argparse.Namespace) -> int:
     from ..methods.ddcmh import DDCMH
     from ..preflight import check_output_path
 
-    model, grid = _train_model(arguments)
+    model, grid, chosen_network = _train_model(arguments)
     model_path = check_output_path(arguments.model, "--model")
     run_dir = Path(arguments.run_dir) if arguments.run_dir else model_path.with_name(model_path.name + ".run")
     check_output_path(run_dir, "--run-dir" if arguments.run_dir else "--model (its run folder)", folder=True)
@@ -247,9 +250,7 @@ def command_train(arguments: argparse.Namespace) -> int:
     dataset.require_views()
     if arguments.drop_unlabelled:
         dataset = dataset.drop_unlabelled()
-    chosen = _read_settings(arguments.config).get("image_network")
-    if not (isinstance(chosen, dict) and "architecture" in chosen):
-        model = _cnn_for_photos(model, dataset)
+    model = _cnn_for_photos(model, dataset, chosen_network)
     problems = DDCMH.data_problems(model.params, DataShape.of_training_split(dataset))
     if problems:  # found before --restart discards a run folder
         raise InputError(f"{model.label()}: cannot fit on {dataset.name}: " + "; ".join(problems))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -103,6 +104,25 @@ class NetworkConfig(_Strict):
 PHOTO_NETWORK: dict[str, Any] = {"architecture": "cnn", "backbone": "mobilenet_v2", "pretrained": "registry"}
 """The image network ``ddcmh-bench`` and ``ddcmh train`` give DDCMH when the image view is photos
 and the settings choose no architecture: MobileNetV2 with the registry ImageNet weights, fine-tuned."""
+
+
+def network_for_photos(chosen: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The image-network settings DDCMH gets for a view of photos, from the ones the user wrote.
+
+    :data:`PHOTO_NETWORK` under the user's own keys (``image_size``, ``freeze_backbone``, even
+    ``backbone`` stay as written); ``None`` when the user chose an ``architecture``, which is then
+    theirs to keep.
+    """
+    chosen = dict(chosen or {})
+    if "architecture" in chosen:
+        return None
+    return {**PHOTO_NETWORK, **chosen}
+
+
+def describe_photo_network(network: Mapping[str, Any]) -> str:
+    """``a CNN (backbone, weights, frozen|fine-tuned`` for the line that tells the user (unclosed)."""
+    state = "frozen" if network.get("freeze_backbone") else "fine-tuned"
+    return f"a CNN ({network['backbone']}, {network['pretrained']} weights, {state}"
 
 
 class TrainingConfig(_Strict):
