@@ -618,7 +618,6 @@ class _HashNetworkTask(EpochTask):
         ]
         if len(order) > 1:
             batches = [rows for rows in batches if len(rows) >= 2]  # a batch of one breaks batch norm
-        rows_done = 0
         for batch_rows, batch in batches_ahead(self.source, batches, train=True):
             inputs = batch.to(device, non_blocking=True)
             batch_targets = self.targets[torch.from_numpy(batch_rows)].to(device, non_blocking=True)
@@ -631,9 +630,8 @@ class _HashNetworkTask(EpochTask):
             self.scaler.update()
             total_loss += float(loss.detach()) * len(batch_rows)
             total_rows += len(batch_rows)
-            rows_done += len(batch_rows)
             if self.batch_progress is not None:
-                self.batch_progress.update(rows_done)
+                self.batch_progress.update(total_rows)
         if self.scheduler is not None:
             self.scheduler.step()
         mean_loss = total_loss / max(total_rows, 1)
