@@ -353,34 +353,8 @@ class COSDISH(Hasher):
     def _fit_hash_function(self, X: FeatureMatrix, codes: np.ndarray) -> None:
         n_samples, n_features = X.shape
         mean = column_mean(X)
-        if n_features > n_samples:
-            self._fit_hash_function_dual(X, codes, mean)
-            return
-        centred_gram = covariance(X, mean) * (n_samples - 1)
-        variance = np.diag(centred_gram) / (n_samples - 1)
-        constant = variance <= 1e-10 * mean**2
-        std = np.where(constant, 1.0, np.sqrt(np.where(constant, 1.0, variance)))
-        gram = centred_gram / np.outer(std, std)
-        gram[constant, :] = 0.0
-        gram[:, constant] = 0.0
-        gram[np.diag_indices_from(gram)] += self.params.ridge
-        cross = np.asarray(X.T @ codes, dtype=np.float64) - np.outer(mean, codes.sum(axis=0))
-        cross /= std[:, None]
-        cross[constant] = 0.0
-        weights = scipy.linalg.cho_solve(scipy.linalg.cho_factor(gram), cross)
-        self.mean_ = mean
-        self.std_ = std
-        self.projection_ = weights / std[:, None]
-
-    def _fit_hash_function_dual(self, X: FeatureMatrix, codes: np.ndarray, mean: np.ndarray) -> None:
-        """The ridge weights of :meth:`_fit_hash_function` from the ``n x n`` dual system (wide ``X``)."""
-        centred = dense_rows(X, np.arange(X.shape[0])) - mean
-        variance = np.einsum("ij,ij->j", centred, centred) / (X.shape[0] - 1)
-        constant = variance <= 1e-10 * mean**2
-        std = np.where(constant, 1.0, np.sqrt(np.where(constant, 1.0, variance)))
-        centred /= std
-        centred[:, constant] = 0.0
-        weights = ridge_solve(centred, np.asarray(codes, dtype=np.float64), self.params.ridge)
+        solve = _ridge_on_z_scores_dual if n_features > n_samples else _ridge_on_z_scores
+        weights, std = solve(X, np.asarray(codes, dtype=np.float64), mean, self.params.ridge)
         self.mean_ = mean
         self.std_ = std
         self.projection_ = weights / std[:, None]
@@ -391,3 +365,37 @@ class COSDISH(Hasher):
 
     def _project(self, X: FeatureMatrix) -> np.ndarray:
         return centred_projection(X, self.mean_, self.projection_)
+
+
+def _z_scales(variance: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's standard deviation (1 where constant) and the mask of constant columns."""
+    constant = variance <= 1e-10 * mean**2
+    return np.where(constant, 1.0, np.sqrt(np.where(constant, 1.0, variance))), constant
+
+
+def _ridge_on_z_scores(
+    X: FeatureMatrix, codes: np.ndarray, mean: np.ndarray, ridge: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(W, sd)``: the ridge weights on z-scored ``X`` from the ``d x d`` Gram (sparse-safe)."""
+    n_samples = X.shape[0]
+    centred_gram = covariance(X, mean) * (n_samples - 1)
+    std, constant = _z_scales(np.diag(centred_gram) / (n_samples - 1), mean)
+    gram = centred_gram / np.outer(std, std)
+    gram[constant, :] = 0.0
+    gram[:, constant] = 0.0
+    gram[np.diag_indices_from(gram)] += ridge
+    cross = np.asarray(X.T @ codes, dtype=np.float64) - np.outer(mean, codes.sum(axis=0))
+    cross /= std[:, None]
+    cross[constant] = 0.0
+    return scipy.linalg.cho_solve(scipy.linalg.cho_factor(gram), cross), std
+
+
+def _ridge_on_z_scores_dual(
+    X: FeatureMatrix, codes: np.ndarray, mean: np.ndarray, ridge: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The same ``(W, sd)`` from the ``n x n`` dual system, for more columns than rows."""
+    centred = dense_rows(X, np.arange(X.shape[0])) - mean
+    std, constant = _z_scales(np.einsum("ij,ij->j", centred, centred) / (X.shape[0] - 1), mean)
+    centred /= std
+    centred[:, constant] = 0.0
+    return ridge_solve(centred, codes, ridge), std
