@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
+import math
 import tracemalloc
 from collections.abc import Iterator
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -14,6 +17,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from ddcmh_core.engine.sources import ArraySource
+from ddcmh_core.engine.trainer import BatchProgress
 from ddcmh_core.errors import InputError, NotFittedError
 from ddcmh_core.evaluation.metrics import mean_average_precision, random_code_floor
 from ddcmh_core.methods.dcmh import (
@@ -245,6 +250,43 @@ def test_deterministic_under_a_seed(problem: dict[str, np.ndarray]) -> None:
     np.testing.assert_array_equal(first.encode_text(queries), second.encode_text(queries))
     assert [e["objective"] for e in first.history_] == [e["objective"] for e in second.history_]
     assert not np.array_equal(first.codes_, other.codes_)
+
+
+class _PrefetchingSource(ArraySource):
+    """Feature rows served the way photos are: ``submit_batch`` hands out a future."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        super().__init__(data)
+        self.submitted = 0
+
+    def submit_batch(self, indices: np.ndarray, *, train: bool) -> Future[torch.Tensor]:
+        self.submitted += 1
+        future: Future[torch.Tensor] = Future()
+        future.set_result(self.batch(indices, train=train))
+        return future
+
+
+def test_batches_are_prefetched_and_slow_passes_report_progress(problem, monkeypatch) -> None:
+    """A source that prefetches (photos) is read ahead and gives the same model; every pass of a
+    slow epoch prints its rows done and ETA (here every batch: no quiet time)."""
+    import ddcmh_core.methods.dcmh as dcmh_module
+
+    n = 200
+    image, text, labels = problem["train_image"][:n], problem["train_text"][:n], problem["train_labels"][:n]
+    settings = {"training": {"max_epochs": 2, "batch_size": 32}}
+    plain = _model(**settings).fit(image, text, labels)
+    source = _PrefetchingSource(image)
+    monkeypatch.setattr(
+        dcmh_module, "BatchProgress", functools.partial(BatchProgress, quiet_seconds=0, every_seconds=0)
+    )
+    lines: list[str] = []
+    ahead = _model(**settings).fit(source, text, labels, progress=lines.append)
+    np.testing.assert_array_equal(plain.codes_, ahead.codes_)
+    n_fit = len(ahead.fit_rows_)
+    assert source.submitted == 2 * math.ceil(n_fit / 32)  # every batch of both epochs, read ahead
+    for view in ("image", "text"):
+        assert any(line.startswith(f"[DCMH {view} net] epoch 2: 32/{n_fit} rows") for line in lines), lines
+    assert any("epoch ETA" in line for line in lines)
 
 
 def test_sparse_text_gives_the_dense_result(problem: dict[str, np.ndarray]) -> None:

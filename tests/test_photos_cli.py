@@ -88,6 +88,38 @@ def test_bench_trains_a_cnn_on_photos_caches_them_and_resumes(folder, tmp_path, 
     assert "DDCMH + sdh, 16 bits, seed 0: reused from" in error
 
 
+def test_bench_gives_dcmh_the_same_cnn_as_ddcmh_under_its_own_options(folder, tmp_path, capsys) -> None:
+    config = tmp_path / "bench.toml"
+    config.write_text(
+        f'dataset = "{folder}"\nhashers = ["none"]\nmethods = ["dcmh"]\nbits = [16]\n'
+        '[dataset_options]\nsplit = "holdout"\n'
+        "[method_options.dcmh]\n"
+        '"image_network.image_size" = 32\n'
+        '"training.max_epochs" = 2\n'
+        '"training.batch_size" = 16\n'
+    )
+    out = tmp_path / "run"
+    assert bench_main(["--config", str(config), "--out", str(out)]) == 0
+    error = capsys.readouterr().err
+    assert "the image view is photos: DCMH's image network is a CNN (mobilenet_v2, registry weights" in error
+    assert "DDCMH's image network" not in error  # no DDCMH in this run
+    record = json.loads((out / "results.json").read_text())
+    options = record["config"]["method_options"]["dcmh"]
+    assert options["image_network"] == {**PHOTO_NETWORK, "image_size": 32}  # the user's size stays
+    assert options["training.max_epochs"] == 2
+    (trained,) = [cell for cell in record["cells"] if cell["cell"] == "dcmh-none-16bits-seed0"]
+    assert trained["report"]["epochs_run"] == 2
+
+
+def test_bench_leaves_a_chosen_dcmh_image_network_alone(folder, tmp_path, capsys) -> None:
+    arguments = ["--dataset", str(folder), "--hasher", "none", "--method", "dcmh", "--bits", "16"]
+    chosen = ["--method-opt", "dcmh:image_network.architecture=mlp", "--dry-run", "--no-calibration"]
+    assert bench_main([*arguments, *chosen]) == 2  # an MLP cannot read photos: refused before work
+    error = capsys.readouterr().err
+    assert "DCMH, 16 bits: image: the view is image files, which need a CNN image network" in error
+    assert "DCMH's image network is a CNN" not in error
+
+
 def test_train_then_encode_a_folder_and_a_list_of_photos(folder, tmp_path, capsys) -> None:
     config = tmp_path / "model.toml"
     config.write_text(NETWORKS)

@@ -179,30 +179,63 @@ def lift_hashers_for_narrow_text(config: BenchConfig, dataset: Any) -> tuple[Ben
 
 
 def cnn_for_photos(config: BenchConfig, dataset: Any) -> tuple[BenchConfig, list[str]]:
-    """Give DDCMH a CNN image network when the image view is photos and the config sets none.
+    """Give every deep method a CNN image network when the image view is photos and none is chosen.
 
-    An image view of photos (not turned into features by ``image_features``) needs a CNN. When the
-    run includes DDCMH and ``[model.image_network]`` does not set ``architecture``,
-    :data:`PHOTO_NETWORK` (MobileNetV2 with the registry ImageNet weights, fine-tuned) is written
-    into the run's ``model`` table, so it is recorded with the results and in each cell's
-    fingerprint; the other settings of the table (``image_size``, ``freeze_backbone``, ...) stay.
+    An image view of photos (not turned into features by ``image_features``) needs a CNN. DDCMH
+    (when the run has hashers) gets :data:`PHOTO_NETWORK` (MobileNetV2 with the registry ImageNet
+    weights, fine-tuned) in the run's ``model`` table unless ``[model.image_network]`` sets
+    ``architecture``; every other method whose parameters have an ``image_network`` (DCMH) gets
+    the same network in its ``method_options`` unless those set ``image_network.architecture``,
+    so that the deep methods are compared with the same CNN. Either way the other settings the
+    user wrote for the network (``image_size``, ``freeze_backbone``, ...) stay, and the network is
+    recorded with the results and in each cell's fingerprint.
 
     Returns
     -------
     (BenchConfig, list of str)
-        The config to run and the line to show the user (empty when nothing changed).
+        The config to run and one line per method given the CNN, to show the user.
     """
-    if not config.hashers or dataset.view_kinds.get("image") != "image-files":  # DDCMH runs per hasher
+    if dataset.view_kinds.get("image") != "image-files":
         return config, []
-    network = network_for_photos(config.model.get("image_network"))
-    if network is None:
+    lines = []
+    model = config.model
+    network = network_for_photos(config.model.get("image_network")) if config.hashers else None
+    if network is not None:  # DDCMH runs once per hasher
+        model = {**config.model, "image_network": network}
+        lines.append(
+            f"the image view is photos: DDCMH's image network is {describe_photo_network(network)}; "
+            'recorded in the config; [model.image_network] chooses another, image_features = "mobilenet_v2" '
+            "trains on frozen features instead)"
+        )
+    method_options = copy.deepcopy(config.method_options)
+    for name in other_methods(config):
+        spec_name = method_registry().get(name).spec.name
+        if "image_network" not in method_class(spec_name).Params.model_fields:
+            continue
+        options = method_options.get(spec_name, {})
+        chosen: dict[str, Any] = {}
+        for dotted, value in options.items():
+            if _sets_image_network(dotted):
+                set_dotted(chosen, dotted, value, owner=f"method option {spec_name}")
+        network = network_for_photos(chosen.get("image_network"))
+        if network is None:
+            continue
+        kept = {key: value for key, value in options.items() if not _sets_image_network(key)}
+        method_options[spec_name] = {**kept, "image_network": network}
+        display = method_class(spec_name).display_name
+        lines.append(
+            f"the image view is photos: {display}'s image network is {describe_photo_network(network)}; "
+            "recorded in the config; "
+            f"--method-opt {spec_name}:image_network.architecture=... chooses another)"
+        )
+    if not lines:
         return config, []
-    line = (
-        f"the image view is photos: DDCMH's image network is {describe_photo_network(network)}; "
-        'recorded in the config; [model.image_network] chooses another, image_features = "mobilenet_v2" '
-        "trains on frozen features instead)"
-    )
-    return config.model_copy(update={"model": {**config.model, "image_network": network}}), [line]
+    return config.model_copy(update={"model": model, "method_options": method_options}), lines
+
+
+def _sets_image_network(option: str) -> bool:
+    """Whether a (dotted) method option sets the image network: ``image_network`` or below it."""
+    return option == "image_network" or option.startswith("image_network.")
 
 
 def model_config_for(config: BenchConfig, cell: Cell) -> dict[str, Any]:

@@ -48,9 +48,11 @@ from ..engine.networks import (
 )
 from ..engine.sources import BatchSource, rows_as_matrix
 from ..engine.trainer import (
+    BatchProgress,
     EpochStatus,
     EpochTask,
     Validation,
+    batches_ahead,
     encode_with,
     epoch_order,
     make_optimizer,
@@ -463,6 +465,7 @@ class DCMH(CrossModalMethod):
             learning_rate=self._learning_rate,
             device=device,
             mixed=mixed,
+            progress=progress,
         )
         self.initial_objective_: float | None = None
         if config.compute_objective and not resume:
@@ -621,7 +624,8 @@ class _DCMHEpochs(EpochTask):
     """DCMH's epoch for :func:`~ddcmh_core.engine.trainer.run_epochs`: image pass, text pass, codes.
 
     Holds ``F`` (``image_outputs``), ``G`` (``text_outputs``) and ``B`` (``codes``) on the
-    training device, the two optimisers and their schedulers (with ``final_learning_rate=None``).
+    training device, the two optimisers and their schedulers (with ``final_learning_rate=None``);
+    ``progress`` receives per-batch lines when a pass is slow (:class:`BatchProgress`).
     """
 
     def __init__(
@@ -636,8 +640,10 @@ class _DCMHEpochs(EpochTask):
         learning_rate: Callable[[int, torch.optim.Optimizer], float],
         device: torch.device,
         mixed: bool,
+        progress: ProgressCallback | None = None,
     ) -> None:
         self.config, self.networks, self.sources = config, networks, sources
+        self.batch_progress = [BatchProgress(progress, f"DCMH {view} net") for view in VIEWS]
         self.fit_rows, self.validation_rows = fit_rows, validation_rows
         self.fit_labels, self.validation_labels = label_matrix[fit_rows], label_matrix[validation_rows]
         self.labels = torch.as_tensor(self.fit_labels, dtype=torch.float32, device=device)
@@ -693,7 +699,7 @@ class _DCMHEpochs(EpochTask):
         for view, (network, optimizer, source, own, other) in enumerate(passes):
             pass_started = time.perf_counter()
             order = epoch_order(np.arange(len(self.fit_rows)), config.seed + view, epoch)
-            self._train_pass(network, optimizer, source, order, own, other)
+            self._train_pass(network, optimizer, source, order, own, other, self.batch_progress[view], epoch)
             pass_seconds.append(time.perf_counter() - pass_started)
         codes_started = time.perf_counter()
         self.codes = _signs(config.gamma * (self.image_outputs + self.text_outputs))
@@ -720,17 +726,26 @@ class _DCMHEpochs(EpochTask):
         order: np.ndarray,
         own: torch.Tensor,
         other: torch.Tensor,
+        progress: BatchProgress,
+        epoch: int,
     ) -> None:
-        """One epoch of one network; updates ``own`` (F or G) in place, batch by batch."""
+        """One epoch of one network; updates ``own`` (F or G) in place, batch by batch.
+
+        Batches of photos are decoded while the previous one trains (:func:`batches_ahead`); a
+        slow pass (a CNN on a CPU) prints its rows done and ETA through ``progress``.
+        """
         config, device = self.config, self.device
         batch_size = config.training.batch_size
         n_fit = len(order)
         network.train()
-        for begin in range(0, n_fit, batch_size):
-            positions = order[begin : begin + batch_size]
-            if len(positions) < 2:
-                continue  # a batch of one breaks batch normalisation
-            inputs = source.batch(self.fit_rows[positions], train=True).to(device, non_blocking=True)
+        batches = [order[begin : begin + batch_size] for begin in range(0, n_fit, batch_size)]
+        batches = [positions for positions in batches if len(positions) >= 2]  # one row breaks batch norm
+        progress.start(epoch, n_fit)
+        rows_done = 0
+        training_rows = [self.fit_rows[positions] for positions in batches]
+        source_batches = batches_ahead(source, training_rows, train=True)
+        for positions, (_, batch) in zip(batches, source_batches, strict=True):
+            inputs = batch.to(device, non_blocking=True)
             rows = torch.from_numpy(positions).to(device)
             with autocast(device, self.mixed):
                 outputs = network(inputs)
@@ -744,6 +759,8 @@ class _DCMHEpochs(EpochTask):
             self.scaler.scale(loss / (n_fit * len(positions))).backward()
             self.scaler.step(optimizer)
             self.scaler.update()
+            rows_done += len(positions)
+            progress.update(rows_done)
 
     def validate(self) -> Validation | None:
         """Mean validation MAP of both directions (database: the fitting rows); detail: each one."""
