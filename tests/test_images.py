@@ -115,7 +115,7 @@ def test_horizontal_flip_and_full_crop(tmp_path):
 
 def test_random_crop_statistics(tmp_path):
     """Crops cover between 8% and 100% of the image (torchvision's default scale)."""
-    from ddcmh_core.engine.images import _random_box
+    from ddcmh_core.engine.photo_decoding import _random_box
 
     rng = np.random.default_rng(0)
     fractions, ratios = [], []
@@ -317,3 +317,70 @@ def test_prefetching_holds_two_batches_at_most_and_raises_a_bad_photo_by_name(tm
     with pytest.raises(InputError, match=r"n4\.png.*row 4"):
         next(reader)  # the background failure surfaces in the training loop, naming the file
     source.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# Worker processes
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["decoded-each-time", "photo-cache"])
+def test_worker_processes_give_the_photos_threads_give(tmp_path: Path, cached: bool) -> None:
+    paths = _noisy_photos(tmp_path, 10)
+    options = {"image_size": 16, "resize_size": 20, "n_workers": 2, **PLAIN}
+    batches = [np.array([3, 1, 4, 0]), np.array([9, 2, 7]), np.array([3, 1, 4, 0])]
+
+    def read(**more) -> tuple[list[torch.Tensor], ImageFileSource]:
+        cache = tmp_path / f"cache-{len(more)}" if cached else False
+        source = ImageFileSource(paths, cache=cache, **options, **more)
+        torch.manual_seed(0)
+        return [source.batch(rows, train=train) for rows in batches for train in (True, False)], source
+
+    in_threads, threads_source = read()
+    in_processes, source = read(worker_processes=True)
+    assert source._executor is not None and type(source._executor).__name__ == "ProcessPoolExecutor"
+    for got, want in zip(in_processes, in_threads, strict=True):
+        assert torch.equal(got, want)
+    if cached:  # the squares the workers decoded were stored by this process; rows 5, 6, 8 were never read
+        assert source.cache is not None and source.cache.missing(np.arange(10)).tolist() == [5, 6, 8]
+    source.close()
+    threads_source.close()
+    assert source._executor is None
+
+
+def test_a_bad_photo_in_a_worker_process_is_named(tmp_path: Path) -> None:
+    paths = _noisy_photos(tmp_path, 6)
+    paths[4].write_bytes(b"no longer a photo")
+    options = {"image_size": 16, "resize_size": 20, "n_workers": 2, "worker_processes": True}
+    source = ImageFileSource(paths, **options, **PLAIN)
+    with pytest.raises(InputError, match=r"n4\.png.*row 4"):
+        source.batch(np.array([0, 4, 5]), train=False)
+    assert source.batch(np.array([0, 5]), train=False).shape == (2, 3, 16, 16)  # the pool still works
+    source.close()
+
+
+def test_a_worker_process_that_dies_is_reported_with_the_batch_and_the_pool_restarts(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    source = ImageFileSource(
+        _noisy_photos(tmp_path, 6), image_size=16, resize_size=20, n_workers=2, worker_processes=True, **PLAIN
+    )
+    want = source.batch(np.array([0, 1, 2]), train=False)
+    executor = source._executor
+    assert executor is not None
+    for pid in list(executor._processes):  # type: ignore[attr-defined]  # as the OOM killer would
+        os.kill(pid, signal.SIGKILL)
+    with pytest.raises(RuntimeError, match=r"worker process died.*n0\.png \(row 0\)"):
+        source.batch(np.array([0, 1, 2]), train=False)
+    assert torch.equal(source.batch(np.array([0, 1, 2]), train=False), want)  # a fresh pool
+    source.close()
+
+
+def test_the_network_settings_choose_worker_processes() -> None:
+    from ddcmh_core.engine.config import NetworkConfig
+    from ddcmh_core.engine.sources import image_source_options
+
+    network = NetworkConfig(architecture="cnn", decode_workers=3, decode_processes=True)
+    assert image_source_options(network) == {"cache": True, "n_workers": 3, "worker_processes": True}
+    assert "worker_processes" not in image_source_options(NetworkConfig(architecture="cnn"))

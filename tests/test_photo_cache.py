@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ddcmh_core.engine import images as images_module
+from ddcmh_core.engine import photo_decoding
 from ddcmh_core.engine.config import NetworkConfig
 from ddcmh_core.engine.images import ImageFileSource, find_unreadable_images
 from ddcmh_core.engine.photo_cache import DecodedPhotoCache, photo_cache_dir
@@ -46,7 +46,7 @@ def forbid_decoding(monkeypatch) -> None:
     def refuse(*args, **kwargs):
         raise AssertionError("a photo was decoded although the cache holds it")
 
-    monkeypatch.setattr(images_module, "_decode", refuse)
+    monkeypatch.setattr(photo_decoding, "_decode", refuse)
 
 
 def test_first_pass_fills_and_publishes_then_no_photo_is_decoded(photos, tmp_path, monkeypatch):

@@ -95,6 +95,7 @@ def test_bench_gives_dcmh_the_same_cnn_as_ddcmh_under_its_own_options(folder, tm
         '[dataset_options]\nsplit = "holdout"\n'
         "[method_options.dcmh]\n"
         '"image_network.image_size" = 32\n'
+        '"image_network.decode_processes" = true\n'
         '"training.max_epochs" = 2\n'
         '"training.batch_size" = 16\n'
     )
@@ -105,7 +106,7 @@ def test_bench_gives_dcmh_the_same_cnn_as_ddcmh_under_its_own_options(folder, tm
     assert "DDCMH's image network" not in error  # no DDCMH in this run
     record = json.loads((out / "results.json").read_text())
     options = record["config"]["method_options"]["dcmh"]
-    assert options["image_network"] == {**PHOTO_NETWORK, "image_size": 32}  # the user's size stays
+    assert options["image_network"] == {**PHOTO_NETWORK, "image_size": 32, "decode_processes": True}
     assert options["training.max_epochs"] == 2
     (trained,) = [cell for cell in record["cells"] if cell["cell"] == "dcmh-none-16bits-seed0"]
     assert trained["report"]["epochs_run"] == 2

@@ -97,7 +97,17 @@ class NetworkConfig(_Strict):
     decode_workers: int | None = Field(
         None,
         ge=1,
-        description="CNN on photos: threads that decode and augment; None: one per usable core, at most 8.",
+        description=(
+            "CNN on photos: threads (or processes) that decode and augment; None: one per usable core, "
+            "at most 8."
+        ),
+    )
+    decode_processes: bool = Field(
+        False,
+        description=(
+            "CNN on photos: decode and augment in decode_workers worker processes instead of threads "
+            "(for many cores feeding a GPU; the photos come out identical)."
+        ),
     )
 
 

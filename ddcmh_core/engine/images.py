@@ -13,10 +13,11 @@ trainer seeds it and saves it in checkpoints), never on thread scheduling.
 
 from __future__ import annotations
 
-import math
+import multiprocessing
 import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,11 +25,28 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from .photo_decoding import (
+    MAX_DECODED_PIXELS,
+    PhotoRecipe,
+    PhotoTooLargeError,
+    _decode,
+    prepare_photo,
+    start_worker,
+    worker_job,
+)
 
 if TYPE_CHECKING:
     from .photo_cache import DecodedPhotoCache
 
-__all__ = ["ImageFileSource", "check_images", "file_stats", "find_unreadable_images", "unreadable_rows"]
+__all__ = [
+    "MAX_DECODED_PIXELS",
+    "ImageFileSource",
+    "PhotoTooLargeError",
+    "check_images",
+    "file_stats",
+    "find_unreadable_images",
+    "unreadable_rows",
+]
 
 _N_ATTEMPTS = 10  # random-resized-crop tries before falling back to a centre crop (torchvision's)
 
@@ -65,120 +83,6 @@ def file_stats(paths: Sequence[Path], *, what: str) -> list[tuple[str, int, int]
     return stats
 
 
-def _to_rgb(image: Any) -> Any:
-    """Convert a Pillow image of any mode to RGB (alpha composited onto white)."""
-    from PIL import Image
-
-    mode = image.mode
-    if mode == "RGB":
-        return image
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    if mode.startswith("I;16") or mode in ("I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        peak = float(values.max()) if values.size else 0.0
-        # 16-bit data (also when Pillow reads it as 32-bit 'I'); 8-bit values stay as they are.
-        top = 65535.0 if mode.startswith("I;16") or 255 < peak <= 65535 else max(peak, 255.0)
-        grey = np.clip(values * (255.0 / top), 0, 255).astype(np.uint8)
-        return Image.fromarray(grey, mode="L").convert("RGB")
-    return image.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
-
-
-MAX_DECODED_PIXELS = 40_000_000
-"""Default bound on the pixels one photo may decode to (about 120 MB as RGB); see :func:`_decode`."""
-
-
-class PhotoTooLargeError(ValueError):
-    """A photo would decode to more pixels than allowed (raised inside :func:`_decode`)."""
-
-
-def _decode(path: Path, row: int, min_side: int, max_pixels: int = MAX_DECODED_PIXELS) -> Any:
-    """Decode ``path`` as an RGB Pillow image whose shorter side stays >= ``min_side``.
-
-    A JPEG is decoded at the smallest DCT scale that keeps ``min_side``, so a 10,000 x 10,000
-    JPEG costs little; a photo that would still decode to more than ``max_pixels`` pixels (a huge
-    PNG, say) is refused from its header, before any pixel is read, so that memory stays bounded.
-
-    Raises
-    ------
-    InputError
-        Naming the file and its row when it is missing, cannot be decoded or is too large.
-    """
-    from PIL import Image, ImageOps
-
-    if not path.is_file():
-        raise InputError(
-            f"ImageFileSource: argument 'paths': expected an image file, got {str(path)!r} "
-            f"(row {row}): no such file"
-        )
-    try:
-        with Image.open(path) as image:
-            if image.format == "JPEG" and min_side > 0:
-                image.draft("RGB", (min_side, min_side))
-            width, height = image.size
-            if width * height > max_pixels:
-                raise PhotoTooLargeError(
-                    f"{image.format} of {width} x {height} = {width * height / 1e6:.1f} million pixels to "
-                    f"decode, more than the limit of {max_pixels / 1e6:.1f} million (resize the photo, or "
-                    "raise max_pixels)"
-                )
-            image.load()
-            oriented = ImageOps.exif_transpose(image)
-            return _to_rgb(oriented)
-    except InputError:
-        raise
-    except Exception as exc:  # PIL raises many types (UnidentifiedImageError, OSError, SyntaxError, ...)
-        raise InputError(
-            f"ImageFileSource: argument 'paths': expected a decodable image file, got {str(path)!r} "
-            f"(row {row}): {type(exc).__name__}: {exc}"
-        ) from exc
-
-
-def _random_box(width: int, height: int, draws: np.ndarray, scale: tuple[float, float],
-                ratio: tuple[float, float]) -> tuple[float, float, float, float]:  # fmt: skip
-    """Random-resized-crop box (left, top, right, bottom) from pre-drawn uniforms.
-
-    Same distribution as torchvision's ``RandomResizedCrop.get_params``: area fraction uniform in
-    ``scale``, log aspect ratio uniform in ``log(ratio)``, up to 10 tries, then a centre crop with
-    the aspect ratio clamped to ``ratio``. ``draws`` holds 4 uniforms in [0, 1) per try.
-    """
-    area = width * height
-    log_low, log_high = math.log(ratio[0]), math.log(ratio[1])
-    for u_area, u_ratio, u_top, u_left in draws:
-        target = area * (scale[0] + (scale[1] - scale[0]) * u_area)
-        aspect = math.exp(log_low + (log_high - log_low) * u_ratio)
-        w = round(math.sqrt(target * aspect))
-        h = round(math.sqrt(target / aspect))
-        if 0 < w <= width and 0 < h <= height:
-            top = math.floor(u_top * (height - h + 1))
-            left = math.floor(u_left * (width - w + 1))
-            return (left, top, left + w, top + h)
-    in_ratio = width / height
-    if in_ratio < ratio[0]:
-        w, h = width, round(width / ratio[0])
-    elif in_ratio > ratio[1]:
-        w, h = round(height * ratio[1]), height
-    else:
-        w, h = width, height
-    left, top = (width - w) // 2, (height - h) // 2
-    return (left, top, left + w, top + h)
-
-
-def _centre_box(
-    width: int, height: int, image_size: int, resize_size: int
-) -> tuple[float, float, float, float]:
-    """Box of the original image that a resize to ``resize_size`` and centre crop keep.
-
-    Resampling this box straight to ``image_size`` does both steps in one resampling.
-    """
-    side = min(width, height) * image_size / resize_size
-    left = (width - side) / 2
-    top = (height - side) / 2
-    return (left, top, left + side, top + side)
-
-
 class ImageFileSource:
     """Image files decoded on the fly, implementing :class:`~ddcmh_core.engine.sources.BatchSource`.
 
@@ -208,7 +112,14 @@ class ImageFileSource:
     ratio : (float, float), default (3/4, 4/3)
         Range of the aspect ratio of the random crop (torchvision's default).
     n_workers : int, optional
-        Decoding threads; default ``min(8, cpu_count)``.
+        Decoding threads (or processes); default ``min(8, cpu_count)``.
+    worker_processes : bool, default False
+        Decode and augment in ``n_workers`` worker processes instead of threads (a pool started
+        on first use, from a ``forkserver`` so that the training process's threads are not
+        forked): for many cores feeding a GPU, where threads would contend for the interpreter
+        lock. Photos come out identical either way. A worker that dies (killed, out of memory)
+        raises a :class:`RuntimeError` naming the batch's files; the pool restarts on the next
+        batch.
     check : bool, default False
         Decode every file once now and raise one :class:`InputError` listing all the unreadable
         ones (see :func:`check_images`).
@@ -243,6 +154,7 @@ class ImageFileSource:
         scale: tuple[float, float] = (0.08, 1.0),
         ratio: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0),
         n_workers: int | None = None,
+        worker_processes: bool = False,
         check: bool = False,
         cache: bool | str | Path = False,
         max_pixels: int = MAX_DECODED_PIXELS,
@@ -299,7 +211,8 @@ class ImageFileSource:
                 f"ImageFileSource: argument 'max_pixels': expected an integer >= 1, got {max_pixels!r}"
             )
         self.max_pixels = max_pixels
-        self._executor: ThreadPoolExecutor | None = None
+        self.worker_processes = bool(worker_processes)
+        self._executor: Executor | None = None  # decoding threads or worker processes
         self._prefetcher: ThreadPoolExecutor | None = None  # assembles the batch after the current one
         if check:
             check_images(self.paths, n_workers=self.n_workers, max_pixels=max_pixels)
@@ -309,6 +222,9 @@ class ImageFileSource:
 
             directory = None if cache is True else Path(cache)
             self.cache = DecodedPhotoCache(self.paths, resize_size, directory=directory)
+        self.recipe = PhotoRecipe(
+            image_size, resize_size, self.scale, self.ratio, max_pixels, squares=self.cache is not None
+        )
 
     @classmethod
     def for_backbone(
@@ -363,37 +279,20 @@ class ImageFileSource:
         """Image ``row`` as an RGB ``PIL.Image.Image`` (full size, no transform)."""
         return _decode(self.paths[int(row)], int(row), 0, self.max_pixels)
 
-    def _cached_square(self, row: int) -> Any:
-        """Photo ``row`` as the stored ``resize_size`` square (decoded and stored on first use)."""
-        from PIL import Image
-
-        assert self.cache is not None
-        if self.cache.missing(np.array([row])).size == 0:
-            return Image.fromarray(self.cache.read(row))
-        image = _decode(self.paths[row], row, self.resize_size, self.max_pixels)
-        width, height = image.size
-        box = _centre_box(width, height, self.resize_size, self.resize_size)
-        square = image.resize((self.resize_size, self.resize_size), Image.Resampling.BILINEAR, box=box)
-        self.cache.store(row, np.asarray(square, dtype=np.uint8))
-        return square
+    def _stored_square(self, row: int) -> np.ndarray | None:
+        """Photo ``row``'s square from the decoded-photo cache, or None when not stored (or no cache)."""
+        if self.cache is None or self.cache.missing(np.array([row])).size:
+            return None
+        return self.cache.read(row)
 
     def _transform(self, row: int, draws: np.ndarray | None, flip: bool) -> np.ndarray:
-        from PIL import Image
-
-        if self.cache is not None:
-            image = self._cached_square(row)
-        else:
-            image = _decode(self.paths[row], row, self.resize_size, self.max_pixels)
-        width, height = image.size
-        if draws is None:
-            box = _centre_box(width, height, self.image_size, self.resize_size)
-        else:
-            box = _random_box(width, height, draws, self.scale, self.ratio)
-        size = (self.image_size, self.image_size)
-        out = image.resize(size, Image.Resampling.BILINEAR, box=box)
-        if flip:
-            out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        return np.asarray(out, dtype=np.uint8)
+        """Photo ``row`` as a network input (in this process); a square decoded on the way is stored."""
+        square = self._stored_square(row)
+        array, decoded = prepare_photo(self.paths[row], row, self.recipe, draws, flip, square)
+        if decoded is not None:
+            assert self.cache is not None
+            self.cache.store(row, decoded)
+        return array
 
     def batch(self, indices: np.ndarray | Sequence[int], *, train: bool) -> torch.Tensor:
         """Images ``indices`` as a float32 tensor ``(len(indices), 3, image_size, image_size)``.
@@ -442,7 +341,9 @@ class ImageFileSource:
     def _assemble(self, jobs: list[tuple[int, Any, bool]]) -> torch.Tensor:
         """Decode (or read from the cache), transform and normalise the jobs' photos into a batch."""
         count = len(jobs)
-        if count <= 1 or self.n_workers == 1:
+        if self.worker_processes:
+            arrays = self._transform_in_processes(jobs)
+        elif count <= 1 or self.n_workers == 1:
             arrays = [self._transform(*job) for job in jobs]
         else:
             if self._executor is None:
@@ -457,6 +358,53 @@ class ImageFileSource:
         # five times faster than scaling the permuted float view and copying it (64 x 224 px)
         images = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous().to(torch.float32)
         return images.mul_(self._gain).add_(self._offset)
+
+    def _transform_in_processes(self, jobs: list[tuple[int, Any, bool]]) -> list[np.ndarray]:
+        """:meth:`_transform` of every job in the worker processes; squares are stored here.
+
+        A worker gets the photo's stored square when there is one (it reads no file), else it
+        decodes the file and sends the square back for this process to store, so that only one
+        process ever writes the cache.
+
+        Raises
+        ------
+        InputError
+            From a worker, for a photo that is missing or does not decode (naming the file).
+        RuntimeError
+            When a worker process dies; names the batch's files. The pool restarts on next use.
+        """
+        if self._executor is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["ddcmh_core.engine.photo_decoding"])
+            self._executor = ProcessPoolExecutor(
+                self.n_workers,
+                mp_context=context,
+                initializer=start_worker,
+                initargs=(self.paths, self.recipe),
+            )
+        rows = [row for row, _, _ in jobs]
+        squares = [self._stored_square(row) for row in rows]
+        try:
+            results = list(
+                self._executor.map(
+                    worker_job, rows, [draws for _, draws, _ in jobs], [flip for _, _, flip in jobs], squares
+                )
+            )
+        except BrokenProcessPool as error:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+            shown = ", ".join(f"{self.paths[row]} (row {row})" for row in rows[:5])
+            more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+            raise RuntimeError(
+                f"ImageFileSource: a photo-decoding worker process died ({error}) while preparing the "
+                f"batch of {shown}{more}; the pool restarts on the next batch. If it was killed for "
+                "memory, use fewer decode_workers; decode_processes = false decodes in threads"
+            ) from error
+        for row, (_, decoded) in zip(rows, results, strict=True):
+            if decoded is not None:
+                assert self.cache is not None
+                self.cache.store(row, decoded)
+        return [array for array, _ in results]
 
 
 def _problem(path: Path, row: int, max_pixels: int) -> str | None:

@@ -138,7 +138,7 @@ def source_for_view(
 
 
 def image_source_options(network: NetworkConfig, *, training: bool = True) -> dict[str, Any]:
-    """The ImageFileSource arguments a CNN network's settings give (input size, photo cache, threads).
+    """The ImageFileSource arguments a CNN network's settings give (input size, photo cache, workers).
 
     The photo cache serves training only: photos read once (encoding) are not stored.
     """
@@ -147,6 +147,8 @@ def image_source_options(network: NetworkConfig, *, training: bool = True) -> di
         options["image_size"] = network.image_size
     if network.decode_workers is not None:
         options["n_workers"] = network.decode_workers
+    if network.decode_processes:
+        options["worker_processes"] = True
     return options
 
 
