@@ -166,6 +166,17 @@ def test_reference_defaults() -> None:
     np.testing.assert_allclose(rates, np.logspace(-1.5, -3, 5))
 
 
+def test_a_schedule_replaces_the_decay_also_from_a_toml_file(tmp_path) -> None:
+    """TOML has no null: final_learning_rate = "none" hands the rate to training.schedule."""
+    import tomllib
+
+    text = 'final_learning_rate = "none"\n[training]\nschedule = "cosine"\noptimizer = "adam"\n'
+    config = DCMHConfig.model_validate(tomllib.loads(text))
+    assert config.final_learning_rate is None and config.training.schedule == "cosine"
+    with pytest.raises(ValueError, match=r'final_learning_rate=None \("none" in TOML\)'):
+        DCMHConfig.model_validate(tomllib.loads('[training]\nschedule = "cosine"\n'))
+
+
 # ---------------------------------------------------------------- it learns
 def test_beats_random_codes_in_both_directions(fitted: DCMH, problem: dict[str, np.ndarray]) -> None:
     train_labels, test_labels = problem["train_labels"], problem["test_labels"]

@@ -32,7 +32,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 import torch
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
 from ..engine.config import NetworkConfig, TrainingConfig
@@ -190,7 +190,8 @@ class DCMHConfig(MethodParams):
         description=(
             "Learning rate of the last epoch: the rate decays log-linearly from training.learning_rate "
             "(the reference: logspace(-1.5, -3, 500) in DCMH_demo.m; the default 10^-2 over 150 "
-            "epochs was chosen on Wikipedia's validation split). None uses training.schedule instead."
+            "epochs was chosen on Wikipedia's validation split). None (\"none\" in a TOML file or "
+            "--method-opt, which have no null) uses training.schedule instead."
         ),
     )
     initialization: Literal["zeros", "gaussian"] = Field(
@@ -236,12 +237,19 @@ class DCMHConfig(MethodParams):
         default=None, description="Autocast of the networks on CUDA; None: on for CUDA, off for CPU."
     )
 
+    @field_validator("final_learning_rate", mode="before")
+    @classmethod
+    def _none_in_toml(cls, value: Any) -> Any:
+        """TOML has no null: the string ``"none"`` stands for None."""
+        return None if isinstance(value, str) and value.strip().lower() == "none" else value
+
     @model_validator(mode="after")
     def _one_schedule(self) -> DCMHConfig:
         if self.final_learning_rate is not None and self.training.schedule != "none":
             raise ValueError(
                 "final_learning_rate sets the reference log-linear decay; set training.schedule='none' "
-                f"(got {self.training.schedule!r}) or final_learning_rate=None to use the schedule"
+                f"(got {self.training.schedule!r}) or final_learning_rate=None (\"none\" in TOML) to use "
+                "the schedule"
             )
         return self
 
