@@ -34,6 +34,7 @@ from .errors import (
     NumericalError,
     UnsupportedOperationError,
 )
+from .memory import MemoryModel
 from .validation import FeatureMatrix, check_features, check_labels, check_not_constant
 
 
@@ -187,6 +188,9 @@ class Hasher(TransformerMixin, BaseEstimator):
     training_only_attributes: ClassVar[tuple[str, ...]] = ("training_codes_", "encoded_training_codes_")
     """Fitted attributes with one row per training item: available after :meth:`fit`, never saved,
     so that a hasher file holds only what encoding needs. Subclasses extend the tuple."""
+    memory_model: ClassVar[MemoryModel | None] = None
+    """How :meth:`fit`'s peak memory grows with the training shape (see :meth:`working_memory`);
+    None: not estimated (the hasher's largest arrays are no larger than its input)."""
 
     def __init__(self, **params: Any) -> None:
         """Validate ``params`` with the ``Params`` model (:class:`InputError` on a bad value)."""
@@ -546,6 +550,23 @@ class Hasher(TransformerMixin, BaseEstimator):
             except InputError as error:
                 problems.append(str(error))
         return problems
+
+    def working_memory(self, n_samples: int, n_features: int) -> tuple[int, str] | None:
+        """Estimated peak bytes of :meth:`fit` on an ``n_samples x n_features`` matrix, and why.
+
+        From :attr:`memory_model`; a hasher whose algorithm changes with the shape (PCA's
+        implicit covariance above :data:`~ddcmh_core.linalg.DENSE_COVARIANCE_MAX_FEATURES`
+        columns) overrides it. Plan checks compare it with the memory free before any work.
+
+        Returns
+        -------
+        (int, str) or None
+            Bytes and what dominates them; None when not estimated.
+        """
+        model = self.memory_model
+        if model is None:
+            return None
+        return model.peak_bytes(n_samples, [n_features]), model.explain(n_samples, [n_features])
 
     def _check_bits(self, n_samples: int, n_features: int) -> None:
         bounded = self.tags()["bits_bounded_by_features"]

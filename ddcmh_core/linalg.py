@@ -11,10 +11,15 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg
 
+from .memory import MemoryModel
 from .validation import FeatureMatrix
 
 DENSE_COVARIANCE_MAX_FEATURES = 4096
 """Up to this width the covariance is formed explicitly; above it an implicit operator is used."""
+
+PCA_MEMORY = MemoryModel(feature_squares=4, dense_copies=1, squares_up_to=DENSE_COVARIANCE_MAX_FEATURES)
+"""Peak memory of a hasher built on :func:`principal_components`: the d x d covariance and the
+workspace of its eigendecomposition, up to :data:`DENSE_COVARIANCE_MAX_FEATURES` columns."""
 
 
 def column_mean(features: FeatureMatrix) -> np.ndarray:

@@ -6,7 +6,6 @@ import functools
 import itertools
 import math
 import tracemalloc
-from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -69,13 +68,7 @@ def _model(**overrides: Any) -> DCMH:
     return DCMH(**settings)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny networks: one intra-op thread avoids oversubscription when test files run side by side."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

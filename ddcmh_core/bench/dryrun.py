@@ -28,8 +28,9 @@ import numpy as np
 from ..data.dataset import CrossModalDataset
 from ..engine.epoch_sampling import sampling_epochs
 from ..errors import InputError, NumericalError
+from ..memory import available_memory, format_bytes
 from .config import BenchConfig
-from .runner import BenchRun, Cell, plan_cells
+from .runner import BenchRun, Cell, largest_memory_estimate, plan_cells
 
 CALIBRATION_EPOCHS = 2
 """Epochs each training loop runs during the calibration (the first carries warm-up costs)."""
@@ -125,9 +126,20 @@ def dry_run_report(
         if calibrate
         else "No estimate of time: --no-calibration.",
         f"Memory: the dataset's arrays at most {_view_bytes(dataset) / 2**20:.1f} MiB; peak resident "
-        f"size so far {_peak_rss_mib():.0f} MiB.",
+        f"size so far {_peak_rss_mib():.0f} MiB.{_largest_fit(config, dataset)}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _largest_fit(config: BenchConfig, dataset: CrossModalDataset) -> str:
+    """`` Largest fit: about 2.1 GiB (CVH, 32 bits: ...), 19.4 GiB free.`` or nothing."""
+    largest = largest_memory_estimate(config, dataset)
+    if largest is None:
+        return ""
+    need, cell, why = largest
+    free = available_memory()
+    room = "" if free is None else f"; {format_bytes(free)} free"
+    return f" Largest fit: about {format_bytes(need)} ({cell}: {why}){room}."
 
 
 def _estimate_row(label: str, count: int, seconds: float | None) -> str:

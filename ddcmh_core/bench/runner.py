@@ -42,6 +42,7 @@ from ..evaluation.metrics import (
     random_code_floor,
 )
 from ..files import atomic_path
+from ..memory import available_memory, format_bytes
 from ..methods.base import CrossModalMethod, DataShape
 from ..plugins import hasher_registry, method_registry
 from ..tuning import (
@@ -362,8 +363,10 @@ def check_plan_against_data(config: BenchConfig, dataset: Any) -> None:
     """Check every cell of the plan against the data's shape, before the first cell trains.
 
     Each method's :meth:`~ddcmh_core.methods.base.CrossModalMethod.data_problems` sees the number
-    of training pairs, each view's width and whether there are labels; all problems of all cells
-    are reported together.
+    of training pairs, each view's width and whether there are labels, and its
+    :meth:`~ddcmh_core.methods.base.CrossModalMethod.working_memory` estimate is held against the
+    memory free on this machine (shared by ``config.jobs`` cells at a time); all problems of all
+    cells are reported together.
 
     Raises
     ------
@@ -371,18 +374,56 @@ def check_plan_against_data(config: BenchConfig, dataset: Any) -> None:
         Listing every problem with the cell it belongs to.
     """
     shape = DataShape.of_training_split(dataset)
+    free = available_memory()
     problems: dict[str, None] = {}
-    for cell in plan_cells(config):
-        if cell.method == "random" or cell.seed:
-            continue
-        method = method_class(cell.method)
-        params = method.make_params(**model_config_for(config, cell))
-        for problem in method.data_problems(params, shape):
+    for cell, method, params in _first_seed_cells(config):
+        found = method.data_problems(params, shape)
+        estimate = method.working_memory(params, shape)
+        if estimate is not None and free is not None and estimate[0] * config.jobs > free:
+            found.append(_memory_problem(estimate, free, config.jobs))
+        for problem in found:
             problems[f"{cell.describe().rsplit(', seed', 1)[0]}: {problem}"] = None
     if problems:
         listed = "\n  ".join(problems)
         count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
         raise InputError(f"the plan cannot run on {dataset.name} ({count}):\n  {listed}")
+
+
+def _first_seed_cells(config: BenchConfig) -> Iterable[tuple[Cell, type[CrossModalMethod], Any]]:
+    """Each trained cell of seed 0 (seeds share a shape), with its method class and parameters."""
+    for cell in plan_cells(config):
+        if cell.method == "random" or cell.seed:
+            continue
+        method = method_class(cell.method)
+        yield cell, method, method.make_params(**model_config_for(config, cell))
+
+
+def largest_memory_estimate(config: BenchConfig, dataset: Any) -> tuple[int, str, str] | None:
+    """The plan's largest :meth:`~ddcmh_core.methods.base.CrossModalMethod.working_memory` estimate.
+
+    Returns
+    -------
+    (int, str, str) or None
+        Bytes, the cell (``CVH, 32 bits``) and what dominates; None when no method estimates.
+    """
+    shape = DataShape.of_training_split(dataset)
+    largest = None
+    for cell, method, params in _first_seed_cells(config):
+        estimate = method.working_memory(params, shape)
+        if estimate is not None and (largest is None or estimate[0] > largest[0]):
+            largest = (estimate[0], cell.describe().rsplit(", seed", 1)[0], estimate[1])
+    return largest
+
+
+def _memory_problem(estimate: tuple[int, str], free: int, jobs: int) -> str:
+    """The plan-check line for a cell whose fit would need more memory than is free."""
+    need, why = estimate
+    share = f"{format_bytes(free / jobs)} each of the {jobs} parallel jobs gets of " if jobs > 1 else ""
+    return (
+        f"memory: the fit needs about {format_bytes(need)} ({why}), more than {share}the "
+        f"{format_bytes(free)} free on this machine; narrow the widest view (for a text vocabulary: "
+        "[dataset_options.text_features] max_features), use fewer --jobs, or leave this method out"
+    )
 
 
 def describe_split(config: BenchConfig, dataset: Any) -> str:

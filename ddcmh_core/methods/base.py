@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InputError, NotFittedError
 from ..evaluation.codes import pack_codes
+from ..memory import MemoryModel
 from ..model_file import MethodState, ModelFileError, load_model, save_model
 from ..validation import check_labels, check_not_constant, check_values
 
@@ -192,6 +193,9 @@ class CrossModalMethod(ABC):
     tags: ClassVar[MethodTags] = MethodTags()
     display_name: ClassVar[str] = ""
     """Name in tables (``"DCMH"``); defaults to the class name."""
+    memory_model: ClassVar[MemoryModel | None] = None
+    """How the fit's peak memory grows with the training shape (:meth:`working_memory`); None: not
+    estimated (a method whose largest arrays are a few batches, or not declared)."""
 
     report_: dict[str, Any]
     n_features_: dict[str, int | None]
@@ -224,6 +228,24 @@ class CrossModalMethod(ABC):
         return int(self.params.n_bits)
 
     # ------------------------------------------------------------------ checks
+    @classmethod
+    def working_memory(cls, params: MethodParams, data: DataShape) -> tuple[int, str] | None:
+        """Estimated peak bytes of :meth:`fit` on data of this shape, and what dominates them.
+
+        From :attr:`memory_model` (None when the class declares none); a subclass whose memory
+        depends on its parameters (DDCMH: its Stage-1 hasher) overrides this. ``ddcmh-bench``
+        refuses a plan whose cell would need more than the machine has free, before any work.
+
+        Returns
+        -------
+        (int, str) or None
+            Bytes, and words for the message (``39,920 x 39,920 matrices of ...``).
+        """
+        if cls.memory_model is None:
+            return None
+        widths = list(data.n_features.values())
+        return cls.memory_model.peak_bytes(data.n_rows, widths), cls.memory_model.explain(data.n_rows, widths)
+
     @classmethod
     def data_problems(cls, params: MethodParams, data: DataShape) -> list[str]:
         """Every reason ``params`` cannot be fitted on data of this shape (empty when it can).

@@ -224,6 +224,23 @@ class DDCMH(CrossModalMethod):
     hasher_record_: dict[str, Any]
 
     @classmethod
+    def working_memory(cls, params: MethodParams, data: DataShape) -> tuple[int, str] | None:
+        """The Stage-1 hasher's estimate on the text rows it fits (the networks train in batches)."""
+        assert isinstance(params, DDCMHConfig)
+        width = data.n_features.get("text")
+        try:
+            hasher = _make_hasher(params)
+        except (DdcmhError, ValueError):
+            return None  # data_problems reports it
+        if width is None:
+            return None
+        fit_rows = data.n_rows - round(params.validation_fraction * data.n_rows)
+        estimate = hasher.working_memory(fit_rows, width)
+        if estimate is None:
+            return None
+        return estimate[0], f"{estimate[1]} in Stage 1 ({params.hasher})"
+
+    @classmethod
     def data_problems(cls, params: MethodParams, data: DataShape) -> list[str]:
         """The base checks, plus the Stage-1 hasher's name and parameters."""
         problems = super().data_problems(params, data)

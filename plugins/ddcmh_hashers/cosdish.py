@@ -18,6 +18,7 @@ from ddcmh_core.linalg import (
     ridge_solve,
     sign_ties_positive,
 )
+from ddcmh_core.memory import MemoryModel
 from ddcmh_core.validation import FeatureMatrix
 
 DEFAULT_MIN_COLUMNS = 128
@@ -250,6 +251,7 @@ class COSDISH(Hasher):
         )
 
     params: Params
+    memory_model = MemoryModel(row_squares=4.5, dense_copies=2)  # sampled similarities, n x n dual ridge
     requires_labels = True
     training_only_attributes = (*Hasher.training_only_attributes, "codes_")
 

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from ddcmh_core.hasher import Hasher, HasherParams
 from ddcmh_core.linalg import (
+    PCA_MEMORY,
     centred_projection,
     column_mean,
     fix_signs,
@@ -112,6 +113,7 @@ class IsoHash(Hasher):
 
     params: Params
     bits_bounded_by_features = True
+    memory_model = PCA_MEMORY
 
     def _fit(self, X: FeatureMatrix, labels: np.ndarray | None, rng: np.random.Generator) -> None:
         self.mean_ = column_mean(X)

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from ddcmh_core.hasher import Hasher, HasherParams
 from ddcmh_core.linalg import (
+    PCA_MEMORY,
     centred_projection,
     column_mean,
     covariance,
@@ -19,7 +20,11 @@ from ddcmh_core.linalg import (
     random_orthogonal,
     sign_ties_positive,
 )
+from ddcmh_core.memory import MemoryModel
 from ddcmh_core.validation import FeatureMatrix
+
+CCA_MEMORY = MemoryModel(feature_squares=4.5, dense_copies=1)
+"""CCA-ITQ's peak: the d x d covariance, the between-class matrix and the generalised eigensolver's copies."""
 
 
 class ITQ(Hasher):
@@ -63,11 +68,18 @@ class ITQ(Hasher):
 
     params: Params
     bits_bounded_by_features = True
+    memory_model = PCA_MEMORY
 
     def tags(self) -> dict[str, bool]:
         """CCA-ITQ needs labels; PCA-ITQ does not use them (the class attributes declare PCA-ITQ)."""
         cca = self.params.projection == "cca"
         return {**super().tags(), "requires_labels": cca, "uses_labels": cca}
+
+    def working_memory(self, n_samples: int, n_features: int) -> tuple[int, str] | None:
+        """PCA-ITQ: the covariance up to 4,096 columns. CCA-ITQ always forms the d x d covariances."""
+        if self.params.projection != "cca":
+            return super().working_memory(n_samples, n_features)
+        return CCA_MEMORY.peak_bytes(n_samples, [n_features]), CCA_MEMORY.explain(n_samples, [n_features])
 
     def _fit(self, X: FeatureMatrix, labels: np.ndarray | None, rng: np.random.Generator) -> None:
         self.mean_ = column_mean(X)

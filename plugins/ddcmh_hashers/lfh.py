@@ -8,6 +8,7 @@ from pydantic import Field
 
 from ddcmh_core.hasher import Hasher, HasherParams
 from ddcmh_core.linalg import matmul, ridge_solve, sign_ties_positive
+from ddcmh_core.memory import MemoryModel
 from ddcmh_core.validation import FeatureMatrix
 
 
@@ -98,6 +99,7 @@ class LFH(Hasher):
         )
 
     params: Params
+    memory_model = MemoryModel(feature_squares=2, dense_copies=1)  # the d x d ridge system
     requires_labels = True
     balanced_bits = False  # codes follow the labels: a bit may single out a rare label combination
     training_only_attributes = (*Hasher.training_only_attributes, "codes_")

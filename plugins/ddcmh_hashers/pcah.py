@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ddcmh_core.hasher import Hasher
-from ddcmh_core.linalg import centred_projection, column_mean, principal_components
+from ddcmh_core.linalg import PCA_MEMORY, centred_projection, column_mean, principal_components
 from ddcmh_core.validation import FeatureMatrix
 
 
@@ -18,6 +18,7 @@ class PCAH(Hasher):
     """
 
     bits_bounded_by_features = True
+    memory_model = PCA_MEMORY
 
     def _fit(self, X: FeatureMatrix, labels: np.ndarray | None, rng: np.random.Generator) -> None:
         self.mean_ = column_mean(X)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ddcmh_core.errors import InputError
 from ddcmh_core.hasher import Hasher
-from ddcmh_core.linalg import centred_projection, column_mean, matmul, principal_components
+from ddcmh_core.linalg import PCA_MEMORY, centred_projection, column_mean, matmul, principal_components
 from ddcmh_core.validation import FeatureMatrix
 
 BOX_MARGIN = float(np.finfo(np.float64).eps)
@@ -126,6 +126,8 @@ class SH(Hasher):
     where a few items have large projections) most items fall in a small part of the box and a
     low-frequency bit can be nearly constant (e.g. 97 % ones). That is the reference's behaviour.
     """
+
+    memory_model = PCA_MEMORY
 
     bits_bounded_by_features = False
     balanced_bits = False  # the min/max box of skewed data leaves low-frequency bits nearly constant

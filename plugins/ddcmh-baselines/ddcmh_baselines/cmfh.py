@@ -36,6 +36,7 @@ import numpy as np
 from pydantic import Field
 
 from ddcmh_core import MethodParams, MethodTags
+from ddcmh_core.memory import MemoryModel
 from ddcmh_core.methods.base import ProgressCallback
 
 from ._shallow import FeatureMap, LinearHash, ShallowMethod
@@ -137,6 +138,8 @@ class CMFH(ShallowMethod):
         )
 
     tags = MethodTags(supervised=False, deep=False)
+    # peak memory: the d x d ridge system of each view's projection and its factorisation
+    memory_model = MemoryModel(feature_squares=2.5, row_squares=0.5, dense_copies=2)
     display_name = "CMFH"
 
     def _fit(

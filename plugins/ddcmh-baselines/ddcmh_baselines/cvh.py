@@ -33,6 +33,7 @@ import scipy.linalg as sla
 from pydantic import Field
 
 from ddcmh_core import MethodParams, MethodTags
+from ddcmh_core.memory import MemoryModel
 from ddcmh_core.methods.base import DataShape
 
 from ._shallow import FeatureMap, LinearHash, ShallowMethod
@@ -84,6 +85,8 @@ class CVH(ShallowMethod):
         center: bool = Field(False, description="Subtract each view's training mean (the demo does not).")
 
     tags: ClassVar[MethodTags] = MethodTags(supervised=False, deep=False)
+    # peak memory: the d x d covariances of the generalised eigenproblem
+    memory_model = MemoryModel(feature_squares=2.5, dense_copies=2)
     display_name: ClassVar[str] = "CVH"
 
     @classmethod

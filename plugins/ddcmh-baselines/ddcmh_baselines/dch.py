@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import Field
 
 from ddcmh_core import MethodParams, MethodTags
+from ddcmh_core.memory import MemoryModel
 
 from ._shallow import FeatureMap, LinearHash, ShallowMethod, label_matrix
 
@@ -90,6 +91,8 @@ class DCH(ShallowMethod):
         center: bool = Field(True, description="Subtract each view's training mean (the demo centres both).")
 
     tags: ClassVar[MethodTags] = MethodTags(supervised=True, deep=False)
+    # peak memory: the d x d Gram matrix of each view's hash-function ridge and its solve
+    memory_model = MemoryModel(feature_squares=2.5, row_squares=0.5, dense_copies=2)
     display_name: ClassVar[str] = "DCH"
 
     def _fit(

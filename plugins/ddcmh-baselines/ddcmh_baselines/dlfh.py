@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import Field
 
 from ddcmh_core import MethodParams, MethodTags
+from ddcmh_core.memory import MemoryModel
 from ddcmh_core.methods.base import DataShape, ProgressCallback
 
 from ._shallow import FeatureMap, LinearHash, ShallowMethod, label_matrix
@@ -140,6 +141,8 @@ class DLFH(ShallowMethod):
         )
 
     tags = MethodTags(supervised=True, deep=False)
+    # peak memory: the d x d Gram matrix of the hash-function regression
+    memory_model = MemoryModel(feature_squares=1.5, dense_copies=2)
     display_name = "DLFH"
 
     @classmethod

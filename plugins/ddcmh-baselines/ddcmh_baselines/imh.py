@@ -43,6 +43,7 @@ import scipy.linalg
 from pydantic import Field
 
 from ddcmh_core import MethodParams, MethodTags
+from ddcmh_core.memory import MemoryModel
 from ddcmh_core.methods.base import DataShape, ProgressCallback
 
 from ._graphs import graph_laplacian, nearest_others
@@ -95,6 +96,8 @@ class IMH(ShallowMethod):
         )
 
     tags = MethodTags(supervised=False, deep=False)
+    # peak memory: the n x n inter-media graph and ridge projector, and each view's d x d Gram matrix
+    memory_model = MemoryModel(feature_squares=2.5, row_squares=7, dense_copies=2)
     display_name = "IMH"
 
     @classmethod

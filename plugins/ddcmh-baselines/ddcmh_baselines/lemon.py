@@ -35,6 +35,7 @@ import numpy as np
 from pydantic import Field
 
 from ddcmh_core import MethodParams, MethodTags
+from ddcmh_core.memory import MemoryModel
 from ddcmh_core.methods.base import DataShape, ProgressCallback
 
 from ._shallow import FeatureMap, LinearHash, ShallowMethod, label_matrix
@@ -193,6 +194,8 @@ class LEMON(ShallowMethod):
         )
 
     tags = MethodTags(supervised=True, deep=False)
+    # peak memory: the d x d feature sums of each view (image.T @ image, text.T @ text)
+    memory_model = MemoryModel(feature_squares=2.5, dense_copies=2)
     display_name = "LEMON"
 
     @classmethod

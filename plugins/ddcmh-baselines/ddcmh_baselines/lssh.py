@@ -46,6 +46,7 @@ from pydantic import Field
 
 from ddcmh_core import MethodParams, MethodState, MethodTags
 from ddcmh_core.errors import InputError
+from ddcmh_core.memory import MemoryModel
 from ddcmh_core.methods.base import DataShape, ProgressCallback
 
 from ._shallow import ShallowMethod, dense, iter_row_blocks
@@ -292,6 +293,8 @@ class LSSH(ShallowMethod):
         )
 
     tags = MethodTags(supervised=False, deep=False)
+    # peak memory: the n x n matrices of the sparse coding and the matrix factorisation
+    memory_model = MemoryModel(row_squares=3.5, dense_copies=4, row_columns=1700)
     display_name = "LSSH"
 
     image_mean_: np.ndarray

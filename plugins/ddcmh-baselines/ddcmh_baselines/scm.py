@@ -32,6 +32,7 @@ import scipy.linalg as sla
 from pydantic import Field
 
 from ddcmh_core import MethodParams, MethodTags
+from ddcmh_core.memory import MemoryModel
 from ddcmh_core.methods.base import DataShape
 
 from ._shallow import FeatureMap, LinearHash, ShallowMethod, label_matrix
@@ -202,6 +203,8 @@ class SCMSeq(ShallowMethod):
         )
 
     tags: ClassVar[MethodTags] = MethodTags(supervised=True, deep=False)
+    # peak memory: the d x d covariances of the sequential CCA-like problem and their Cholesky factors
+    memory_model = MemoryModel(feature_squares=3, dense_copies=2)
     display_name: ClassVar[str] = "SCM-seq"
 
     @classmethod

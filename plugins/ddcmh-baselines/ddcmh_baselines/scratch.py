@@ -35,6 +35,7 @@ import numpy as np
 from pydantic import Field
 
 from ddcmh_core import MethodParams, MethodTags
+from ddcmh_core.memory import MemoryModel
 from ddcmh_core.methods.base import DataShape, ProgressCallback
 
 from ._shallow import FeatureMap, LinearHash, ShallowMethod, label_matrix
@@ -107,6 +108,8 @@ class SCRATCH(ShallowMethod):
         )
 
     tags = MethodTags(supervised=True, deep=False)
+    # peak memory: the n x n Gram matrix of the latent update, dense copies of the views, the anchor kernels
+    memory_model = MemoryModel(row_squares=2, dense_copies=5, row_columns=1000)
     display_name = "SCRATCH"
 
     @classmethod

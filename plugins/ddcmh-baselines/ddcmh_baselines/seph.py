@@ -40,6 +40,7 @@ from pydantic import Field
 from scipy.linalg.blas import dsyrk
 
 from ddcmh_core import MethodParams, MethodTags
+from ddcmh_core.memory import MemoryModel
 from ddcmh_core.methods.base import DataShape, ProgressCallback
 
 from ._shallow import FeatureMap, LinearHash, ShallowMethod, label_matrix, squared_distances
@@ -382,6 +383,8 @@ class SePH(ShallowMethod):
         )
 
     tags = MethodTags(supervised=True, deep=False)
+    # peak memory: the n x n semantic affinity and its normalised copy, the anchors' k-means on dense views
+    memory_model = MemoryModel(row_squares=2.5, dense_copies=7, row_columns=1000)
     display_name = "SePH"
 
     @classmethod

@@ -40,6 +40,7 @@ import numpy as np
 from pydantic import Field
 
 from ddcmh_core import MethodParams, MethodTags
+from ddcmh_core.memory import MemoryModel
 from ddcmh_core.methods.base import DataShape, ProgressCallback
 
 from ._graphs import graph_laplacian, nearest_others
@@ -109,6 +110,8 @@ class SMFH(ShallowMethod):
         center: bool = Field(True, description="Subtract the training mean of each view (demo_SMFH.m).")
 
     tags = MethodTags(supervised=True, deep=False)
+    # peak memory: the n x n label graph Laplacian and view Gram matrices, and the d x d projections' systems
+    memory_model = MemoryModel(feature_squares=2.5, row_squares=3.5, dense_copies=2)
     display_name = "SMFH"
 
     @classmethod
