@@ -3,12 +3,14 @@
 Images are decoded, resized, augmented and normalised per batch.
 
 Each batch is decoded by a pool of threads (Pillow releases the GIL while it decodes and
-resamples). JPEGs are decoded at a reduced scale (libjpeg's DCT scaling, ``Image.draft``) when
-they are much larger than needed, which keeps the shorter side at least ``resize_size``.
+resamples), or of worker processes with ``worker_processes=True``; the per-photo work is in
+:mod:`~ddcmh_core.engine.photo_decoding`. JPEGs are decoded at a reduced scale (libjpeg's DCT
+scaling, ``Image.draft``) when they are much larger than needed, which keeps the shorter side at
+least ``resize_size``.
 
 Randomness: the augmentation parameters of a batch are drawn in the calling thread from torch's
 global generator before decoding starts, so a batch depends only on the torch RNG state (the
-trainer seeds it and saves it in checkpoints), never on thread scheduling.
+trainer seeds it and saves it in checkpoints), never on thread or process scheduling.
 """
 
 from __future__ import annotations
