@@ -564,9 +564,7 @@ class Hasher(TransformerMixin, BaseEstimator):
             Bytes and what dominates them; None when not estimated.
         """
         model = self.memory_model
-        if model is None:
-            return None
-        return model.peak_bytes(n_samples, [n_features]), model.explain(n_samples, [n_features])
+        return None if model is None else model.estimate(n_samples, [n_features])
 
     def _check_bits(self, n_samples: int, n_features: int) -> None:
         bounded = self.tags()["bits_bounded_by_features"]

@@ -67,6 +67,11 @@ class MemoryModel:
         )
         return int(FLOAT_BYTES * cells)
 
+    def estimate(self, n_rows: int, widths: Iterable[int | None]) -> tuple[int, str]:
+        """:meth:`peak_bytes` and :meth:`explain` together: what ``working_memory`` returns."""
+        widths = list(widths)
+        return self.peak_bytes(n_rows, widths), self.explain(n_rows, widths)
+
     def explain(self, n_rows: int, widths: Iterable[int | None]) -> str:
         """What dominates the estimate, in words (``d x d matrices of the 39920 features``)."""
         known = [int(width) for width in widths if width is not None]

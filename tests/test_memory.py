@@ -75,28 +75,31 @@ def test_the_wide_data_hashers_and_baselines_declare_a_model() -> None:
     assert expected <= set(METHODS)
 
 
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("name", HASHERS)
-def test_hasher_estimate_covers_the_measured_peak(name: str, shape: str) -> None:
-    n_rows, _, width = SHAPES[shape]
-    _, text, labels = _problem(*SHAPES[shape])
-    hasher = get_hasher(name, n_bits=16)
-    estimate = hasher.working_memory(n_rows, width)
+def _measured_and_estimated(name: str, kind: str, shape: tuple[int, int, int]) -> tuple[int, int]:
+    n_rows, image_width, text_width = shape
+    image, text, labels = _problem(*shape)
+    if kind == "hasher":
+        hasher = get_hasher(name, n_bits=16)
+        estimate = hasher.working_memory(n_rows, text_width)
+        measured = _peak_of(lambda: hasher.fit(text, labels))
+    else:
+        model = get_method(name, n_bits=16, **FEWER_ITERATIONS.get(name, {}))
+        estimate = model.working_memory(
+            model.params, DataShape(n_rows, {"image": image_width, "text": text_width})
+        )
+        measured = _peak_of(lambda: model.fit(image, text, labels))
     assert estimate is not None
-    _assert_estimate_covers(estimate[0], _peak_of(lambda: hasher.fit(text, labels)), f"{name} ({shape})")
+    return measured, estimate[0]
+
+
+KINDS_AND_NAMES = [("hasher", name) for name in HASHERS] + [("method", name) for name in METHODS]
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("name", METHODS)
-def test_method_estimate_covers_the_measured_peak(name: str, shape: str) -> None:
-    n_rows, image_width, text_width = SHAPES[shape]
-    image, text, labels = _problem(*SHAPES[shape])
-    model = get_method(name, n_bits=16, **FEWER_ITERATIONS.get(name, {}))
-    shape_only = DataShape(n_rows, {"image": image_width, "text": text_width})
-    estimate = model.working_memory(model.params, shape_only)
-    assert estimate is not None
-    measured = _peak_of(lambda: model.fit(image, text, labels))
-    _assert_estimate_covers(estimate[0], measured, f"{name} ({shape})")
+@pytest.mark.parametrize(("kind", "name"), KINDS_AND_NAMES)
+def test_estimate_covers_the_measured_peak(kind: str, name: str, shape: str) -> None:
+    measured, estimate = _measured_and_estimated(name, kind, SHAPES[shape])
+    _assert_estimate_covers(estimate, measured, f"{name} ({shape})")
 
 
 def test_pca_covariance_is_counted_only_while_it_is_formed() -> None:
@@ -155,26 +158,7 @@ def test_plan_check_refuses_a_cell_that_cannot_fit_before_any_work(tmp_path, mon
     assert "64.0 GiB free" in report
 
 
-def _measured_and_estimated(name: str, kind: str, shape: tuple[int, int, int]) -> tuple[int, int]:
-    n_rows, image_width, text_width = shape
-    image, text, labels = _problem(*shape)
-    if kind == "hasher":
-        hasher = get_hasher(name, n_bits=16)
-        estimate = hasher.working_memory(n_rows, text_width)
-        measured = _peak_of(lambda: hasher.fit(text, labels))
-    else:
-        model = get_method(name, n_bits=16, **FEWER_ITERATIONS.get(name, {}))
-        estimate = model.working_memory(
-            model.params, DataShape(n_rows, {"image": image_width, "text": text_width})
-        )
-        measured = _peak_of(lambda: model.fit(image, text, labels))
-    assert estimate is not None
-    return measured, estimate[0]
-
-
-@pytest.mark.parametrize(
-    ("kind", "name"), [("hasher", name) for name in HASHERS] + [("method", name) for name in METHODS]
-)
+@pytest.mark.parametrize(("kind", "name"), KINDS_AND_NAMES)
 def test_estimate_grows_with_the_width_as_the_fit_does(kind: str, name: str) -> None:
     """From 750 to 1,500 text columns the estimate must grow by about what the fit's peak grows: a
     d x d term where the fit grows linearly (or the reverse) is off by a factor of three or more

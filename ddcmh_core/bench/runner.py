@@ -376,26 +376,30 @@ def check_plan_against_data(config: BenchConfig, dataset: Any) -> None:
     shape = DataShape.of_training_split(dataset)
     free = available_memory()
     problems: dict[str, None] = {}
-    for cell, method, params in _first_seed_cells(config):
+    for label, method, params in _first_seed_cells(config):
         found = method.data_problems(params, shape)
         estimate = method.working_memory(params, shape)
         if estimate is not None and free is not None and estimate[0] * config.jobs > free:
             found.append(_memory_problem(estimate, free, config.jobs))
         for problem in found:
-            problems[f"{cell.describe().rsplit(', seed', 1)[0]}: {problem}"] = None
+            problems[f"{label}: {problem}"] = None
     if problems:
         listed = "\n  ".join(problems)
         count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
         raise InputError(f"the plan cannot run on {dataset.name} ({count}):\n  {listed}")
 
 
-def _first_seed_cells(config: BenchConfig) -> Iterable[tuple[Cell, type[CrossModalMethod], Any]]:
-    """Each trained cell of seed 0 (seeds share a shape), with its method class and parameters."""
+def _first_seed_cells(config: BenchConfig) -> Iterable[tuple[str, type[CrossModalMethod], Any]]:
+    """Each trained cell of seed 0 (seeds share a shape), with its method class and parameters.
+
+    The label is the cell's without the seed (``CVH, 32 bits``).
+    """
     for cell in plan_cells(config):
         if cell.method == "random" or cell.seed:
             continue
         method = method_class(cell.method)
-        yield cell, method, method.make_params(**model_config_for(config, cell))
+        label = cell.describe().rsplit(", seed", 1)[0]
+        yield label, method, method.make_params(**model_config_for(config, cell))
 
 
 def largest_memory_estimate(config: BenchConfig, dataset: Any) -> tuple[int, str, str] | None:
@@ -408,10 +412,10 @@ def largest_memory_estimate(config: BenchConfig, dataset: Any) -> tuple[int, str
     """
     shape = DataShape.of_training_split(dataset)
     largest = None
-    for cell, method, params in _first_seed_cells(config):
+    for label, method, params in _first_seed_cells(config):
         estimate = method.working_memory(params, shape)
         if estimate is not None and (largest is None or estimate[0] > largest[0]):
-            largest = (estimate[0], cell.describe().rsplit(", seed", 1)[0], estimate[1])
+            largest = (estimate[0], label, estimate[1])
     return largest
 
 

@@ -30,7 +30,6 @@ from ..errors import InputError
 from .photo_decoding import (
     MAX_DECODED_PIXELS,
     PhotoRecipe,
-    PhotoTooLargeError,
     _decode,
     prepare_photo,
     start_worker,
@@ -43,7 +42,6 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_DECODED_PIXELS",
     "ImageFileSource",
-    "PhotoTooLargeError",
     "check_images",
     "file_stats",
     "find_unreadable_images",
@@ -291,10 +289,14 @@ class ImageFileSource:
         """Photo ``row`` as a network input (in this process); a square decoded on the way is stored."""
         square = self._stored_square(row)
         array, decoded = prepare_photo(self.paths[row], row, self.recipe, draws, flip, square)
+        self._keep_square(row, decoded)
+        return array
+
+    def _keep_square(self, row: int, decoded: np.ndarray | None) -> None:
+        """Store a square :func:`prepare_photo` decoded (None: it read a stored one, or no cache)."""
         if decoded is not None:
             assert self.cache is not None
             self.cache.store(row, decoded)
-        return array
 
     def batch(self, indices: np.ndarray | Sequence[int], *, train: bool) -> torch.Tensor:
         """Images ``indices`` as a float32 tensor ``(len(indices), 3, image_size, image_size)``.
@@ -403,9 +405,7 @@ class ImageFileSource:
                 "memory, use fewer decode_workers; decode_processes = false decodes in threads"
             ) from error
         for row, (_, decoded) in zip(rows, results, strict=True):
-            if decoded is not None:
-                assert self.cache is not None
-                self.cache.store(row, decoded)
+            self._keep_square(row, decoded)
         return [array for array, _ in results]
 
 

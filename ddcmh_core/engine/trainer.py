@@ -390,6 +390,18 @@ def epoch_order(indices: np.ndarray, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(indices)
 
 
+def epoch_batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """``order`` cut into batches of ``batch_size``.
+
+    A last batch of one row is dropped (it breaks batch normalisation) unless the epoch has a
+    single row.
+    """
+    batches = [order[begin : begin + batch_size] for begin in range(0, len(order), batch_size)]
+    if len(order) > 1:
+        batches = [rows for rows in batches if len(rows) >= 2]
+    return batches
+
+
 def _unwrap(network: nn.Module) -> nn.Module:
     return network.module if isinstance(network, nn.parallel.DistributedDataParallel) else network
 
@@ -613,11 +625,7 @@ class _HashNetworkTask(EpochTask):
         total_rows = 0
         if self.batch_progress is not None:
             self.batch_progress.start(epoch, len(order))
-        batches = [
-            order[begin : begin + config.batch_size] for begin in range(0, len(order), config.batch_size)
-        ]
-        if len(order) > 1:
-            batches = [rows for rows in batches if len(rows) >= 2]  # a batch of one breaks batch norm
+        batches = epoch_batches(order, config.batch_size)
         for batch_rows, batch in batches_ahead(self.source, batches, train=True):
             inputs = batch.to(device, non_blocking=True)
             batch_targets = self.targets[torch.from_numpy(batch_rows)].to(device, non_blocking=True)

@@ -241,10 +241,8 @@ class CrossModalMethod(ABC):
         (int, str) or None
             Bytes, and words for the message (``39,920 x 39,920 matrices of ...``).
         """
-        if cls.memory_model is None:
-            return None
-        widths = list(data.n_features.values())
-        return cls.memory_model.peak_bytes(data.n_rows, widths), cls.memory_model.explain(data.n_rows, widths)
+        model = cls.memory_model
+        return None if model is None else model.estimate(data.n_rows, data.n_features.values())
 
     @classmethod
     def data_problems(cls, params: MethodParams, data: DataShape) -> list[str]:

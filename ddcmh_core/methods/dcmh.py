@@ -54,6 +54,7 @@ from ..engine.trainer import (
     Validation,
     batches_ahead,
     encode_with,
+    epoch_batches,
     epoch_order,
     make_optimizer,
     make_scheduler,
@@ -743,11 +744,9 @@ class _DCMHEpochs(EpochTask):
         slow pass (a CNN on a CPU) prints its rows done and ETA through ``progress``.
         """
         config, device = self.config, self.device
-        batch_size = config.training.batch_size
         n_fit = len(order)
         network.train()
-        batches = [order[begin : begin + batch_size] for begin in range(0, n_fit, batch_size)]
-        batches = [positions for positions in batches if len(positions) >= 2]  # one row breaks batch norm
+        batches = epoch_batches(order, config.training.batch_size)  # DCMH fits on at least 2 rows
         progress.start(epoch, n_fit)
         rows_done = 0
         training_rows = [self.fit_rows[positions] for positions in batches]

@@ -234,8 +234,7 @@ class DDCMH(CrossModalMethod):
             return None  # data_problems reports it
         if width is None:
             return None
-        fit_rows = data.n_rows - round(params.validation_fraction * data.n_rows)
-        estimate = hasher.working_memory(fit_rows, width)
+        estimate = hasher.working_memory(_stage1_rows(params, data), width)
         if estimate is None:
             return None
         return estimate[0], f"{estimate[1]} in Stage 1 ({params.hasher})"
@@ -260,9 +259,9 @@ class DDCMH(CrossModalMethod):
                 f"(--hasher-opt {params.hasher}:kernel_lift=rbf) or use fewer bits"
             )
             return problems
-        fit_rows = data.n_rows - round(params.validation_fraction * data.n_rows)  # Stage 1 fits on these
         owner = f"hasher {params.hasher!r}"
-        problems.extend(f"{owner}: {text}" for text in hasher.shape_problems(fit_rows, width))
+        stage1_rows = _stage1_rows(params, data)
+        problems.extend(f"{owner}: {text}" for text in hasher.shape_problems(stage1_rows, width))
         return problems
 
     # ------------------------------------------------------------------ training
@@ -620,6 +619,11 @@ class DDCMH(CrossModalMethod):
         """The configuration and the training report, as indented JSON."""
         report = getattr(self, "report_", {})
         return json.dumps({"config": self.params.model_dump(mode="json"), "report": report}, indent=2)
+
+
+def _stage1_rows(params: DDCMHConfig, data: DataShape) -> int:
+    """Rows the Stage-1 hasher fits on: the training pairs less the validation split."""
+    return data.n_rows - round(params.validation_fraction * data.n_rows)
 
 
 def _make_hasher(params: DDCMHConfig) -> Hasher:

@@ -79,7 +79,7 @@ class ITQ(Hasher):
         """PCA-ITQ: the covariance up to 4,096 columns. CCA-ITQ always forms the d x d covariances."""
         if self.params.projection != "cca":
             return super().working_memory(n_samples, n_features)
-        return CCA_MEMORY.peak_bytes(n_samples, [n_features]), CCA_MEMORY.explain(n_samples, [n_features])
+        return CCA_MEMORY.estimate(n_samples, [n_features])
 
     def _fit(self, X: FeatureMatrix, labels: np.ndarray | None, rng: np.random.Generator) -> None:
         self.mean_ = column_mean(X)
