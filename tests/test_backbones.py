@@ -130,6 +130,33 @@ def test_freeze_leaves_only_the_hash_layer_trainable():
     assert all(p.requires_grad for p in unfrozen.parameters())
 
 
+def test_feature_normalization_trains_with_the_hash_layer_and_round_trips(tmp_path):
+    plain = build_image_network("mobilenet_v2", 16)
+    assert isinstance(plain.feature_norm, torch.nn.Identity)
+    assert not any(key.startswith("feature_norm.") for key in plain.state_dict())  # old files still load
+    torch.manual_seed(3)
+    network = build_image_network("mobilenet_v2", 16, freeze=True, feature_normalization="batch")
+    trainable = {name for name, p in network.named_parameters() if p.requires_grad}
+    assert trainable == {"feature_norm.weight", "feature_norm.bias", "hash_layer.weight", "hash_layer.bias"}
+    network.train()
+    assert network.feature_norm.training and not network.body.training
+    images = torch.randn(6, 3, 64, 64)
+    seen: list[torch.Tensor] = []
+    network.hash_layer.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    network(images)
+    torch.testing.assert_close(seen[0].mean(dim=0), torch.zeros(1280), atol=1e-4, rtol=0)  # centred
+    network.eval()
+    path = tmp_path / "net.pt"
+    torch.save(network.state_dict(), path)
+    again = build_image_network("mobilenet_v2", 16, pretrained=path, feature_normalization="batch").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(again(images), network(images))
+    with pytest.raises(InputError, match=r"net\.pt.*unexpected keys: feature_norm\."):
+        build_image_network("mobilenet_v2", 16, pretrained=path)
+    with pytest.raises(InputError, match=r"'feature_normalization'.*\['none', 'batch'\].*'layer'"):
+        build_image_network("mobilenet_v2", 16, feature_normalization="layer")
+
+
 def test_bad_arguments():
     with pytest.raises(InputError, match=r"argument 'backbone'.*'vgg16'"):
         build_image_network("vgg16", 16)

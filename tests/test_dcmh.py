@@ -159,6 +159,20 @@ def test_reference_defaults() -> None:
     np.testing.assert_allclose(rates, np.logspace(-1.5, -3, 5))
 
 
+def test_a_cnn_image_network_gets_a_batch_norm_before_its_hash_layer_unless_chosen() -> None:
+    """The reference SGD diverges on a CNN's raw pooled features (see tests/test_photos_cli.py)."""
+    from ddcmh_core.methods.ddcmh import DDCMH
+
+    assert DCMH(image_network={"architecture": "cnn"}).params.image_network.feature_normalization == "batch"
+    chosen = DCMH(image_network={"architecture": "cnn", "feature_normalization": "none"})
+    assert chosen.params.image_network.feature_normalization == "none"
+    assert DCMH().params.image_network.feature_normalization == "auto"  # an MLP has no pooled features
+    again = DCMHConfig.model_validate(chosen.params.model_dump())  # as a model file stores it
+    assert again.image_network.feature_normalization == "none"
+    ddcmh = DDCMH(n_bits=16, image_network={"architecture": "cnn"}).params.image_network
+    assert ddcmh.feature_normalization == "auto"  # DDCMH's Adam-trained Stage 2 goes without
+
+
 def test_a_schedule_replaces_the_decay_also_from_a_toml_file(tmp_path) -> None:
     """TOML has no null: final_learning_rate = "none" hands the rate to training.schedule."""
     import tomllib

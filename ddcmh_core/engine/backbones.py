@@ -29,6 +29,7 @@ from ..errors import DdcmhError, InputError
 
 __all__ = [
     "BACKBONES",
+    "FEATURE_NORMALIZATIONS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "BackboneInfo",
@@ -41,6 +42,8 @@ __all__ = [
     "map_mobilenet_v2_keys",
 ]
 
+#: What may sit between a CNN's pooled features and its hash layer (:class:`ImageHashNetwork`).
+FEATURE_NORMALIZATIONS: tuple[str, ...] = ("none", "batch")
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 # The TensorFlow EfficientNet-Lite release normalises pixels as (x - 127) / 128.
@@ -438,18 +441,39 @@ class ImageHashNetwork(nn.Module):
         Train only the hash layer: the body's parameters do not require gradients and the body
         stays in evaluation mode (batch-norm statistics and dropout frozen too) even when the
         network is put in training mode.
+    feature_normalization : {"none", "batch"}, default "none"
+        ``"batch"`` puts a batch norm between the body's pooled features and the hash layer
+        (trained with the hash layer, also when the body is frozen). Pooled features are
+        non-negative and far from centred; a plain-SGD objective with a large step (DCMH's
+        reference schedule) diverges on them, as it would on unstandardised MLP input.
 
     Attributes
     ----------
-    body, hash_layer : torch.nn.Module
+    body, feature_norm, hash_layer : torch.nn.Module
+        ``feature_norm`` is an identity (no weights) under ``feature_normalization="none"``.
     info : BackboneInfo
     n_bits : int
     frozen : bool
     """
 
-    def __init__(self, body: nn.Module, n_bits: int, info: BackboneInfo, freeze: bool = False) -> None:
+    def __init__(
+        self,
+        body: nn.Module,
+        n_bits: int,
+        info: BackboneInfo,
+        freeze: bool = False,
+        feature_normalization: str = "none",
+    ) -> None:
         super().__init__()
+        if feature_normalization not in FEATURE_NORMALIZATIONS:
+            raise InputError(
+                "ImageHashNetwork: argument 'feature_normalization': expected one of "
+                f"{list(FEATURE_NORMALIZATIONS)}, got {feature_normalization!r}"
+            )
         self.body = body
+        self.feature_norm: nn.Module = (
+            nn.BatchNorm1d(info.feature_dim) if feature_normalization == "batch" else nn.Identity()
+        )
         self.hash_layer = nn.Linear(info.feature_dim, n_bits)
         self.info = info
         self.n_bits = n_bits
@@ -478,7 +502,7 @@ class ImageHashNetwork(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, n_bits)``; bit = 1 iff logit > 0."""
-        return self.hash_layer(self.body(images))
+        return self.hash_layer(self.feature_norm(self.body(images)))
 
 
 def _torchvision_body(name: str, weights: Any) -> nn.Module:
@@ -534,6 +558,7 @@ def build_image_network(
     *,
     pretrained: str | Path | None = None,
     freeze: bool = False,
+    feature_normalization: str = "none",
 ) -> ImageHashNetwork:
     """Build a CNN hash network: ``backbone`` with its last layer replaced by a k-bit hash layer.
 
@@ -564,6 +589,8 @@ def build_image_network(
           needs internet access).
     freeze : bool, default False
         Train only the hash layer (see :class:`ImageHashNetwork`).
+    feature_normalization : {"none", "batch"}, default "none"
+        A batch norm between the pooled features and the hash layer (see :class:`ImageHashNetwork`).
 
     Returns
     -------
@@ -595,7 +622,7 @@ def build_image_network(
             f"got 'torchvision' (use 'registry' or a local weight file)"
         )
     body = _make_body(info, torchvision_weights=keyword == "torchvision")
-    network = ImageHashNetwork(body, n_bits, info)
+    network = ImageHashNetwork(body, n_bits, info, feature_normalization=feature_normalization)
     if pretrained is not None and keyword != "torchvision":
         if keyword == "registry":
             from .weights import locate_weights
@@ -609,7 +636,7 @@ def build_image_network(
                 )
             path = Path(pretrained)
         state = load_state_file(path)
-        if any(k.startswith(("body.", "hash_layer.")) for k in state):
+        if any(k.startswith(("body.", "feature_norm.", "hash_layer.")) for k in state):
             _load_strict(network, state, path, f"a {info.name} hash network with {n_bits} bits")
         else:
             _load_strict(body, _body_state_from_file(info, state), path, f"the {info.name} backbone")

@@ -78,6 +78,15 @@ class NetworkConfig(_Strict):
         ),
     )
     freeze_backbone: bool = Field(False, description="Train only the hash layer of a CNN.")
+    feature_normalization: Literal["auto", "none", "batch"] = Field(
+        "auto",
+        description=(
+            "CNN: 'batch' puts a batch norm between the backbone's pooled features and the hash "
+            "layer, trained with the hash layer. 'auto': the method decides: DCMH 'batch' (its "
+            "plain-SGD schedule diverges on the raw pooled features), DDCMH 'none' (its Stage 2 "
+            "trains with Adam)."
+        ),
+    )
     image_size: int | None = Field(
         None,
         ge=32,

@@ -239,8 +239,13 @@ def build_network(
         return HashMLP(n_features, n_bits, config, n_anchors=n_anchors)
     from .backbones import build_image_network
 
+    normalization = config.feature_normalization  # "auto" that no method turned into "batch": none
     return build_image_network(
-        config.backbone, n_bits, pretrained=config.pretrained, freeze=config.freeze_backbone
+        config.backbone,
+        n_bits,
+        pretrained=config.pretrained,
+        freeze=config.freeze_backbone,
+        feature_normalization="none" if normalization == "auto" else normalization,
     )
 
 
