@@ -117,7 +117,7 @@ def test_bench_gives_dcmh_the_same_cnn_as_ddcmh_under_its_own_options(folder, tm
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_dcmh_learns_on_cnn_features_only_through_their_batch_norm(folder, seed) -> None:
+def test_dcmh_learns_on_cnn_features_only_through_their_batch_norm(folder, seed, tmp_path) -> None:
     """DCMH's reference SGD (10^-1.5 from the first epoch) on a hash layer fed the raw pooled
     features of a pretrained CNN takes steps far too large for them (non-negative, uncentred):
     the objective climbs and the codes fall short. The batch norm DCMH puts there by default
@@ -150,6 +150,8 @@ def test_dcmh_learns_on_cnn_features_only_through_their_batch_norm(folder, seed)
     raw_objectives = [entry["objective"] for entry in raw.history_]
     assert min(normalised_objectives) < 0.85 * normalised_objectives[0]
     assert min(raw_objectives) > 0.95 * raw_objectives[0]
+    loaded = DCMH.load(normalised.save(tmp_path / "dcmh.h5"))  # the batch norm's statistics included
+    np.testing.assert_array_equal(loaded.encode_image(data.image), normalised.encode_image(data.image))
 
 
 def test_bench_leaves_a_chosen_dcmh_image_network_alone(folder, tmp_path, capsys) -> None:
