@@ -204,8 +204,8 @@ def cnn_for_photos(config: BenchConfig, dataset: Any) -> tuple[BenchConfig, list
     if network is not None:  # DDCMH runs once per hasher
         model = {**config.model, "image_network": network}
         lines.append(
-            f"the image view is photos: DDCMH's image network is {describe_photo_network(network)}; "
-            'recorded in the config; [model.image_network] chooses another, image_features = "mobilenet_v2" '
+            f"the image view is photos: DDCMH's image network is {describe_photo_network(network)}, "
+            'recorded in the config ([model.image_network] chooses another; image_features = "mobilenet_v2" '
             "trains on frozen features instead)"
         )
     method_options = copy.deepcopy(config.method_options)
@@ -225,9 +225,9 @@ def cnn_for_photos(config: BenchConfig, dataset: Any) -> tuple[BenchConfig, list
         method_options[spec_name] = {**kept, "image_network": network}
         display = method_class(spec_name).display_name
         lines.append(
-            f"the image view is photos: {display}'s image network is {describe_photo_network(network)}; "
-            "recorded in the config; "
-            f"--method-opt {spec_name}:image_network.architecture=... chooses another)"
+            f"the image view is photos: {display}'s image network is {describe_photo_network(network)}, "
+            "recorded in the config "
+            f"(--method-opt {spec_name}:image_network.architecture=... chooses another)"
         )
     if not lines:
         return config, []

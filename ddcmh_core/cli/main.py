@@ -229,7 +229,7 @@ def _cnn_for_photos(model: Any, dataset: Any, chosen: Any) -> Any:
     settings = model.params.model_dump()
     settings["image_network"] = {**settings["image_network"], **network}
     print(
-        f"the image view is photos: the image network is {describe_photo_network(network)}); "
+        f"the image view is photos: the image network is {describe_photo_network(network)}; "
         "[image_network] in --config chooses another",
         file=sys.stderr,
     )

@@ -139,9 +139,9 @@ def network_for_photos(chosen: Mapping[str, Any] | None) -> dict[str, Any] | Non
 
 
 def describe_photo_network(network: Mapping[str, Any]) -> str:
-    """``a CNN (backbone, weights, frozen|fine-tuned`` for the line that tells the user (unclosed)."""
+    """``a CNN (backbone, weights, frozen|fine-tuned)`` for the line that tells the user."""
     state = "frozen" if network.get("freeze_backbone") else "fine-tuned"
-    return f"a CNN ({network['backbone']}, {network['pretrained']} weights, {state}"
+    return f"a CNN ({network['backbone']}, {network['pretrained']} weights, {state})"
 
 
 class TrainingConfig(_Strict):
