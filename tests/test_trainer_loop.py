@@ -291,3 +291,33 @@ def test_train_hash_network_reports_batches_inside_a_slow_epoch(monkeypatch) -> 
         f"[stage 2] epoch {epoch}: {rows}/64 rows" for epoch in (1, 2) for rows in (16, 32, 48)
     ]
     assert lines.index(batch_lines[3]) > next(i for i, line in enumerate(lines) if "epoch 1/2" in line)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_a_cnn_body_can_learn_at_a_share_of_the_head_rate(optimizer: str) -> None:
+    from ddcmh_core.engine.backbones import build_image_network
+    from ddcmh_core.engine.trainer import make_optimizer, make_scheduler, set_learning_rate
+
+    network = build_image_network("mobilenet_v2", 8, feature_normalization="batch")
+    config = TrainingConfig(optimizer=optimizer, learning_rate=0.02, backbone_rate_scale=0.1, max_epochs=4)
+    built = make_optimizer(network, config)
+    head, body = built.param_groups
+    assert (head["lr"], body["lr"]) == pytest.approx((0.02, 0.002))
+    assert {id(p) for p in body["params"]} == {id(p) for p in network.body.parameters()}
+    expected_head = [*network.feature_norm.parameters(), *network.hash_layer.parameters()]
+    assert {id(p) for p in head["params"]} == {id(p) for p in expected_head}
+    scheduler = make_scheduler(built, config)
+    assert scheduler is not None
+    built.step()
+    scheduler.step()
+    head_rate, body_rate = (group["lr"] for group in built.param_groups)
+    assert body_rate == pytest.approx(0.1 * head_rate) and head_rate < 0.02  # the cosine keeps the share
+    set_learning_rate(built, 0.03)  # as DCMH's log-linear decay sets it each epoch
+    assert [group["lr"] for group in built.param_groups] == pytest.approx([0.03, 0.003])
+    single = make_optimizer(network, TrainingConfig(optimizer=optimizer))  # the default: one rate
+    assert len(single.param_groups) == 1 and single.param_groups[0]["lr_scale"] == 1.0
+    frozen = build_image_network("mobilenet_v2", 8, freeze=True)
+    (only,) = make_optimizer(frozen, config).param_groups  # nothing of the body trains: no second group
+    assert {id(p) for p in only["params"]} == {id(p) for p in frozen.hash_layer.parameters()}
+    with pytest.raises(ValueError, match="backbone_rate_scale"):
+        TrainingConfig(backbone_rate_scale=0)

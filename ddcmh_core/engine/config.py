@@ -156,6 +156,16 @@ class TrainingConfig(_Strict):
     learning_rate: float = Field(1e-3, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum.")
     weight_decay: float = Field(1e-5, ge=0)
+    backbone_rate_scale: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description=(
+            "CNN: the backbone body's learning rate as a share of learning_rate (the hash layer and "
+            "the feature norm take learning_rate itself); below 1 moves pretrained weights less "
+            "than the new layers, in every epoch and under every schedule."
+        ),
+    )
     schedule: Literal["cosine", "step", "none"] = Field(
         "cosine", description="Learning-rate schedule over max_epochs."
     )

@@ -364,14 +364,44 @@ def _broadcast_flag(flag: bool) -> bool:
     return bool(tensor.item())
 
 
+def parameter_groups(network: nn.Module, config: TrainingConfig) -> list[dict[str, Any]]:
+    """The trainable parameters in groups of one learning rate, each with its ``lr_scale``.
+
+    One group at ``learning_rate``, unless the network has a CNN ``body`` and
+    ``backbone_rate_scale`` is below 1: then the other parameters (hash layer, feature norm) come
+    first at ``learning_rate`` and the body's follow at ``learning_rate * backbone_rate_scale``. A
+    training loop that sets the rate itself multiplies by each group's ``lr_scale``.
+    """
+    trainable = [p for p in network.parameters() if p.requires_grad]
+    body = getattr(network, "body", None)
+    if config.backbone_rate_scale == 1.0 or not isinstance(body, nn.Module):
+        return [{"params": trainable, "lr": config.learning_rate, "lr_scale": 1.0}]
+    in_body = {id(p) for p in body.parameters()}
+    shares = (
+        ([p for p in trainable if id(p) not in in_body], 1.0),
+        ([p for p in trainable if id(p) in in_body], config.backbone_rate_scale),
+    )
+    return [
+        {"params": parameters, "lr": config.learning_rate * share, "lr_scale": share}
+        for parameters, share in shares
+        if parameters
+    ]
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, rate: float) -> None:
+    """Set the rate of a loop that schedules it itself: each group at ``rate`` times its ``lr_scale``."""
+    for group in optimizer.param_groups:
+        group["lr"] = rate * group.get("lr_scale", 1.0)
+
+
 def make_optimizer(network: nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
-    """The optimiser a :class:`TrainingConfig` names, over the trainable parameters."""
-    parameters = [p for p in network.parameters() if p.requires_grad]
+    """The optimiser a :class:`TrainingConfig` names, over :func:`parameter_groups`."""
+    groups = parameter_groups(network, config)
     if config.optimizer == "sgd":
         return torch.optim.SGD(
-            parameters, lr=config.learning_rate, momentum=config.momentum, weight_decay=config.weight_decay
+            groups, lr=config.learning_rate, momentum=config.momentum, weight_decay=config.weight_decay
         )
-    return torch.optim.Adam(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+    return torch.optim.Adam(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
 def make_scheduler(

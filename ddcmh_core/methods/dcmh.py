@@ -59,6 +59,7 @@ from ..engine.trainer import (
     make_optimizer,
     make_scheduler,
     run_epochs,
+    set_learning_rate,
 )
 from ..errors import InputError
 from ..linalg import column_mean
@@ -713,8 +714,7 @@ class _DCMHEpochs(EpochTask):
         rate = self.learning_rate(epoch, self.optimizers[0])
         if config.final_learning_rate is not None:
             for optimizer in self.optimizers:
-                for group in optimizer.param_groups:
-                    group["lr"] = rate
+                set_learning_rate(optimizer, rate)
         passes = (
             (self.networks[0], self.optimizers[0], self.sources[0], self.image_outputs, self.text_outputs),
             (self.networks[1], self.optimizers[1], self.sources[1], self.text_outputs, self.image_outputs),
