@@ -57,8 +57,7 @@ class MemoryModel:
 
     def peak_bytes(self, n_rows: int, widths: Iterable[int | None]) -> int:
         """Estimated peak bytes on ``n_rows`` training rows of views ``widths`` wide (None: photos)."""
-        known = [int(width) for width in widths if width is not None]
-        widest = max(known, default=0)
+        known, widest = _known_widths(widths)
         cells = (
             self._feature_squares(widest)
             + self.row_squares * n_rows**2
@@ -74,8 +73,7 @@ class MemoryModel:
 
     def explain(self, n_rows: int, widths: Iterable[int | None]) -> str:
         """What dominates the estimate, in words (``d x d matrices of the 39920 features``)."""
-        known = [int(width) for width in widths if width is not None]
-        widest = max(known, default=0)
+        _, widest = _known_widths(widths)
         squares = self._feature_squares(widest)
         rows = self.row_squares * n_rows**2
         if squares >= rows and squares > 0:
@@ -83,6 +81,12 @@ class MemoryModel:
         if rows > 0:
             return f"{n_rows:,} x {n_rows:,} matrices of the training rows"
         return f"dense copies of the {n_rows:,} training rows"
+
+
+def _known_widths(widths: Iterable[int | None]) -> tuple[list[int], int]:
+    """The widths of the feature views (photos, None, have none) and the widest of them (0 if none)."""
+    known = [int(width) for width in widths if width is not None]
+    return known, max(known, default=0)
 
 
 def available_memory() -> int | None:

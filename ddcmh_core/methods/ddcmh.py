@@ -228,12 +228,12 @@ class DDCMH(CrossModalMethod):
         """The Stage-1 hasher's estimate on the text rows it fits (the networks train in batches)."""
         assert isinstance(params, DDCMHConfig)
         width = data.n_features.get("text")
+        if width is None:
+            return None
         try:
             hasher = _make_hasher(params)
         except (DdcmhError, ValueError):
             return None  # data_problems reports it
-        if width is None:
-            return None
         estimate = hasher.working_memory(_stage1_rows(params, data), width)
         if estimate is None:
             return None
