@@ -287,7 +287,7 @@ class _PrefetchingSource(ArraySource):
 def test_batches_are_prefetched_and_slow_passes_report_progress(problem, monkeypatch) -> None:
     """A source that prefetches (photos) is read ahead and gives the same model; every pass of a
     slow epoch prints its rows done and ETA (here every batch: no quiet time)."""
-    import ddcmh_core.methods.dcmh as dcmh_module
+    import ddcmh_core.methods.dcmh_training as dcmh_training
 
     n = 200
     image, text, labels = problem["train_image"][:n], problem["train_text"][:n], problem["train_labels"][:n]
@@ -295,7 +295,7 @@ def test_batches_are_prefetched_and_slow_passes_report_progress(problem, monkeyp
     plain = _model(**settings).fit(image, text, labels)
     source = _PrefetchingSource(image)
     monkeypatch.setattr(
-        dcmh_module, "BatchProgress", functools.partial(BatchProgress, quiet_seconds=0, every_seconds=0)
+        dcmh_training, "BatchProgress", functools.partial(BatchProgress, quiet_seconds=0, every_seconds=0)
     )
     lines: list[str] = []
     ahead = _model(**settings).fit(source, text, labels, progress=lines.append)
