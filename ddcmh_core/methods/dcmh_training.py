@@ -172,7 +172,26 @@ def build_dcmh_networks(
     fit_rows: np.ndarray,
     device: torch.device,
 ) -> tuple[nn.Module, nn.Module]:
-    """The image and text networks, input scaling fitted (and the text mean subtracted), on ``device``."""
+    """The image and text networks, input scaling fitted (and the text mean subtracted), on ``device``.
+
+    Parameters
+    ----------
+    config : DCMHConfig
+        The networks' settings, the code length, ``center_text`` and the seed (the image network
+        is initialised from ``seed``, the text network from ``seed + 1``).
+    image_source, text_source : BatchSource
+        The training views; scaling and the text mean are fitted on their ``fit_rows``.
+    fit_rows : ndarray of int
+        Rows that train (the validation rows are left out of every fitted statistic).
+    device : torch.device
+        Where both networks are placed.
+
+    Returns
+    -------
+    tuple of torch.nn.Module
+        The image network and the text network (wrapped in :class:`CentredInput` when the text
+        mean is subtracted outside the network).
+    """
     n_bits, n_fit = config.n_bits, len(fit_rows)
     torch.manual_seed(config.seed)
     image_network = build_network(
