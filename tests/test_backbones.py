@@ -17,6 +17,7 @@ from ddcmh_core.engine import weights as weights_module
 from ddcmh_core.engine.backbones import (
     BACKBONES,
     EfficientNetLite0,
+    HeadConfig,
     ImageHashNetwork,
     backbone_info,
     build_image_network,
@@ -24,7 +25,9 @@ from ddcmh_core.engine.backbones import (
     map_efficientnet_lite0_keys,
     map_mobilenet_v2_keys,
 )
+from ddcmh_core.engine.config import NetworkConfig
 from ddcmh_core.engine.images import ImageFileSource
+from ddcmh_core.engine.networks import build_network, network_state_arrays, restore_network
 from ddcmh_core.engine.sources import BatchSource
 from ddcmh_core.engine.weights import (
     REGISTRY_WEIGHTS,
@@ -155,6 +158,52 @@ def test_feature_normalization_trains_with_the_hash_layer_and_round_trips(tmp_pa
         build_image_network("mobilenet_v2", 16, pretrained=path)
     with pytest.raises(InputError, match=r"'feature_normalization'.*\['none', 'batch'\].*'layer'"):
         build_image_network("mobilenet_v2", 16, feature_normalization="layer")
+
+
+def test_a_head_of_hidden_layers_trains_before_the_hash_layer_and_round_trips(tmp_path):
+    plain = build_image_network("mobilenet_v2", 16)
+    assert not any(key.startswith("head.") for key in plain.state_dict())  # old files still load
+    torch.manual_seed(5)
+    head = HeadConfig(hidden_sizes=(64, 32), normalization="batch", dropout=0.2)
+    network = build_image_network("mobilenet_v2", 16, freeze=True, head=head)
+    kinds = [type(layer).__name__ for layer in network.head]
+    assert kinds == ["Linear", "BatchNorm1d", "ReLU", "Dropout"] * 2
+    assert (network.head[0].in_features, network.head[4].in_features) == (1280, 64)
+    assert network.hash_layer.in_features == 32
+    trainable = {name.split(".")[0] for name, p in network.named_parameters() if p.requires_grad}
+    assert trainable == {"head", "hash_layer"}
+    network.train()
+    images = torch.randn(6, 3, 64, 64)
+    seen: list[torch.Tensor] = []
+    network.hash_layer.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    logits = network(images)
+    assert logits.shape == (6, 16) and seen[0].shape == (6, 32)
+    assert (seen[0] >= 0).all()  # the hash layer reads the last ReLU (dropout only zeroes or scales)
+    network.eval()
+    path = tmp_path / "net.pt"
+    torch.save(network.state_dict(), path)
+    again = build_image_network("mobilenet_v2", 16, pretrained=path, head=head).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(again(images), network(images))
+    with pytest.raises(InputError, match=r"net\.pt.*unexpected keys: head\."):
+        build_image_network("mobilenet_v2", 16, pretrained=path)
+    with pytest.raises(InputError, match=r"CNN head: expected hidden widths.*got 0"):
+        build_image_network("mobilenet_v2", 16, head=HeadConfig(hidden_sizes=(0,)))
+
+
+def test_the_network_config_builds_the_head_and_a_model_file_restores_it():
+    config = NetworkConfig(architecture="cnn", head_hidden_sizes=[24], normalization="layer", dropout=0.1)
+    torch.manual_seed(2)
+    network = build_network(config, 8, None).eval()
+    assert [type(layer).__name__ for layer in network.head] == ["Linear", "LayerNorm", "ReLU", "Dropout"]
+    assert network.head[3].p == 0.1 and network.hash_layer.in_features == 24
+    restored = restore_network(network_state_arrays({"image": network}), "image", config, 8, None)
+    images = torch.randn(3, 3, 48, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(restored(images), network(images))
+    arrays, without_head = network_state_arrays({"image": network}), NetworkConfig(architecture="cnn")
+    with pytest.raises(ValueError, match=r"(?s)image network's weights do not fit.*head\.0\.weight"):
+        restore_network(arrays, "image", without_head, 8, None)
 
 
 def test_bad_arguments():

@@ -199,6 +199,27 @@ def test_train_then_encode_a_folder_and_a_list_of_photos(folder, tmp_path, capsy
     assert "--images" in capsys.readouterr().err
 
 
+def test_a_cnn_head_is_trained_saved_and_used_to_encode(folder, tmp_path, capsys) -> None:
+    config = tmp_path / "model.toml"
+    config.write_text(NETWORKS.replace("image_size = 32\n", "image_size = 32\nhead_hidden_sizes = [24]\n"))
+    model = tmp_path / "model.h5"
+    arguments = ["train", "--dataset", str(folder), "--hasher", "sdh", "--bits", "16"]
+    arguments += ["--config", str(config), "--model", str(model)]
+    assert ddcmh_main(arguments) == 0
+    with h5py.File(model) as handle:
+        names: list[str] = []
+        handle.visit(names.append)
+    head_weights = [name for name in names if "image_network" in name and "head.0.weight" in name]
+    assert head_weights, names
+    with h5py.File(model) as handle:
+        assert handle[head_weights[0]].shape == (24, 1280)
+    codes_file = tmp_path / "codes.h5"
+    encode = ["encode", "--model", str(model), "--view", "image", "--images", str(folder / "images")]
+    assert ddcmh_main([*encode, "--out", str(codes_file)]) == 0
+    with h5py.File(codes_file) as handle:
+        assert handle["codes"].shape == (N_PHOTOS, 16)
+
+
 def test_search_encodes_photo_and_text_queries_with_the_model(folder, tmp_path, capsys) -> None:
     config = tmp_path / "model.toml"
     config.write_text(NETWORKS)

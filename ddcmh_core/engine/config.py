@@ -25,9 +25,11 @@ class NetworkConfig(_Strict):
         default_factory=lambda: [1024],
         description="MLP hidden layer widths (an empty list gives a linear hash function).",
     )
-    dropout: float = Field(0.3, ge=0.0, lt=1.0, description="MLP dropout after each hidden layer.")
+    dropout: float = Field(
+        0.3, ge=0.0, lt=1.0, description="Dropout after each hidden layer (of an MLP, or of a CNN's head)."
+    )
     normalization: Literal["batch", "layer", "none"] = Field(
-        "batch", description="MLP normalisation after each hidden linear layer."
+        "batch", description="Normalisation after each hidden linear layer (of an MLP, or of a CNN's head)."
     )
     input_scaling: Literal["standardize", "none"] = Field(
         "standardize",
@@ -85,6 +87,15 @@ class NetworkConfig(_Strict):
             "layer, trained with the hash layer. 'auto': the method decides: DCMH 'batch' (its "
             "plain-SGD schedule diverges on the raw pooled features), DDCMH 'none' (its Stage 2 "
             "trains with Adam)."
+        ),
+    )
+    head_hidden_sizes: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=list,
+        description=(
+            "CNN: widths of hidden layers between the pooled features (after feature_normalization) "
+            "and the hash layer, each a linear layer, then normalization, ReLU and dropout, as in an "
+            "MLP; like the fully connected layers that CNN-F, the papers' network, keeps before its "
+            "hash layer. [] (default): the hash layer reads the pooled features."
         ),
     )
     image_size: int | None = Field(
@@ -161,8 +172,8 @@ class TrainingConfig(_Strict):
         gt=0,
         le=1,
         description=(
-            "CNN: the backbone body's learning rate as a share of learning_rate (the hash layer and "
-            "the feature norm take learning_rate itself); below 1 moves pretrained weights less "
+            "CNN: the backbone body's learning rate as a share of learning_rate (the hash layer, "
+            "head and feature norm take learning_rate itself); below 1 moves pretrained weights less "
             "than the new layers, in every epoch and under every schedule."
         ),
     )

@@ -67,7 +67,7 @@ class HashMLP(nn.Module):
         self.linears = nn.ModuleList(
             nn.Linear(width_in, width_out) for width_in, width_out in itertools.pairwise(widths)
         )
-        self.norms = nn.ModuleList(_normalization(config.normalization, w) for w in config.hidden_sizes)
+        self.norms = nn.ModuleList(normalization_layer(config.normalization, w) for w in config.hidden_sizes)
         self.dropout = nn.Dropout(config.dropout)
         self.hash_layer = nn.Linear(widths[-1], n_bits)
         self.scale_inputs = config.input_scaling == "standardize"
@@ -198,7 +198,8 @@ def _inverse_spread(spread: np.ndarray) -> np.ndarray:
     return np.divide(1.0, spread, out=np.ones_like(spread), where=spread > 1e-12)
 
 
-def _normalization(kind: str, width: int) -> nn.Module:
+def normalization_layer(kind: str, width: int) -> nn.Module:
+    """The normalisation after a hidden linear layer of ``width`` units: ``"batch"``, ``"layer"`` or none."""
     if kind == "batch":
         return nn.BatchNorm1d(width)
     if kind == "layer":
@@ -237,7 +238,7 @@ def build_network(
         if config.kernel_lift == "rbf" and n_training_rows is not None:
             n_anchors = min(config.lift_anchors, n_training_rows)
         return HashMLP(n_features, n_bits, config, n_anchors=n_anchors)
-    from .backbones import build_image_network
+    from .backbones import HeadConfig, build_image_network
 
     normalization = config.feature_normalization  # "auto" that no method turned into "batch": none
     return build_image_network(
@@ -246,6 +247,7 @@ def build_network(
         pretrained=config.pretrained,
         freeze=config.freeze_backbone,
         feature_normalization="none" if normalization == "auto" else normalization,
+        head=HeadConfig(config.head_hidden_sizes, config.normalization, config.dropout),
     )
 
 

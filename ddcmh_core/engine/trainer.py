@@ -368,7 +368,7 @@ def parameter_groups(network: nn.Module, config: TrainingConfig) -> list[dict[st
     """The trainable parameters in groups of one learning rate, each with its ``lr_scale``.
 
     One group at ``learning_rate``, unless the network has a CNN ``body`` and
-    ``backbone_rate_scale`` is below 1: then the other parameters (hash layer, feature norm) come
+    ``backbone_rate_scale`` is below 1: then the other parameters (hash layer, head, feature norm) come
     first at ``learning_rate`` and the body's follow at ``learning_rate * backbone_rate_scale``. A
     training loop that sets the rate itself multiplies by each group's ``lr_scale``.
     """
