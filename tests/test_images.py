@@ -382,5 +382,27 @@ def test_the_network_settings_choose_worker_processes() -> None:
     from ddcmh_core.engine.sources import image_source_options
 
     network = NetworkConfig(architecture="cnn", decode_workers=3, decode_processes=True)
-    assert image_source_options(network) == {"cache": True, "n_workers": 3, "worker_processes": True}
+    expected = {"cache": True, "scale": (0.08, 1.0), "n_workers": 3, "worker_processes": True}
+    assert image_source_options(network) == expected
     assert "worker_processes" not in image_source_options(NetworkConfig(architecture="cnn"))
+
+
+@pytest.mark.parametrize("crop_min_area", [0.08, 1.0])
+def test_the_network_settings_choose_the_smallest_training_crop(tmp_path: Path, crop_min_area: float) -> None:
+    from ddcmh_core.engine.config import NetworkConfig
+    from ddcmh_core.engine.sources import image_source_options
+
+    network = NetworkConfig(architecture="cnn", image_size=32, photo_cache=False, crop_min_area=crop_min_area)
+    options = image_source_options(network)
+    path = tmp_path / "square.png"  # square, as the photo cache keeps every photo's centre
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(path)
+    source = ImageFileSource.for_backbone([path], "mobilenet_v2", **options)
+    torch.manual_seed(4)
+    views = [source.batch(np.array([0]), train=True)[0] for _ in range(16)]
+    distinct = [view for n, view in enumerate(views) if not any(torch.equal(view, v) for v in views[:n])]
+    if crop_min_area == 1.0:  # the whole photo every time, mirrored about half of the time
+        assert len(distinct) == 2 and torch.equal(distinct[0], distinct[1].flip(-1))
+    else:
+        assert len(distinct) > 8
+    with pytest.raises(ValueError, match="crop_min_area"):
+        NetworkConfig(architecture="cnn", crop_min_area=0.0)

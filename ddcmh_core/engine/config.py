@@ -106,6 +106,17 @@ class NetworkConfig(_Strict):
             "own (224 for MobileNetV2); 128 trains about three times faster on a CPU."
         ),
     )
+    crop_min_area: float = Field(
+        0.08,
+        gt=0,
+        le=1,
+        description=(
+            "CNN on photos: smallest share of a photo's area that a training crop keeps (random "
+            "resized crops with areas between this and the whole photo, aspect ratio 3/4 to 4/3, "
+            "then a horizontal flip half the time). 0.08, ImageNet's usual value, by default; 1 "
+            "trains on the whole (centre-square) photo, flipped half the time."
+        ),
+    )
     photo_cache: bool = Field(
         True,
         description=(

@@ -122,7 +122,7 @@ def source_for_view(
         Augment training batches of image files.
     image_options : dict, optional
         Further :class:`~ddcmh_core.engine.images.ImageFileSource` arguments for an image-file
-        view (``image_size``, ``cache``, ``n_workers``; see :func:`image_source_options`).
+        view (``image_size``, ``scale``, ``cache``, ``n_workers``; see :func:`image_source_options`).
     """
     if isinstance(view, BatchSource) and not isinstance(view, np.ndarray):
         return view
@@ -138,11 +138,12 @@ def source_for_view(
 
 
 def image_source_options(network: NetworkConfig, *, training: bool = True) -> dict[str, Any]:
-    """The ImageFileSource arguments a CNN network's settings give (input size, photo cache, workers).
+    """The ImageFileSource arguments a CNN network's settings give (size, crops, photo cache, workers).
 
     The photo cache serves training only: photos read once (encoding) are not stored.
     """
     options: dict[str, Any] = {"cache": network.photo_cache and training}
+    options["scale"] = (network.crop_min_area, 1.0)
     if network.image_size is not None:
         options["image_size"] = network.image_size
     if network.decode_workers is not None:
