@@ -199,7 +199,7 @@ def test_train_then_encode_a_folder_and_a_list_of_photos(folder, tmp_path, capsy
     assert "--images" in capsys.readouterr().err
 
 
-def test_a_cnn_head_is_trained_saved_and_used_to_encode(folder, tmp_path, capsys) -> None:
+def test_a_cnn_head_is_trained_saved_and_used_to_encode(folder, tmp_path) -> None:
     config = tmp_path / "model.toml"
     config.write_text(NETWORKS.replace("image_size = 32\n", "image_size = 32\nhead_hidden_sizes = [24]\n"))
     model = tmp_path / "model.h5"
@@ -209,9 +209,8 @@ def test_a_cnn_head_is_trained_saved_and_used_to_encode(folder, tmp_path, capsys
     with h5py.File(model) as handle:
         names: list[str] = []
         handle.visit(names.append)
-    head_weights = [name for name in names if "image_network" in name and "head.0.weight" in name]
-    assert head_weights, names
-    with h5py.File(model) as handle:
+        head_weights = [name for name in names if "image_network" in name and "head.0.weight" in name]
+        assert head_weights, names
         assert handle[head_weights[0]].shape == (24, 1280)
     codes_file = tmp_path / "codes.h5"
     encode = ["encode", "--model", str(model), "--view", "image", "--images", str(folder / "images")]
