@@ -15,6 +15,7 @@ unless ``OMP_WAIT_POLICY`` is already set. ``benchmarks/bench_concurrency.py`` m
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Any
 
 THREAD_ENVIRONMENT = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -44,6 +45,27 @@ def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
+
+
+def torch_threads() -> int:
+    """The intra-op threads torch uses in this process now (what :func:`configure_threads` set)."""
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+def thread_counts(thread_numbers: Iterable[int | None]) -> dict[str, int]:
+    """How many cells ran with each thread count: ``{"1": 4, "2": 2}``, ``"unrecorded"`` for ``None``.
+
+    The thread count does not change what a cell computes in exact arithmetic, so it is not part of
+    a cell's fingerprint; in floating point it changes the order of sums, which can move one seed's
+    MAP in the second decimal. Results say which counts their cells ran with.
+    """
+    counts: dict[str, int] = {}
+    for number in thread_numbers:
+        key = "unrecorded" if number is None else str(int(number))
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def threads_per_job(jobs: int = 1, threads: int | None = None) -> int:

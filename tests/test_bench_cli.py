@@ -11,6 +11,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import torch
 
 from ddcmh_core.bench import runner as runner_module
 from ddcmh_core.cli.bench import build_parser, main, resolve_config
@@ -92,9 +93,12 @@ def test_a_full_run_writes_results_plots_and_resumes_from_cache(tiny_dataset, tm
         assert (out / image).stat().st_size > 1000
     assert (out / "results.md").read_text().strip() in stdout
     assert "stage 2 image net" in stderr and "epoch" in stderr and "ETA" in stderr
+    assert results["threads"] == {str(torch.get_num_threads()): 4}  # the trained cells' thread count
+    assert f"Threads per process: {torch.get_num_threads()}." in stdout
     status, _, stderr = _run(capsys, *arguments)
     assert status == 0
     assert stderr.count("reused from") == 6  # 2 bit lengths x (random + 2 hashers)
+    assert "thread(s), this run uses" not in stderr
     assert results["command"].startswith("ddcmh-bench --dataset ")
     assert "--hasher lsh,itq" in results["command"]
     # The same data in another folder: its content fingerprint is the same, so the cells are reused.
@@ -213,11 +217,16 @@ def test_jobs_run_cells_in_worker_processes_with_the_same_results(tiny_dataset, 
     common = ["--dataset", data, "--config", config, "--hasher", "lsh,itq", "--bits", "8", "--threads", "1"]
     status, _, _ = _run(capfd, *common, "--out", tmp_path / "one")
     assert status == 0
+    # Resumed with another thread count: the cells are reused, and each says it ran with another.
+    status, _, stderr = _run(capfd, *common, "--threads", "2", "--out", tmp_path / "one")
+    assert status == 0 and stderr.count("reused from") == 3
+    assert stderr.count("(computed with 1 thread(s), this run uses 2:") == 2  # not the random codes
     status, _, stderr = _run(capfd, *common, "--jobs", "2", "--out", tmp_path / "two")  # workers write fd 2
     assert status == 0 and "--jobs 2: 3 groups of cells in 2 processes, 1 thread(s) each" in stderr
     assert "[worker]" in stderr and stderr.count("reused from") == 3  # the parent aggregates
     assert "[groups 3/3 finished | 2/2 trained cells]" in stderr  # overall progress in the parent
     one, two = (json.loads((tmp_path / name / "results.json").read_text()) for name in ("one", "two"))
+    assert one["threads"] == two["threads"] == {"1": 2}  # what the trained cells ran with
     fields = ("method", "hasher", "bits", "task", "metric", "tie_policy", "value")
     rows = [sorted(tuple(str(record[f]) for f in fields) for record in run["records"]) for run in (one, two)]
     assert rows[0] == rows[1]

@@ -12,7 +12,7 @@ import pytest
 
 from ddcmh_core.bench.peers import load_peers
 from ddcmh_core.bench.record import compact_record, read_record
-from ddcmh_core.bench.report import at_floor, load_references, markdown_report, time_line
+from ddcmh_core.bench.report import at_floor, load_references, markdown_report, threads_line, time_line
 from ddcmh_core.cli.bench import main
 from ddcmh_core.errors import InputError
 
@@ -253,6 +253,20 @@ def test_a_resumed_run_reports_its_cells_compute_time_not_the_last_session() -> 
     assert "Wall time" not in line and "resumed" in line
 
 
+def test_the_page_says_which_thread_counts_the_cells_ran_with() -> None:
+    results = _results()
+    assert threads_line(results) == ""  # results from before thread counts were kept say nothing
+    results["threads"] = {"2": 6}
+    assert threads_line(results) == "Threads per process: 2."
+    record = compact_record(results)
+    assert record["threads"] == {"2": 6}
+    assert "Device: cpu: test. Threads per process: 2. Compute time: 9 s" in markdown_report(record)
+    results["threads"] = {"1": 1, "2": 4, "unrecorded": 3}
+    line = threads_line(results)
+    assert line.startswith("Threads per process: 1 cell with 1 thread, 4 cells with 2 threads, 3 from before")
+    assert "second decimal" in line
+
+
 def test_the_map_plot_is_written_from_a_record_with_its_peers(tmp_path: Path) -> None:
     path = tmp_path / "peers.toml"
     path.write_text(PEER)
@@ -265,4 +279,3 @@ def test_the_map_plot_is_written_from_a_record_with_its_peers(tmp_path: Path) ->
     assert first.startswith(b"\x89PNG")
     assert main([*command, "--out", str(tmp_path / "page.md")]) == 0
     assert plot.read_bytes() == first  # deterministic: the page's images can be regenerated
-

@@ -26,6 +26,7 @@ KEPT_KEYS = (
     "device",
     "wall_seconds",
     "cell_seconds",
+    "threads",
     "methods",
     "fit_seconds",
     "tuning",

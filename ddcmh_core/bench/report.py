@@ -186,7 +186,8 @@ def markdown_report(
             "MAP@all with ties broken by database index (what most published code computes), "
             "MAP@k, P@N and precision within Hamming radius 2 are in results.json.",
         ]
-    lines += ["", f"Device: {results['device']}. {time_line(results)}"]
+    machine = filter(None, (f"Device: {results['device']}.", threads_line(results), time_line(results)))
+    lines += ["", " ".join(machine)]
     if out_dir is not None:
         lines += [
             f"Files in {out_dir}: results.json (every metric, config, versions, split), results.md "
@@ -194,6 +195,32 @@ def markdown_report(
             "indices), cells/ (cached cells: rerun to resume)."
         ]
     return "\n".join(lines) + "\n"
+
+
+def threads_line(results: dict[str, Any]) -> str:
+    """The threads per process the trained cells ran with ('' for results that did not keep them).
+
+    One count reads ``Threads per process: 2.``; a run whose cells ran with several counts (a
+    resumed run with another ``--threads``) lists how many cells ran with each, since another count
+    sums in another order and can move one seed's MAP in the second decimal.
+    """
+    counts: dict[str, int] = results.get("threads") or {}
+    recorded = {key: number for key, number in counts.items() if key != "unrecorded"}
+    if not recorded:
+        return ""
+    if len(counts) == 1:
+        (threads,) = recorded
+        return f"Threads per process: {threads}."
+    parts = [
+        f"{number} cell{'s' if number != 1 else ''} with {key} thread{'s' if key != '1' else ''}"
+        for key, number in recorded.items()
+    ]
+    if "unrecorded" in counts:
+        parts.append(f"{counts['unrecorded']} from before thread counts were kept")
+    return (
+        f"Threads per process: {', '.join(parts)}; another thread count sums in another order, which "
+        "can move one seed's MAP in the second decimal."
+    )
 
 
 def time_line(results: dict[str, Any]) -> str:

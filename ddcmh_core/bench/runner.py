@@ -45,6 +45,7 @@ from ..files import atomic_path
 from ..memory import available_memory, format_bytes
 from ..methods.base import CrossModalMethod, DataShape
 from ..plugins import hasher_registry, method_registry
+from ..threads import thread_counts, torch_threads
 from ..tuning import (
     check_candidate,
     check_setting_path,
@@ -600,6 +601,7 @@ class BenchRun:
                     finished.append(cached)
                     self.progress(
                         f"[{position}/{len(cells)}] {cell.describe()}: reused from {self.cells_dir}"
+                        f"{_other_threads_note(cached)}"
                     )
                     continue
                 eta = self._eta(cells[position - 1 :], durations)
@@ -740,6 +742,7 @@ class BenchRun:
             "seed": cell.seed,
             "candidate": cell.candidate,
             "fingerprint": cell_fingerprint(self.config, cell, self.dataset),
+            "threads": torch_threads(),
             "tasks": {},
             "seconds": {},
         }
@@ -878,6 +881,7 @@ class BenchRun:
             "device": _device_description(self.config.device),
             "wall_seconds": time.perf_counter() - self.started,
             "cell_seconds": float(sum(r["seconds"].get("total", 0.0) for r in finished)),
+            "threads": thread_counts(r.get("threads") for r in finished if r["method"] != "random"),
             "cells": [
                 {"cell": r["cell"], "seconds": r["seconds"], "report": r.get("report", {})} for r in finished
             ],
@@ -887,6 +891,17 @@ class BenchRun:
             "records": records,
             "curves": curves,
         }
+
+
+def _other_threads_note(cached: dict[str, Any]) -> str:
+    """A note for a reused cell computed with another thread count than this process uses ('' if not)."""
+    stored, current = cached.get("threads"), torch_threads()
+    if cached["method"] == "random" or stored is None or stored == current:
+        return ""
+    return (
+        f" (computed with {stored} thread(s), this run uses {current}: its sums ran in another order, "
+        "which can move one seed's MAP in the second decimal; delete the cell to recompute it)"
+    )
 
 
 def describe_methods(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

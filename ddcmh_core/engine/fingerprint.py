@@ -4,7 +4,10 @@ A fingerprint is a flat dict of dotted field names to JSON values: the method an
 of it (the Stage-1 hasher, its parameters, the code length and the seed included), the content
 fingerprint of the data, the split, and the versions of ddcmh, torch and numpy. Where the data
 were read from, the git commit, the device and the number of jobs or threads are left out: they
-change where and how fast a run goes, not what it computes.
+change where and how fast a run goes, not what it would compute in exact arithmetic. The thread
+count does change the order of floating-point sums, which can move one seed's MAP in the second
+decimal; ``ddcmh-bench`` keeps it beside each cell and says when a reused cell ran with another
+count (:func:`ddcmh_core.threads.thread_counts`) rather than refusing the cell.
 
 A training checkpoint, a ``ddcmh train`` run folder and a ``ddcmh-bench`` cell each keep the
 fingerprint of the run that wrote them; a resume goes on only when the new run's fingerprint is
