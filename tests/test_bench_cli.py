@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from ddcmh_core.bench import plan
 from ddcmh_core.bench import runner as runner_module
 from ddcmh_core.cli.bench import build_parser, main, resolve_config
 
@@ -300,9 +301,9 @@ def test_a_pca_like_hasher_on_narrow_text_is_lifted_and_says_so(narrow_text, tmp
     from ddcmh_core.data import load_dataset
 
     config = resolve_config(build_parser().parse_args([str(a) for a in arguments]))
-    lifted, lines = runner_module.lift_hashers_for_narrow_text(config, load_dataset(str(narrow_text)))
+    lifted, lines = plan.lift_hashers_for_narrow_text(config, load_dataset(str(narrow_text)))
     assert lifted.hasher_options == {"itq": {"kernel_lift": "rbf"}} and len(lines) == 1
-    model = runner_module.model_config_for(lifted, runner_module.Cell("ddcmh", "itq", 8, 0))
+    model = plan.model_config_for(lifted, plan.Cell("ddcmh", "itq", 8, 0))
     assert model["hasher_params"] == {"kernel_lift": "rbf"}  # in the cell's config, so in its fingerprint
 
 

@@ -255,7 +255,7 @@ def test_dense_and_sparse_give_same_codes(corpus):
 
 
 def test_hasher_opt_kernel_lift_keeps_working_from_the_command_line(corpus):
-    from ddcmh_core.bench.runner import resolve_hasher_options, validate_plan
+    from ddcmh_core.bench.plan import resolve_hasher_options, validate_plan
     from ddcmh_core.cli.bench import build_parser, resolve_config
     from ddcmh_core.methods.ddcmh import DDCMH, _make_hasher
 

@@ -30,7 +30,8 @@ from ..engine.epoch_sampling import sampling_epochs
 from ..errors import InputError, NumericalError
 from ..memory import available_memory, format_bytes
 from .config import BenchConfig
-from .runner import BenchRun, Cell, largest_memory_estimate, plan_cells
+from .plan import Cell, largest_memory_estimate, plan_cells
+from .runner import BenchRun
 
 CALIBRATION_EPOCHS = 2
 """Epochs each training loop runs during the calibration (the first carries warm-up costs)."""

@@ -19,7 +19,8 @@ from typing import Any
 
 from ..threads import configure_threads
 from .config import BenchConfig
-from .runner import BenchRun, Cell, load_bench_dataset, plan_cells, stderr_progress
+from .plan import Cell, load_bench_dataset, plan_cells
+from .runner import BenchRun, stderr_progress
 
 
 class _Pace:

@@ -324,18 +324,16 @@ def preflight(config: Any) -> None:
 def run_bench(arguments: argparse.Namespace) -> int:
     """Run the benchmark the arguments describe; return the exit status."""
     from ..bench.parallel import run_cells_in_workers
-    from ..bench.report import markdown_report, write_plots
-    from ..bench.runner import (
-        BenchRun,
+    from ..bench.plan import (
         check_plan_against_data,
         cnn_for_photos,
         describe_split,
         lift_hashers_for_narrow_text,
         load_bench_dataset,
-        stderr_progress,
         validate_plan,
-        write_json_atomic,
     )
+    from ..bench.report import markdown_report, write_plots
+    from ..bench.runner import BenchRun, stderr_progress, write_json_atomic
     from ..engine.frozen_features import (
         parse_frozen_features,
         with_feature_stand_in,
