@@ -15,6 +15,7 @@ unless ``OMP_WAIT_POLICY`` is already set. ``benchmarks/bench_concurrency.py`` m
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -61,11 +62,12 @@ def thread_counts(thread_numbers: Iterable[int | None]) -> dict[str, int]:
     a cell's fingerprint; in floating point it changes the order of sums, which can move one seed's
     MAP in the second decimal. Results say which counts their cells ran with.
     """
-    counts: dict[str, int] = {}
-    for number in thread_numbers:
-        key = "unrecorded" if number is None else str(int(number))
-        counts[key] = counts.get(key, 0) + 1
-    return dict(sorted(counts.items()))
+    counts = Counter(None if number is None else int(number) for number in thread_numbers)
+    recorded = sorted(number for number in counts if number is not None)  # 2 before 10
+    ordered = {str(number): counts[number] for number in recorded}
+    if None in counts:
+        ordered["unrecorded"] = counts[None]
+    return ordered
 
 
 def threads_per_job(jobs: int = 1, threads: int | None = None) -> int:

@@ -15,6 +15,7 @@ from ddcmh_core.bench.record import compact_record, read_record
 from ddcmh_core.bench.report import at_floor, load_references, markdown_report, threads_line, time_line
 from ddcmh_core.cli.bench import main
 from ddcmh_core.errors import InputError
+from ddcmh_core.threads import thread_counts
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -265,6 +266,8 @@ def test_the_page_says_which_thread_counts_the_cells_ran_with() -> None:
     line = threads_line(results)
     assert line.startswith("Threads per process: 1 cell with 1 thread, 4 cells with 2 threads, 3 from before")
     assert "second decimal" in line
+    counted = thread_counts([10, 2, None, 2])  # numeric order, cells from before last
+    assert counted == {"2": 2, "10": 1, "unrecorded": 1} and list(counted) == ["2", "10", "unrecorded"]
 
 
 def test_the_map_plot_is_written_from_a_record_with_its_peers(tmp_path: Path) -> None:
