@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,9 +15,11 @@ import torch
 from bench_results import first_difference, read_results
 
 from ddcmh_core.bench import runner as runner_module
+from ddcmh_core.bench.config import BenchConfig
+from ddcmh_core.bench.plan import Cell, cell_fingerprint
 from ddcmh_core.cli.bench import main as bench_main
 from ddcmh_core.cli.main import main as ddcmh_main
-from ddcmh_core.engine.config import TrainingConfig
+from ddcmh_core.engine.config import NetworkConfig, TrainingConfig
 from ddcmh_core.engine.fingerprint import (
     RunMismatchError,
     check_fingerprint,
@@ -27,7 +30,8 @@ from ddcmh_core.engine.fingerprint import (
 from ddcmh_core.engine.sources import ArraySource
 from ddcmh_core.engine.trainer import train_hash_network
 from ddcmh_core.methods import ddcmh as ddcmh_module
-from ddcmh_core.methods.ddcmh import DDCMH
+from ddcmh_core.methods.ddcmh import DDCMH, stage_keys
+from ddcmh_core.plugins import hasher_registry
 from ddcmh_core.testing import make_bow_data
 
 TRAIN_CONFIG = """
@@ -81,6 +85,51 @@ def test_restart_refuses_a_folder_with_foreign_files_and_keeps_them(tmp_path):
     with pytest.raises(Exception, match=r"notes.txt.*--restart will not delete it"):
         prepare_run_folder(folder, fingerprint, resume=False, restart=True, advice="")
     assert (folder / "notes.txt").read_text() == "mine"
+
+
+def _cell_fingerprint(model=None, hasher_options=None, method="ddcmh", hasher="cosdish"):
+    config = BenchConfig(
+        hashers=["cosdish"], model=model or {}, hasher_options=hasher_options or {}, bits=[16]
+    )
+    dataset = SimpleNamespace(
+        fingerprint=SimpleNamespace(sha256="d"), split=SimpleNamespace(checksum=lambda: "s")
+    )
+    return cell_fingerprint(config, Cell(method, hasher, 16, 0), dataset)
+
+
+def test_a_bench_cell_fingerprint_holds_the_defaults_so_a_changed_default_is_not_reused():
+    written = _cell_fingerprint()
+    default_rate = TrainingConfig().learning_rate
+    default_balance = hasher_registry().create("cosdish").params.balance
+    # every setting is there, the library's defaults and the hasher's included ...
+    assert written["config.image_training.learning_rate"] == default_rate
+    assert written["config.image_network.crop_min_area"] == NetworkConfig().crop_min_area
+    assert written["config.hasher_params.balance"] == default_balance
+    # ... so writing a default out changes nothing, and another value (or default) is a difference
+    assert _cell_fingerprint(model={"image_training": {"learning_rate": default_rate}}) == written
+    assert _cell_fingerprint(hasher_options={"cosdish": {"balance": default_balance}}) == written
+    assert fingerprint_differences(
+        written, _cell_fingerprint(model={"image_training": {"learning_rate": default_rate * 2}})
+    ) == [f"config.image_training.learning_rate: {default_rate} → {default_rate * 2}"]
+    assert fingerprint_differences(
+        written, _cell_fingerprint(hasher_options={"cosdish": {"balance": not default_balance}})
+    ) == [f"config.hasher_params.balance: {json.dumps(default_balance)} → {json.dumps(not default_balance)}"]
+    # another method's settings are resolved by its own parameters
+    dcmh = _cell_fingerprint(method="dcmh", hasher=None)
+    assert dcmh["config.n_bits"] == 16 and len([key for key in dcmh if key.startswith("config.")]) > 5
+
+
+def test_ddcmh_stage_keys_hold_the_hasher_defaults():
+    plain = stage_keys(DDCMH.make_params(hasher="itq", n_bits=16))
+    default_iterations = hasher_registry().create("itq").params.n_iter
+    spelt_out = stage_keys(
+        DDCMH.make_params(hasher="itq", n_bits=16, hasher_params={"n_iter": default_iterations})
+    )
+    other = stage_keys(
+        DDCMH.make_params(hasher="itq", n_bits=16, hasher_params={"n_iter": default_iterations + 1})
+    )
+    assert spelt_out == plain
+    assert other["stage1"] != plain["stage1"] and other["stage3"] != plain["stage3"]
 
 
 # ---------------------------------------------------------------------- checkpoints (Python API)

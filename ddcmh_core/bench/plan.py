@@ -423,15 +423,19 @@ def cell_fingerprint(
 ) -> dict[str, Any]:
     """The run fingerprint of a cell (:func:`~ddcmh_core.engine.fingerprint.run_fingerprint`).
 
-    The method and its settings (hasher, hasher options, code length, seed, tuning candidate), the
-    dataset's content fingerprint and split, the versions and, with ``scoring``, the settings of
-    the metrics. Where the data were read from is left out: the content fingerprint stands for it,
-    so a run resumes (and reuses its cells) after the data moved.
+    The method and every setting it uses (hasher, hasher options, code length, seed, tuning
+    candidate), with the library's defaults filled in
+    (:meth:`~ddcmh_core.CrossModalMethod.resolved_settings`), so a cell computed under an
+    old default is not reused after the default changed; the dataset's content fingerprint and
+    split, the versions and, with ``scoring``, the settings of the metrics. Where the data were
+    read from is left out: the content fingerprint stands for it, so a run resumes (and reuses its
+    cells) after the data moved.
     """
     if cell.method == "random":
         settings: dict[str, Any] = {"n_bits": cell.bits, "seed": cell.seed}
     else:
-        settings = model_config_for(config, cell)
+        method = method_class(cell.method)
+        settings = method.resolved_settings(method.make_params(**model_config_for(config, cell)))
     scored = ("map_at_k", "precision_at", "index_order_map")
     return run_fingerprint(
         cell.method,

@@ -171,7 +171,7 @@ def _claim_run_folder(
     tuning = {"grid": grid, "repeats": arguments.tune_repeats, "strategy": arguments.tune_strategy}
     fingerprint = run_fingerprint(
         "ddcmh",
-        model.params.model_dump(mode="json"),
+        type(model).resolved_settings(model.params),
         data=dataset.fingerprint.sha256,
         split=dataset.split.checksum(),
         extra={"tune": {**tuning, "objective": arguments.tune_objective}} if grid else None,

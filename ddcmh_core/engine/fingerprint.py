@@ -1,8 +1,9 @@
 """Run fingerprints: what determines a run, stored with its state, compared before a resume.
 
 A fingerprint is a flat dict of dotted field names to JSON values: the method and every setting
-of it (the Stage-1 hasher, its parameters, the code length and the seed included), the content
-fingerprint of the data, the split, and the versions of ddcmh, torch and numpy. Where the data
+of it with the defaults filled in (:meth:`ddcmh_core.CrossModalMethod.resolved_settings`; the
+Stage-1 hasher, its parameters, the code length and the seed included), the content fingerprint
+of the data, the split, and the versions of ddcmh, torch and numpy. Where the data
 were read from, the git commit, the device and the number of jobs or threads are left out: they
 change where and how fast a run goes, not what it would compute in exact arithmetic. The thread
 count does change the order of floating-point sums, which can move one seed's MAP in the second

@@ -218,6 +218,17 @@ class CrossModalMethod(ABC):
         return build_params(cls.Params, None, overrides, owner=cls.label())
 
     @classmethod
+    def resolved_settings(cls, params: MethodParams) -> dict[str, Any]:
+        """Every setting a fit with ``params`` uses, defaults filled in, as JSON values.
+
+        Run fingerprints hold these rather than the settings a user wrote, so that a state saved
+        under one default is not taken for a run under another (a changed library default, a
+        plugin upgrade). A method whose parameters hold options validated elsewhere (DDCMH's
+        ``hasher_params``) resolves them here too.
+        """
+        return dict(params.model_dump(mode="json"))
+
+    @classmethod
     def label(cls) -> str:
         """How tables and messages name the method."""
         return cls.display_name or cls.__name__

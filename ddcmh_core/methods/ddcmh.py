@@ -163,8 +163,12 @@ def lift_candidates(
 
 
 def stage_settings(params: DDCMHConfig) -> dict[str, dict[str, Any]]:
-    """Per stage, every setting its result depends on (its own and the earlier stages'), as JSON."""
-    settings = params.model_dump(mode="json")
+    """Per stage, every setting its result depends on (its own and the earlier stages'), as JSON.
+
+    Defaults are filled in, the hasher's included (:meth:`DDCMH.resolved_settings`), so a stage
+    saved under one default is never picked up under another.
+    """
+    settings = DDCMH.resolved_settings(params)
     stages: dict[str, dict[str, Any]] = {}
     seen: dict[str, Any] = {}
     for stage, names in STAGE_SETTINGS.items():
@@ -238,6 +242,25 @@ class DDCMH(CrossModalMethod):
         if estimate is None:
             return None
         return estimate[0], f"{estimate[1]} in Stage 1 ({params.hasher})"
+
+    @classmethod
+    def resolved_settings(cls, params: MethodParams) -> dict[str, Any]:
+        """The base settings with ``hasher_params`` resolved by the hasher, its defaults included.
+
+        ``n_bits`` and ``seed`` stay DDCMH's own fields. A hasher that cannot be built (not
+        installed, invalid parameters) leaves ``hasher_params`` as written: the fit reports why.
+        """
+        assert isinstance(params, DDCMHConfig)
+        settings = super().resolved_settings(params)
+        try:
+            hasher = _make_hasher(params)
+        except (DdcmhError, ValueError):
+            return settings
+        own = ("n_bits", "seed")
+        settings["hasher_params"] = {
+            key: value for key, value in hasher.build_params().items() if key not in own
+        }
+        return settings
 
     @classmethod
     def data_problems(cls, params: MethodParams, data: DataShape) -> list[str]:
