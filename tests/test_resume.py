@@ -21,6 +21,7 @@ from ddcmh_core.cli.bench import main as bench_main
 from ddcmh_core.cli.main import main as ddcmh_main
 from ddcmh_core.engine.config import NetworkConfig, TrainingConfig
 from ddcmh_core.engine.fingerprint import (
+    MAX_LISTED_DIFFERENCES,
     RunMismatchError,
     check_fingerprint,
     fingerprint_differences,
@@ -75,6 +76,12 @@ def test_differences_list_every_field_old_and_new():
         RunMismatchError, match=r"(?s)the thing belongs to another run.*config.seed: 0 → 3.*do this"
     ):
         check_fingerprint(old, new, what="the thing", advice="do this")
+    many = run_fingerprint("ddcmh", {f"setting_{index:02d}": index for index in range(30)}, data="a")
+    with pytest.raises(RunMismatchError) as refused:
+        check_fingerprint(old, many, what="the thing", advice="do this")
+    listed = str(refused.value).splitlines()
+    assert len(listed) == 1 + MAX_LISTED_DIFFERENCES + 2  # the head, the fields, the count, the advice
+    assert listed[-2] == f"  ... and {33 - MAX_LISTED_DIFFERENCES} more" and listed[-1] == "do this"
 
 
 def test_restart_refuses_a_folder_with_foreign_files_and_keeps_them(tmp_path):

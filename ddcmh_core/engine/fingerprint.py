@@ -151,9 +151,20 @@ def _shown(value: Any) -> str:
     return "(not set)" if value is _ABSENT else json.dumps(value)
 
 
+#: How many differences a mismatch error lists before it counts the rest.
+MAX_LISTED_DIFFERENCES = 20
+
+
 def mismatch_error(what: str, differences: list[str], advice: str) -> RunMismatchError:
-    """The error for state ``what`` that another run made: every difference, then ``advice``."""
-    listed = "\n  ".join(differences)
+    """The error for state ``what`` that another run made: the differences, then ``advice``.
+
+    At most :data:`MAX_LISTED_DIFFERENCES` are listed, then how many more there are (state from
+    an older ddcmh, whose fingerprint lacks the settings added since, differs in many fields).
+    """
+    shown = differences[:MAX_LISTED_DIFFERENCES]
+    if len(differences) > len(shown):
+        shown.append(f"... and {len(differences) - len(shown)} more")
+    listed = "\n  ".join(shown)
     return RunMismatchError(
         f"{what} belongs to another run, so it cannot be resumed; what differs (saved → now):\n"
         f"  {listed}\n{advice}"
@@ -301,6 +312,7 @@ def prepare_run_folder(
 
 
 __all__ = [
+    "MAX_LISTED_DIFFERENCES",
     "NOT_FINGERPRINTED",
     "RUN_FILE",
     "RunMismatchError",
