@@ -20,9 +20,16 @@ from PIL import Image
 from ddcmh_core.cli.bench import main as bench_main
 from ddcmh_core.cli.main import main as ddcmh_main
 from ddcmh_core.data.folder import load_folder_layout
-from ddcmh_core.engine.config import PHOTO_NETWORK, network_for_photos
+from ddcmh_core.engine.backbones import build_image_network
+from ddcmh_core.engine.config import PHOTO_NETWORK, TrainingConfig, network_for_photos
+from ddcmh_core.engine.frozen_features import body_features
+from ddcmh_core.engine.head_warmup import head_of, warm_up_head
+from ddcmh_core.engine.images import ImageFileSource
+from ddcmh_core.errors import InputError
 from ddcmh_core.evaluation.metrics import mean_average_precision, random_code_floor
+from ddcmh_core.methods.base import DataShape
 from ddcmh_core.methods.dcmh import DCMH
+from ddcmh_core.methods.ddcmh import DDCMH, stage_keys
 
 WORDS = (
     ["apple", "cherry", "tomato", "blood"],
@@ -252,3 +259,97 @@ def test_both_commands_fill_in_the_photo_network_under_the_users_own_keys():
     chosen = {"backbone": "resnet18", "image_size": 128, "freeze_backbone": True}
     assert network_for_photos(chosen) == {**PHOTO_NETWORK, **chosen}  # the user's backbone stays
     assert network_for_photos({"architecture": "mlp", "hidden_sizes": [64]}) is None  # the user chose
+
+
+# ---------------------------------------------------------------------- head warm-up (LP-FT)
+def test_a_head_warm_up_trains_only_the_head_towards_the_codes_and_keeps_the_body(folder) -> None:
+    data = load_folder_layout(folder, split="holdout")
+    labels = np.asarray(data.labels)
+    rng = np.random.default_rng(0)
+    class_codes = (rng.random((3, 16)) > 0.5).astype(np.float32)
+    targets = class_codes[labels.argmax(axis=1)]  # one code per class, as Stage 1 would give
+    rows = np.arange(N_PHOTOS)
+    torch.manual_seed(0)
+    network = build_image_network("mobilenet_v2", 16, pretrained="registry")
+    source = ImageFileSource.for_backbone(data.image.paths, "mobilenet_v2", image_size=32)
+    body_before = {name: value.clone() for name, value in network.body.state_dict().items()}
+    features = body_features(network, source)
+
+    def bit_accuracy() -> float:
+        with torch.no_grad():
+            logits = head_of(network.eval())(torch.from_numpy(features))
+        return float(((logits > 0).numpy() == targets.astype(bool)).mean())
+
+    before = bit_accuracy()
+    config = TrainingConfig(max_epochs=1, batch_size=16, head_warmup_epochs=30, learning_rate=3e-3)
+    lines: list[str] = []
+    result = warm_up_head(network, source, targets, rows, config, seed=0, progress=lines.append)
+    assert result.epochs_run == 30 and result.best_epoch == 30 and result.seconds > 0  # no validation
+    assert before < 0.75 and bit_accuracy() > 0.95  # measured: .57 before, 1.0 after
+    for name, value in network.body.state_dict().items():  # batch-norm statistics included
+        torch.testing.assert_close(value, body_before[name], rtol=0, atol=0, msg=name)
+    assert any("head warm-up: body features" in line for line in lines)
+    np.testing.assert_array_equal(body_features(network, source), features)
+
+
+def test_ddcmh_warms_the_head_up_chooses_its_epochs_on_validation_and_repeats_them_in_the_refit(
+    folder, capsys
+) -> None:
+    data = load_folder_layout(folder, split="holdout")
+    settings = {"n_bits": 16, "hasher": "sdh", "device": "cpu", "image_network": network_for_photos({})}
+    settings["image_network"]["image_size"] = 32
+    training = {"max_epochs": 1, "batch_size": 16}
+    lines: list[str] = []
+    model = DDCMH(
+        **settings,
+        image_training={**training, "head_warmup_epochs": 4},
+        text_training=training,
+        validation_fraction=0.2,
+    )
+    model.fit(data.image, data.text, data.labels, progress=lines.append)
+    chosen = model.report_["selection"]["stage2_head_warmup"]
+    assert 1 <= chosen["best_epoch"] <= 4 and chosen["best_score"] is not None and chosen["seconds"] > 0
+    refit = model.report_["stage2_head_warmup"]
+    assert refit["best_score"] is None and refit["best_epoch"] == chosen["best_epoch"]  # repeated as chosen
+    assert any(f"after {chosen['best_epoch']} of head warm-up" in line for line in lines)
+    assert any("head warm-up epoch 1/4" in line or "head warm-up] epoch 1/4" in line for line in lines), lines
+    plain = DDCMH(**settings, image_training=training, text_training=training, validation_fraction=0.2)
+    plain.fit(data.image, data.text, data.labels)
+    assert plain.report_["stage2_head_warmup"] is None
+    # the warm-up is part of Stage 2's settings: another count is another Stage-2 file
+    assert stage_keys(model.params)["stage2"] != stage_keys(plain.params)["stage2"]
+    assert stage_keys(model.params)["stage1"] == stage_keys(plain.params)["stage1"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"text_training": {"head_warmup_epochs": 3}},
+            "text_training.head_warmup_epochs=3: the text network",
+        ),
+        (
+            {"image_network": {"architecture": "cnn", "freeze_backbone": True}},
+            "the CNN's body is frozen (freeze_backbone=true)",
+        ),
+        ({"image_network": {"architecture": "mlp"}}, "the image network is not a CNN"),
+    ],
+    ids=["text network", "frozen body", "mlp"],
+)
+def test_a_head_warm_up_where_there_is_no_fine_tuned_cnn_is_a_problem_before_work(change, message) -> None:
+    photos = DataShape(n_rows=100, n_features={"image": None, "text": 30})
+    settings = {"n_bits": 16, "image_network": {"architecture": "cnn"}, **change}
+    settings.setdefault("image_training", {"head_warmup_epochs": 3})
+    problems = DDCMH.data_problems(DDCMH.make_params(**settings), photos)
+    assert any(message in problem for problem in problems), problems
+    features = DataShape(n_rows=100, n_features={"image": 64, "text": 30})
+    warm = DDCMH.make_params(n_bits=16, image_training={"head_warmup_epochs": 3})
+    assert any(
+        "the image view is feature vectors" in problem for problem in DDCMH.data_problems(warm, features)
+    )
+    fine_tuned = DDCMH.make_params(
+        n_bits=16, image_network={"architecture": "cnn"}, image_training={"head_warmup_epochs": 3}
+    )
+    assert DDCMH.data_problems(fine_tuned, photos) == []
+    with pytest.raises(InputError, match=r"DCMH trains both networks together .* no head warm-up"):
+        DCMH(n_bits=16, training={"head_warmup_epochs": 3, "schedule": "none"})

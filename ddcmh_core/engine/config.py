@@ -191,3 +191,13 @@ class TrainingConfig(_Strict):
     schedule: Literal["cosine", "step", "none"] = Field(
         "cosine", description="Learning-rate schedule over max_epochs."
     )
+    head_warmup_epochs: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Fine-tuned CNN (DDCMH's image network): before fine-tuning, train the feature norm, head "
+            "and hash layer alone on the body's features, computed once, for up to this many epochs "
+            "(early stopping and the rest of these settings apply; the refit repeats the epochs "
+            "chosen). The whole network is then fine-tuned from that head for max_epochs. 0: none."
+        ),
+    )

@@ -33,11 +33,15 @@ from ..files import atomic_path
 from .images import file_stats
 
 if TYPE_CHECKING:
+    import torch
+
     from ..data.dataset import CrossModalDataset
+    from .backbones import ImageHashNetwork
 
 __all__ = [
     "FrozenFeatures",
     "backbone_features",
+    "body_features",
     "features_cache_dir",
     "parse_frozen_features",
     "with_feature_stand_in",
@@ -131,6 +135,62 @@ def cache_key(paths: Sequence[Path], spec: FrozenFeatures) -> str:
     return digest.hexdigest()
 
 
+def body_features(
+    network: ImageHashNetwork,
+    source: Any,
+    *,
+    batch_size: int = 64,
+    device: torch.device | None = None,
+    progress: Callable[[str], None] | None = None,
+    label: str = "body features",
+) -> np.ndarray:
+    """The pooled features of the network's body for every row of ``source``, in evaluation mode.
+
+    Parameters
+    ----------
+    network : ImageHashNetwork
+        Its body runs in evaluation mode (batch-norm statistics fixed) and without gradients; the
+        network's mode is restored afterwards.
+    source : BatchSource
+        Photos, read with evaluation preprocessing (``train=False``: no augmentation).
+    batch_size : int
+        Photos per forward pass.
+    device : torch.device, optional
+        Default: the device of the network's parameters.
+    progress : callable, optional
+        Receives a line per batch (photos done, photos per second, ETA).
+    label : str
+        Name of the pass in progress lines.
+
+    Returns
+    -------
+    ndarray of shape (len(source), feature_dim), float32
+    """
+    import torch
+
+    device = device or next(network.parameters()).device
+    features = np.empty((len(source), network.info.feature_dim), dtype=np.float32)
+    was_training = network.training
+    network.eval()
+    started = time.perf_counter()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(source), batch_size):
+                rows = np.arange(start, min(start + batch_size, len(source)))
+                images = source.batch(rows, train=False).to(device)
+                features[rows] = network.features(images).float().cpu().numpy()
+                if progress:
+                    done, seconds = int(rows[-1]) + 1, time.perf_counter() - started
+                    eta = int(seconds / done * (len(source) - done))
+                    progress(
+                        f"[{label}] {done}/{len(source)} photos, {done / seconds:.1f} per s"
+                        + (f", ETA {eta // 60}m{eta % 60:02d}s" if done < len(source) else "")
+                    )
+    finally:
+        network.train(was_training)
+    return features
+
+
 def backbone_features(
     paths: Sequence[str | Path],
     spec: FrozenFeatures,
@@ -161,8 +221,6 @@ def backbone_features(
         When image files are missing (all listed) or fail to decode (the file and row named), or
         the registry weights are not available.
     """
-    import torch
-
     from .backbones import build_image_network
     from .images import ImageFileSource
 
@@ -179,19 +237,9 @@ def backbone_features(
     network = build_image_network(spec.backbone, 1, pretrained="registry", freeze=True).eval()
     options: dict[str, Any] = {} if spec.image_size is None else {"image_size": spec.image_size}
     source = ImageFileSource.for_backbone(files, spec.backbone, augment=False, **options)
-    features = np.empty((len(files), network.info.feature_dim), dtype=np.float32)
-    started = time.perf_counter()
-    with source, torch.no_grad():
-        for start in range(0, len(files), spec.batch_size):
-            rows = np.arange(start, min(start + spec.batch_size, len(files)))
-            features[rows] = network.body(source.batch(rows, train=False)).float().numpy()
-            if progress:
-                done, seconds = int(rows[-1]) + 1, time.perf_counter() - started
-                eta = int(seconds / done * (len(files) - done))
-                progress(
-                    f"[{spec.describe()} features] {done}/{len(files)} photos, {done / seconds:.1f} per s"
-                    + (f", ETA {eta // 60}m{eta % 60:02d}s" if done < len(files) else "")
-                )
+    with source:
+        label = f"{spec.describe()} features"
+        features = body_features(network, source, batch_size=spec.batch_size, progress=progress, label=label)
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as temporary, open(temporary, "wb") as handle:
         np.save(handle, features)

@@ -251,6 +251,11 @@ class DCMHConfig(MethodParams):
                 f"(got {self.training.schedule!r}) or final_learning_rate=None (\"none\" in TOML) to use "
                 "the schedule"
             )
+        if self.training.head_warmup_epochs:
+            raise ValueError(
+                f"training.head_warmup_epochs={self.training.head_warmup_epochs}: DCMH trains both "
+                "networks together from the first epoch and has no head warm-up; set it to 0"
+            )
         return self
 
 

@@ -19,10 +19,12 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
+from ..engine.backbones import ImageHashNetwork
 from ..engine.checkpoint import CheckpointError, load_stage_arrays, resume_advice, save_stage_arrays
 from ..engine.config import NetworkConfig, TrainingConfig
 from ..engine.device import distributed_context, resolve_device
 from ..engine.fingerprint import run_fingerprint, training_data_digest
+from ..engine.head_warmup import ValidatorFactory, warm_up_head
 from ..engine.holdout import split_labelled_rows, validation_map
 from ..engine.networks import (
     build_network,
@@ -32,7 +34,7 @@ from ..engine.networks import (
     restore_network,
 )
 from ..engine.sources import BatchSource, rows_as_matrix
-from ..engine.trainer import TrainingResult, encode_with, train_hash_network
+from ..engine.trainer import TrainingResult, Validator, encode_with, train_hash_network
 from ..errors import DdcmhError, HasherFileError
 from ..hasher import Hasher
 from ..hasher_file import load_hasher
@@ -267,6 +269,7 @@ class DDCMH(CrossModalMethod):
         """The base checks, plus the Stage-1 hasher's name and parameters."""
         problems = super().data_problems(params, data)
         assert isinstance(params, DDCMHConfig)
+        problems.extend(_warmup_problems(params, data))
         try:
             hasher = _make_hasher(params)
         except (DdcmhError, ValueError) as error:
@@ -332,6 +335,7 @@ class DDCMH(CrossModalMethod):
         )
         self.fit_rows_, self.validation_rows_, self.dropped_rows_ = rows.fit, rows.validation, rows.dropped
         self.lift_choice_: dict[str, dict[str, Any]] = {}
+        self.head_warmup_: TrainingResult | None = None
         device = self.device_ = resolve_device(params.device)
         context = distributed_context()
         if run_dir is not None and context.is_main:
@@ -403,22 +407,27 @@ class DDCMH(CrossModalMethod):
         """Stage 2: the image network learns the Stage-1 text codes."""
         validation_text_codes = self.stage1_validation_codes_
 
-        def validate(candidate: torch.nn.Module) -> float:
-            # Both directions, with the database on the fitting rows as in retrieval:
-            # validation images -> Stage-1 text codes, and (when the hasher can encode new texts)
-            # validation Stage-1 text codes -> the network's codes of the fitting images.
-            queries = encode_with(candidate, run.image, run.validation_rows, **run.encode_options)
-            image_to_text = validation_map(queries, self.stage1_codes_, run.validation_labels, run.fit_labels)
-            if len(validation_text_codes) == 0:
-                return image_to_text
-            database = encode_with(candidate, run.image, run.fit_rows, **run.encode_options)
-            text_to_image = validation_map(
-                validation_text_codes, database, run.validation_labels, run.fit_labels
-            )
-            return (image_to_text + text_to_image) / 2
+        def validate_on(source: BatchSource) -> Validator:
+            def validate(candidate: torch.nn.Module) -> float:
+                # Both directions, with the database on the fitting rows as in retrieval:
+                # validation images -> Stage-1 text codes, and (when the hasher can encode new
+                # texts) validation Stage-1 text codes -> the network's codes of the fitting images.
+                queries = encode_with(candidate, source, run.validation_rows, **run.encode_options)
+                image_to_text = validation_map(
+                    queries, self.stage1_codes_, run.validation_labels, run.fit_labels
+                )
+                if len(validation_text_codes) == 0:
+                    return image_to_text
+                database = encode_with(candidate, source, run.fit_rows, **run.encode_options)
+                text_to_image = validation_map(
+                    validation_text_codes, database, run.validation_labels, run.fit_labels
+                )
+                return (image_to_text + text_to_image) / 2
+
+            return validate
 
         self.image_network_, self.image_training_ = self._train_stage(
-            run, "image", self.stage1_codes_, validate
+            run, "image", self.stage1_codes_, validate_on
         )
         self.image_codes_ = encode_with(self.image_network_, run.image, run.fit_rows, **run.encode_options)
 
@@ -439,17 +448,24 @@ class DDCMH(CrossModalMethod):
             self.image_network_, run.image, run.validation_rows, **run.encode_options
         )
 
-        def validate(candidate: torch.nn.Module) -> float:
-            # Mean of text->image (validation texts vs fitting-image codes) and image->text
-            # (validation-image codes vs the network's codes of the fitting texts).
-            queries = encode_with(candidate, run.text, run.validation_rows, **run.encode_options)
-            database = encode_with(candidate, run.text, run.fit_rows, **run.encode_options)
-            text_to_image = validation_map(queries, self.image_codes_, run.validation_labels, run.fit_labels)
-            image_to_text = validation_map(validation_images, database, run.validation_labels, run.fit_labels)
-            return (image_to_text + text_to_image) / 2
+        def validate_on(source: BatchSource) -> Validator:
+            def validate(candidate: torch.nn.Module) -> float:
+                # Mean of text->image (validation texts vs fitting-image codes) and image->text
+                # (validation-image codes vs the network's codes of the fitting texts).
+                queries = encode_with(candidate, source, run.validation_rows, **run.encode_options)
+                database = encode_with(candidate, source, run.fit_rows, **run.encode_options)
+                text_to_image = validation_map(
+                    queries, self.image_codes_, run.validation_labels, run.fit_labels
+                )
+                image_to_text = validation_map(
+                    validation_images, database, run.validation_labels, run.fit_labels
+                )
+                return (image_to_text + text_to_image) / 2
+
+            return validate
 
         self.text_network_, self.text_training_ = self._train_stage(
-            run, "text", self.reconstructed_, validate
+            run, "text", self.reconstructed_, validate_on
         )
 
     def _train_stage(
@@ -457,18 +473,22 @@ class DDCMH(CrossModalMethod):
         run: _Run,
         view: View,
         targets: np.ndarray,
-        validate: Callable[[torch.nn.Module], float],
+        validate_on: ValidatorFactory,
     ) -> tuple[torch.nn.Module, TrainingResult]:
         """Train the hash network of ``view`` (Stage 2: image, Stage 3: text) with the shared loop.
 
-        With ``kernel_lift="auto"`` both inputs that :func:`lift_candidates` offers are trained and
-        the one with the better validation score is kept; the choice and both scores go to
-        ``lift_choice_`` and the report.
+        ``validate_on(source)`` is the stage's validation of a network reading ``source``. With
+        ``kernel_lift="auto"`` both inputs that :func:`lift_candidates` offers are trained and the
+        one with the better validation score is kept; the choice and both scores go to
+        ``lift_choice_`` and the report. A fine-tuned CNN with ``head_warmup_epochs`` first has
+        its head trained on its body's features (:func:`~ddcmh_core.engine.head_warmup.warm_up_head`).
         """
         params = self.params
         stage = "stage2" if view == "image" else "stage3"
         source = run.image if view == "image" else run.text
         seed = params.seed if view == "image" else params.seed + 1
+        training: TrainingConfig = params.image_training if view == "image" else params.text_training
+        validate = validate_on(source) if len(run.validation_rows) else None
         configured: NetworkConfig = getattr(params, f"{view}_network")
         candidates = lift_candidates(configured, source, has_validation=len(run.validation_rows) > 0)
         trained: list[tuple[torch.nn.Module, TrainingResult, NetworkConfig]] = []
@@ -483,20 +503,36 @@ class DDCMH(CrossModalMethod):
             fit_input_scaling(network, source, run.fit_rows, seed=params.seed)
             network.to(run.device)
             lift = f", input lift {network_config.kernel_lift}" if len(candidates) > 1 else ""
+            label = f"stage {stage[-1]} {view} net, {params.hasher}, {params.n_bits} bits{lift}"
+            scattered = _scatter_targets(len(source), run.fit_rows, targets)
+            if training.head_warmup_epochs:
+                assert isinstance(network, ImageHashNetwork)  # data_problems refuses anything else
+                self.head_warmup_ = warm_up_head(
+                    network,
+                    source,
+                    scattered,
+                    run.fit_rows,
+                    training,
+                    validate_on=validate_on if validate is not None else None,
+                    seed=seed,
+                    device=run.device,
+                    progress=run.say,
+                    label=f"{label}, head warm-up",
+                )
             result = train_hash_network(
                 network,
                 source,
-                _scatter_targets(len(source), run.fit_rows, targets),
+                scattered,
                 run.fit_rows,
-                params.image_training if view == "image" else params.text_training,
-                validate=validate if len(run.validation_rows) else None,
+                training,
+                validate=validate,
                 seed=seed,
                 device=run.device,
                 mixed_precision=run.mixed,
                 checkpoint_path=run.checkpoint(stage, ".ckpt"),
                 resume=run.resume,
                 progress=run.say,
-                label=f"stage {stage[-1]} {view} net, {params.hasher}, {params.n_bits} bits{lift}",
+                label=label,
                 curve=f"{stage} {view} network, input lift {network_config.kernel_lift}",
                 fingerprint=run.fingerprint(stage),
             )
@@ -531,15 +567,20 @@ class DDCMH(CrossModalMethod):
         """
         params = self.params
         epochs = _from_rank_zero((self.image_training_.best_epoch, self.text_training_.best_epoch))
+        image_epochs: dict[str, Any] = {"max_epochs": max(epochs[0], 1)}
+        if self.head_warmup_ is not None:
+            image_epochs["head_warmup_epochs"] = max(_from_rank_zero(self.head_warmup_.best_epoch), 1)
         chosen = {
-            "image_training": params.image_training.model_copy(update={"max_epochs": max(epochs[0], 1)}),
+            "image_training": params.image_training.model_copy(update=image_epochs),
             "text_training": params.text_training.model_copy(update={"max_epochs": max(epochs[1], 1)}),
         }
         if progress is not None and distributed_context().is_main:
             epochs = (chosen["image_training"].max_epochs, chosen["text_training"].max_epochs)
+            warmups = chosen["image_training"].head_warmup_epochs
+            warmup = f" after {warmups} of head warm-up" if warmups else ""
             progress(
                 "[refit] training again on all training rows for the chosen epochs "
-                f"(stage 2: {epochs[0]}, stage 3: {epochs[1]})"
+                f"(stage 2: {epochs[0]}{warmup}, stage 3: {epochs[1]})"
             )
         resolved = getattr(self, "resolved_params_", params)  # the input lifts chosen on validation
         networks = {"image_network": resolved.image_network, "text_network": resolved.text_network}
@@ -563,6 +604,7 @@ class DDCMH(CrossModalMethod):
             "fit_rows_",
             "image_training_",
             "text_training_",
+            "head_warmup_",
         ):
             setattr(self, attribute, getattr(final, attribute))
         self.report_ = {**final.report_, "refit": True, "selection": selection}
@@ -577,6 +619,7 @@ class DDCMH(CrossModalMethod):
             "stage2_best_epoch": self.image_training_.best_epoch,
             "stage3_best_epoch": self.text_training_.best_epoch,
             "input_lift": self.lift_choice_,
+            "stage2_head_warmup": _warmup_report(self.head_warmup_),
             "seconds": run.timings,
             "seconds_per_epoch": {
                 "stage2": _per_epoch(self.image_training_),
@@ -660,6 +703,38 @@ def _scatter_targets(n_rows: int, rows: np.ndarray, values: np.ndarray) -> np.nd
     targets = np.zeros((n_rows, values.shape[1]), dtype=np.float32)
     targets[rows] = values
     return targets
+
+
+def _warmup_problems(params: DDCMHConfig, data: DataShape) -> list[str]:
+    """Why ``head_warmup_epochs`` cannot apply: only a fine-tuned CNN on photos has a body to warm up on."""
+    problems = []
+    if params.text_training.head_warmup_epochs:
+        problems.append(
+            f"text_training.head_warmup_epochs={params.text_training.head_warmup_epochs}: the text "
+            "network has no pretrained body to train its head on first; a head warm-up is for a "
+            "fine-tuned CNN image network (image_training.head_warmup_epochs)"
+        )
+    network = params.image_network
+    on_photos = "image" in data.n_features and data.n_features["image"] is None
+    fine_tuned_cnn = on_photos and network.architecture == "cnn" and not network.freeze_backbone
+    if params.image_training.head_warmup_epochs and not fine_tuned_cnn:
+        what = (
+            "the image view is feature vectors" if not on_photos
+            else "the image network is not a CNN" if network.architecture != "cnn"
+            else "the CNN's body is frozen (freeze_backbone=true), so only its head trains anyway"
+        )  # fmt: skip
+        problems.append(
+            f"image_training.head_warmup_epochs={params.image_training.head_warmup_epochs}: a head "
+            f"warm-up needs a fine-tuned CNN on photos, but {what}; set it to 0"
+        )
+    return problems
+
+
+def _warmup_report(result: TrainingResult | None) -> dict[str, Any] | None:
+    """The Stage-2 head warm-up in a report: its chosen epoch, its validation score, its time."""
+    if result is None:
+        return None
+    return {"best_epoch": result.best_epoch, "best_score": result.best_score, "seconds": result.seconds}
 
 
 def _per_epoch(result: TrainingResult) -> float | None:
