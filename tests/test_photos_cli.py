@@ -291,6 +291,24 @@ def test_a_head_warm_up_trains_only_the_head_towards_the_codes_and_keeps_the_bod
     assert any("head warm-up: body features" in line for line in lines)
     np.testing.assert_array_equal(body_features(network, source), features)
 
+    # with validation: every epoch runs whatever the patience, and the best one's weights are kept
+    scores = iter([0.1, 0.5, 0.2, 0.1, 0.1, 0.1])
+    kept: dict[int, torch.Tensor] = {}
+
+    def validate_on(features_source):
+        assert features_source.n_features == network.info.feature_dim  # validated on features
+
+        def validate(candidate: torch.nn.Module) -> float:
+            kept[len(kept) + 1] = network.hash_layer.weight.detach().clone()
+            return next(scores)
+
+        return validate
+
+    impatient = config.model_copy(update={"head_warmup_epochs": 6, "patience": 1})
+    result = warm_up_head(network, source, targets, rows, impatient, validate_on=validate_on, seed=1)
+    assert (result.epochs_run, result.best_epoch, result.best_score) == (6, 2, 0.5)
+    torch.testing.assert_close(network.hash_layer.weight, kept[2], rtol=0, atol=0)
+
 
 def test_ddcmh_warms_the_head_up_chooses_its_epochs_on_validation_and_repeats_them_in_the_refit(
     folder, capsys
@@ -302,12 +320,13 @@ def test_ddcmh_warms_the_head_up_chooses_its_epochs_on_validation_and_repeats_th
     lines: list[str] = []
     model = DDCMH(
         **settings,
-        image_training={**training, "head_warmup_epochs": 4},
+        image_training={**training, "head_warmup_epochs": 4, "patience": 1},
         text_training=training,
         validation_fraction=0.2,
     )
     model.fit(data.image, data.text, data.labels, progress=lines.append)
     chosen = model.report_["selection"]["stage2_head_warmup"]
+    assert chosen["epochs_run"] == 4  # no early stop in the warm-up, whatever the patience
     assert 1 <= chosen["best_epoch"] <= 4 and chosen["best_score"] is not None and chosen["seconds"] > 0
     refit = model.report_["stage2_head_warmup"]
     assert refit["best_score"] is None and refit["best_epoch"] == chosen["best_epoch"]  # repeated as chosen

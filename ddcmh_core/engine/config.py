@@ -196,8 +196,9 @@ class TrainingConfig(_Strict):
         ge=0,
         description=(
             "Fine-tuned CNN (DDCMH's image network): before fine-tuning, train the feature norm, head "
-            "and hash layer alone on the body's features, computed once, for up to this many epochs "
-            "(early stopping and the rest of these settings apply; the refit repeats the epochs "
-            "chosen). The whole network is then fine-tuned from that head for max_epochs. 0: none."
+            "and hash layer alone on the body's features, computed once, for this many epochs (cheap: "
+            "no early stop; the best validation epoch is kept, and the refit repeats it), with these "
+            "settings otherwise. The whole network is then fine-tuned from that head for max_epochs. "
+            "0: none."
         ),
     )

@@ -731,10 +731,15 @@ def _warmup_problems(params: DDCMHConfig, data: DataShape) -> list[str]:
 
 
 def _warmup_report(result: TrainingResult | None) -> dict[str, Any] | None:
-    """The Stage-2 head warm-up in a report: its chosen epoch, its validation score, its time."""
+    """The Stage-2 head warm-up in a report: its epochs, the one kept, its validation score, its time."""
     if result is None:
         return None
-    return {"best_epoch": result.best_epoch, "best_score": result.best_score, "seconds": result.seconds}
+    return {
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "best_score": result.best_score,
+        "seconds": result.seconds,
+    }
 
 
 def _per_epoch(result: TrainingResult) -> float | None:
