@@ -235,6 +235,17 @@ def model_config_for(config: BenchConfig, cell: Cell) -> dict[str, Any]:
     return fields
 
 
+def cell_params(config: BenchConfig, cell: Cell) -> Any:
+    """The validated ``Params`` of a cell's method, from :func:`model_config_for`.
+
+    Raises
+    ------
+    InputError
+        Naming the method and every invalid setting.
+    """
+    return method_class(cell.method).make_params(**model_config_for(config, cell))
+
+
 def validate_plan(config: BenchConfig) -> None:
     """Check every method, hasher, option and setting before any work starts (data not needed).
 
@@ -249,7 +260,7 @@ def validate_plan(config: BenchConfig) -> None:
         method_registry().get(name)  # unknown method, in --method or in an option
     for name in other_methods(config):
         cell = Cell(method_registry().get(name).spec.name, None, min(config.bits), 0)
-        method_class(cell.method).make_params(**model_config_for(config, cell))
+        cell_params(config, cell)
     registry = hasher_registry()
     for name in list(config.hasher_options):
         if name != "*":
@@ -364,7 +375,7 @@ def _first_seed_cells(config: BenchConfig) -> Iterable[tuple[str, type[CrossModa
             continue
         method = method_class(cell.method)
         label = cell.describe().rsplit(", seed", 1)[0]
-        yield label, method, method.make_params(**model_config_for(config, cell))
+        yield label, method, cell_params(config, cell)
 
 
 def largest_memory_estimate(config: BenchConfig, dataset: Any) -> tuple[int, str, str] | None:
@@ -409,7 +420,7 @@ def describe_split(config: BenchConfig, dataset: Any) -> str:
     for cell in plan_cells(config):
         if cell.method == "random" or cell.seed or cell.candidate:
             continue
-        params = method_class(cell.method).make_params(**model_config_for(config, cell))
+        params = cell_params(config, cell)
         fraction = getattr(params, "validation_fraction", None)
         if fraction is not None:
             label = method_class(cell.method).label()
@@ -434,8 +445,7 @@ def cell_fingerprint(
     if cell.method == "random":
         settings: dict[str, Any] = {"n_bits": cell.bits, "seed": cell.seed}
     else:
-        method = method_class(cell.method)
-        settings = method.resolved_settings(method.make_params(**model_config_for(config, cell)))
+        settings = method_class(cell.method).resolved_settings(cell_params(config, cell))
     scored = ("map_at_k", "precision_at", "index_order_map")
     return run_fingerprint(
         cell.method,

@@ -377,7 +377,7 @@ class DCMH(CrossModalMethod):
         if checkpoint is not None:
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
             data = training_data_digest(labels, image_source, text_source)
-            fingerprint = run_fingerprint("dcmh", config.model_dump(mode="json"), data=data)
+            fingerprint = run_fingerprint("dcmh", self.resolved_settings(config), data=data)
         result = run_epochs(
             task,
             max_epochs=config.training.max_epochs,
