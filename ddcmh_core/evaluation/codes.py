@@ -393,6 +393,22 @@ def hamming_distances_torch(query_bits: torch.Tensor, database_bits: torch.Tenso
     return distances.round_().to(torch.int32)
 
 
+def is_torch_tensor(value: Any) -> bool:
+    """Tell whether ``value`` is a torch tensor, without importing torch.
+
+    Parameters
+    ----------
+    value : Any
+        Any object.
+
+    Returns
+    -------
+    bool
+        True when the object's type comes from torch and it has a ``device``.
+    """
+    return type(value).__module__.startswith("torch") and hasattr(value, "device")
+
+
 def available_cpus() -> int:
     """Return the number of CPUs this process may run on (the default thread count of kernels)."""
     return usable_cores()

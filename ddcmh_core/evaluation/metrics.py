@@ -16,8 +16,8 @@ rank-based metric takes ``tie_policy``:
     (McSherry & Najork, ECIR 2008). It does not depend on the database order. MAP@all uses the
     closed form with harmonic numbers of METHOD.md §4.4; truncated MAP@k conditions on the
     hypergeometric number of relevant items that the cut-off group contributes (derivation in
-    :func:`_expected_truncated_average_precision`); precision@N is linear, so its expectation
-    is immediate.
+    :func:`ddcmh_core.evaluation.ties._expected_truncated_average_precision`); precision@N is
+    linear, so its expectation is immediate.
 ``"index"``
     Ties ordered by database index (a stable sort by distance), what most published code
     computes (DCMH ``calc_map`` with a stable sort).
@@ -42,26 +42,22 @@ The same algorithms run in torch when ``device`` is given (``"cuda"``, ``"cuda:1
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import scipy.sparse
-from scipy.special import gammaln
 
 from ddcmh_core.errors import InputError
 from ddcmh_core.evaluation.codes import (
     InvalidCodesError,
-    ScratchBuffers,
-    as_words,
     available_cpus,
     check_codes,
-    distance_dtype,
-    hamming_distances_torch,
-    hamming_distances_words,
+    is_torch_tensor,
 )
+from ddcmh_core.evaluation.ranking import NumpyEngine, RankStatistics, TorchEngine
+from ddcmh_core.evaluation.relevance import InvalidLabelsError, prepare_relevance
+from ddcmh_core.evaluation.ties import expected_statistics
 
 if TYPE_CHECKING:
     import torch
@@ -82,18 +78,6 @@ __all__ = [
 
 TiePolicy = Literal["expected", "index"]
 TIE_POLICIES: tuple[str, ...] = ("expected", "index")
-
-# Label matrices with up to this many columns are packed into bit masks (one AND + test per
-# 64 labels and pair); wider ones use a matrix product per block.
-_MAX_PACKED_LABEL_COLUMNS = 256
-# Pairs per (query block x database block) tile: small enough to keep a tile's scratch in cache.
-_TILE_PAIRS = 1 << 17
-# Rows ranked at once by the index-order path: a few rows keep the sort buffers in cache.
-_INDEX_ROWS_CAP = 4
-
-
-class InvalidLabelsError(InputError):
-    """Label arrays that do not have the documented format or do not match the codes."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,7 +247,7 @@ class PrecisionRecallCurve:
 
 
 # --------------------------------------------------------------------------------------------
-# Input checking and relevance
+# Input checking
 # --------------------------------------------------------------------------------------------
 
 
@@ -281,550 +265,6 @@ def _check_positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
-def _is_torch_tensor(value: Any) -> bool:
-    return type(value).__module__.startswith("torch") and hasattr(value, "device")
-
-
-def _binary_label_matrix(labels: Any, name: str, n_rows: int) -> np.ndarray | scipy.sparse.csr_matrix:
-    """Validate a {0,1} label matrix (dense or sparse) with ``n_rows`` rows."""
-    if scipy.sparse.issparse(labels):
-        matrix = scipy.sparse.csr_matrix(labels)
-        matrix.eliminate_zeros()
-        if matrix.nnz and not np.all(matrix.data == 1):
-            raise InvalidLabelsError(
-                f"{name}: expected a {{0,1}} label matrix, found stored values other than 0 "
-                f"and 1, e.g. {matrix.data[matrix.data != 1][0]!r}"
-            )
-    else:
-        matrix = np.asarray(labels)
-        if matrix.dtype != np.bool_ and not (
-            np.issubdtype(matrix.dtype, np.integer) or np.issubdtype(matrix.dtype, np.floating)
-        ):
-            raise InvalidLabelsError(f"{name}: expected a numeric {{0,1}} matrix, found dtype {matrix.dtype}")
-        if matrix.dtype != np.bool_ and matrix.size and not np.all((matrix == 0) | (matrix == 1)):
-            raise InvalidLabelsError(
-                f"{name}: expected a {{0,1}} label matrix (or a 1-D vector of class ids), "
-                f"found values other than 0 and 1"
-            )
-    if matrix.shape[0] != n_rows:
-        raise InvalidLabelsError(
-            f"{name}: expected {n_rows} rows (one per code), found {matrix.shape[0]} rows "
-            f"(shape {matrix.shape})"
-        )
-    return matrix
-
-
-@dataclass(frozen=True)
-class _Relevance:
-    """Prepared labels that answer "is query i relevant to database item j" block by block.
-
-    ``kind`` is ``"classes"`` (1-D class ids, relevant iff equal), ``"bitmask"`` (label sets
-    packed into unsigned words, relevant iff the AND is non-zero) or ``"matrix"`` (relevant iff
-    the label product is positive).
-    """
-
-    kind: str
-    query: Any
-    database: Any
-
-    def block(self, queries: slice, items: slice, out: np.ndarray, scratch: np.ndarray) -> None:
-        """Write the relevance of ``queries x items`` into the boolean ``out``."""
-        if self.kind == "classes":
-            np.equal(self.query[queries, None], self.database[None, items], out=out)
-        elif self.kind == "bitmask":
-            n_words = self.query.shape[1]
-            np.bitwise_and(self.query[queries, 0, None], self.database[None, items, 0], out=scratch)
-            for word in range(1, n_words):
-                any_shared = np.bitwise_and(self.query[queries, word, None], self.database[None, items, word])
-                np.bitwise_or(scratch, any_shared, out=scratch)
-            np.not_equal(scratch, 0, out=out)
-        else:
-            product = self.query[queries] @ self.database[items].T
-            if scipy.sparse.issparse(product):
-                product = product.toarray()
-            np.greater(product, 0, out=out)
-
-    @property
-    def scratch_dtype(self) -> np.dtype[Any]:
-        """Dtype of the scratch buffer :meth:`block` needs."""
-        return self.query.dtype if self.kind == "bitmask" else np.dtype(np.uint8)
-
-
-def _prepare_relevance(
-    query_labels: Any, database_labels: Any, n_queries: int, n_database: int
-) -> _Relevance:
-    """Validate the label arrays against the codes and pick the fastest relevance test."""
-    if _is_torch_tensor(query_labels):
-        query_labels = query_labels.detach().cpu().numpy()
-    if _is_torch_tensor(database_labels):
-        database_labels = database_labels.detach().cpu().numpy()
-    query_ndim = len(query_labels.shape) if hasattr(query_labels, "shape") else np.ndim(query_labels)
-    database_ndim = (
-        len(database_labels.shape) if hasattr(database_labels, "shape") else np.ndim(database_labels)
-    )
-    if query_ndim == 1 or database_ndim == 1:
-        if query_ndim != 1 or database_ndim != 1:
-            raise InvalidLabelsError(
-                "query_labels, database_labels: expected both 1-D class-id vectors or both 2-D "
-                f"{{0,1}} label matrices, found {query_ndim}-D and {database_ndim}-D"
-            )
-        classes = []
-        for labels, name, n_rows in (
-            (query_labels, "query_labels", n_queries),
-            (database_labels, "database_labels", n_database),
-        ):
-            vector = np.asarray(labels)
-            if not np.issubdtype(vector.dtype, np.integer):
-                raise InvalidLabelsError(f"{name}: expected integer class ids, found dtype {vector.dtype}")
-            if vector.shape[0] != n_rows:
-                raise InvalidLabelsError(
-                    f"{name}: expected {n_rows} class ids (one per code), found {vector.shape[0]}"
-                )
-            classes.append(np.ascontiguousarray(vector, dtype=np.int64))
-        return _Relevance("classes", classes[0], classes[1])
-    if query_ndim != 2 or database_ndim != 2:
-        raise InvalidLabelsError(
-            f"query_labels, database_labels: expected 2-D {{0,1}} label matrices (or 1-D class ids), "
-            f"found {query_ndim}-D and {database_ndim}-D"
-        )
-    query_matrix = _binary_label_matrix(query_labels, "query_labels", n_queries)
-    database_matrix = _binary_label_matrix(database_labels, "database_labels", n_database)
-    if query_matrix.shape[1] != database_matrix.shape[1]:
-        raise InvalidLabelsError(
-            f"database_labels: expected {query_matrix.shape[1]} label columns like query_labels, "
-            f"found {database_matrix.shape[1]}"
-        )
-    if query_matrix.shape[1] <= _MAX_PACKED_LABEL_COLUMNS:
-        packed = []
-        for matrix in (query_matrix, database_matrix):
-            dense = matrix.toarray() if isinstance(matrix, scipy.sparse.csr_matrix) else matrix
-            packed.append(as_words(np.packbits(dense.astype(bool, copy=False), axis=1)))
-        return _Relevance("bitmask", packed[0], packed[1])
-    as_float = [
-        matrix.astype(np.float32) if scipy.sparse.issparse(matrix) else np.asarray(matrix, np.float32)
-        for matrix in (query_matrix, database_matrix)
-    ]
-    return _Relevance("matrix", as_float[0], as_float[1])
-
-
-def _dense_labels_torch(relevance: _Relevance, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Move prepared labels to torch: class ids as int64, label sets as dense float32."""
-    import torch
-
-    if relevance.kind == "classes":
-        return (
-            torch.as_tensor(relevance.query, device=device),
-            torch.as_tensor(relevance.database, device=device),
-        )
-    tensors = []
-    for prepared in (relevance.query, relevance.database):
-        if relevance.kind == "bitmask":
-            as_bytes = np.ascontiguousarray(prepared).view(np.uint8)
-            dense = np.unpackbits(as_bytes, axis=1).astype(np.float32)
-        else:
-            dense = prepared.toarray() if scipy.sparse.issparse(prepared) else prepared
-        tensors.append(torch.as_tensor(dense, dtype=torch.float32, device=device))
-    return tensors[0], tensors[1]
-
-
-# --------------------------------------------------------------------------------------------
-# Engines: per-query distance histograms and ranks of relevant items
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _RankStatistics:
-    """Per-query sufficient statistics of a ranking, under one tie policy."""
-
-    n_relevant: np.ndarray  # R, int64 (n_queries,)
-    average_precision: np.ndarray  # AP@all
-    truncated_average_precision: np.ndarray | None  # AP@k
-    hits_at_n: np.ndarray | None  # (n_queries, len(n_values)): relevant items in the top N
-
-
-class _NumpyEngine:
-    """CPU kernels over packed codes, threaded over query chunks."""
-
-    def __init__(
-        self,
-        query_codes: np.ndarray,
-        database_codes: np.ndarray,
-        relevance: _Relevance,
-        memory_budget_bytes: int,
-        n_threads: int,
-    ) -> None:
-        self.n_bits = query_codes.shape[1]
-        self.query_words = as_words(np.packbits(query_codes, axis=1))
-        self.database_words = as_words(np.packbits(database_codes, axis=1))
-        self.relevance = relevance
-        self.n_queries = query_codes.shape[0]
-        self.n_database = database_codes.shape[0]
-        self.memory_budget_bytes = memory_budget_bytes
-        self.n_threads = n_threads
-        self.distance_dtype = distance_dtype(self.n_bits)
-        self.scratch = ScratchBuffers()  # freed with the engine, at the end of the metric call
-
-    # -- planning -----------------------------------------------------------------------------
-
-    def _tile_bytes_per_pair(self) -> int:
-        word_bytes = self.query_words.dtype.itemsize
-        label_bytes = self.relevance.scratch_dtype.itemsize
-        # xor scratch, popcount scratch, distances, relevance, label scratch, key
-        return word_bytes + 1 + self.distance_dtype.itemsize + 1 + label_bytes + 8
-
-    def _chunks(self, rows_per_chunk: int) -> list[slice]:
-        return [
-            slice(start, min(start + rows_per_chunk, self.n_queries))
-            for start in range(0, self.n_queries, rows_per_chunk)
-        ]
-
-    def _map_chunks(self, work: Callable[[slice], Any], chunks: Sequence[slice]) -> list[Any]:
-        if self.n_threads == 1 or len(chunks) == 1:
-            return [work(chunk) for chunk in chunks]
-        with ThreadPoolExecutor(max_workers=self.n_threads) as executor:
-            return list(executor.map(work, chunks))
-
-    # -- shared tile kernel --------------------------------------------------------------------
-
-    def _distances_and_relevance(self, queries: slice, items: slice) -> tuple[np.ndarray, np.ndarray]:
-        shape = (queries.stop - queries.start, items.stop - items.start)
-        distances = self.scratch.get("distances", shape, self.distance_dtype)
-        hamming_distances_words(
-            self.query_words[queries],
-            self.database_words[items],
-            out=distances,
-            xor_scratch=self.scratch.get("xor", shape, self.query_words.dtype),
-            count_scratch=self.scratch.get("count", shape, np.uint8),
-        )
-        relevant = self.scratch.get("relevant", shape, np.bool_)
-        self.relevance.block(
-            queries, items, relevant, self.scratch.get("labels", shape, self.relevance.scratch_dtype)
-        )
-        return distances, relevant
-
-    # -- expected policy: histograms ----------------------------------------------------------
-
-    def bucket_histograms(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(counts, relevant_counts)``, each ``(n_queries, n_bits + 1)`` int64."""
-        n_buckets = self.n_bits + 1
-        budget_pairs = max(1, self.memory_budget_bytes // (self._tile_bytes_per_pair() * self.n_threads))
-        tile_pairs = max(1, min(budget_pairs, _TILE_PAIRS))
-        block = max(1, min(self.n_database, tile_pairs))
-        rows_per_chunk = max(1, min(tile_pairs // block, np.iinfo(np.uint16).max // (2 * n_buckets)))
-        key_dtype = np.uint16 if rows_per_chunk * 2 * n_buckets <= np.iinfo(np.uint16).max else np.int64
-        histograms = np.zeros((self.n_queries, n_buckets, 2), dtype=np.int64)
-
-        def work(queries: slice) -> None:
-            n_rows = queries.stop - queries.start
-            offsets = (np.arange(n_rows, dtype=key_dtype) * (2 * n_buckets))[:, None]
-            chunk_histogram = np.zeros(n_rows * 2 * n_buckets, dtype=np.int64)
-            for start in range(0, self.n_database, block):
-                items = slice(start, min(start + block, self.n_database))
-                distances, relevant = self._distances_and_relevance(queries, items)
-                keys = self.scratch.get("keys", distances.shape, key_dtype)
-                np.multiply(distances, 2, out=keys, dtype=key_dtype)
-                np.add(keys, relevant, out=keys, dtype=key_dtype)
-                np.add(keys, offsets, out=keys)
-                chunk_histogram += np.bincount(keys.reshape(-1), minlength=chunk_histogram.size)
-            histograms[queries] = chunk_histogram.reshape(n_rows, n_buckets, 2)
-
-        self._map_chunks(work, self._chunks(rows_per_chunk))
-        counts = histograms.sum(axis=2)
-        return counts, np.ascontiguousarray(histograms[:, :, 1])
-
-    # -- index policy: ranks of relevant items ------------------------------------------------
-
-    def index_order_statistics(self, k: int | None, n_values: np.ndarray | None) -> _RankStatistics:
-        """Rank the database by (distance, index) per query and reduce to statistics."""
-        # full rows: distances, relevance, sort order (int64), sorted relevance + tile scratch
-        row_bytes = self.n_database * (self.distance_dtype.itemsize + 1 + 8 + 1)
-        tile_bytes = min(_TILE_PAIRS, self.n_database) * self._tile_bytes_per_pair()
-        per_thread = max(1, self.memory_budget_bytes // self.n_threads - tile_bytes)
-        rows_per_chunk = max(1, min(per_thread // row_bytes, _INDEX_ROWS_CAP))
-        block = max(1, min(self.n_database, _TILE_PAIRS))
-
-        def work(queries: slice) -> _RankStatistics:
-            n_rows = queries.stop - queries.start
-            shape = (n_rows, self.n_database)
-            distances = self.scratch.get("row_distances", shape, self.distance_dtype)
-            relevant = self.scratch.get("row_relevant", shape, np.bool_)
-            for start in range(0, self.n_database, block):
-                items = slice(start, min(start + block, self.n_database))
-                block_distances, block_relevant = self._distances_and_relevance(queries, items)
-                distances[:, items] = block_distances
-                relevant[:, items] = block_relevant
-            order = np.argsort(distances, axis=1, kind="stable")
-            relevant_sorted = np.take_along_axis(relevant, order, axis=1)
-            rows, positions = np.nonzero(relevant_sorted)
-            return _statistics_from_ranks(rows, positions + 1, n_rows, self.n_database, k, n_values)
-
-        return _concatenate_statistics(self._map_chunks(work, self._chunks(rows_per_chunk)))
-
-
-class _TorchEngine:
-    """The same algorithms with torch tensors on any device (CUDA when present)."""
-
-    def __init__(
-        self,
-        query_codes: torch.Tensor,
-        database_codes: torch.Tensor,
-        relevance: _Relevance,
-        memory_budget_bytes: int,
-        device: torch.device,
-    ) -> None:
-        import torch
-
-        self.query_codes = query_codes.to(torch.float32)
-        self.database_codes = database_codes.to(torch.float32)
-        self.query_labels, self.database_labels = _dense_labels_torch(relevance, device)
-        self.classes = relevance.kind == "classes"
-        self.n_bits = int(query_codes.shape[1])
-        self.n_queries = int(query_codes.shape[0])
-        self.n_database = int(database_codes.shape[0])
-        # int32 distances, float32 product, bool relevance, int64 keys / sort indices
-        self.rows_per_chunk = max(1, memory_budget_bytes // (max(1, self.n_database) * 24))
-
-    def _chunks(self) -> Iterable[slice]:
-        for start in range(0, self.n_queries, self.rows_per_chunk):
-            yield slice(start, min(start + self.rows_per_chunk, self.n_queries))
-
-    def _distances_and_relevance(self, queries: slice) -> tuple[torch.Tensor, torch.Tensor]:
-        distances = hamming_distances_torch(self.query_codes[queries], self.database_codes)
-        if self.classes:
-            relevant = self.query_labels[queries, None] == self.database_labels[None, :]
-        else:
-            relevant = (self.query_labels[queries] @ self.database_labels.T) > 0
-        return distances, relevant
-
-    def bucket_histograms(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(counts, relevant_counts)``, each ``(n_queries, n_bits + 1)`` int64."""
-        import torch
-
-        n_buckets = self.n_bits + 1
-        histograms = np.zeros((self.n_queries, n_buckets, 2), dtype=np.int64)
-        for queries in self._chunks():
-            distances, relevant = self._distances_and_relevance(queries)
-            n_rows = distances.shape[0]
-            offsets = torch.arange(n_rows, device=distances.device)[:, None] * (2 * n_buckets)
-            keys = distances.long() * 2 + relevant.long() + offsets
-            counts = torch.bincount(keys.reshape(-1), minlength=n_rows * 2 * n_buckets)
-            histograms[queries] = counts.cpu().numpy().reshape(n_rows, n_buckets, 2)
-        return histograms.sum(axis=2), np.ascontiguousarray(histograms[:, :, 1])
-
-    def index_order_statistics(self, k: int | None, n_values: np.ndarray | None) -> _RankStatistics:
-        """Rank the database by (distance, index) per query and reduce to statistics."""
-        import torch
-
-        parts = []
-        for queries in self._chunks():
-            distances, relevant = self._distances_and_relevance(queries)
-            order = torch.sort(distances, dim=1, stable=True).indices
-            rows, positions = torch.gather(relevant, 1, order).nonzero(as_tuple=True)
-            parts.append(
-                _statistics_from_ranks(
-                    rows.cpu().numpy(),
-                    positions.cpu().numpy() + 1,
-                    distances.shape[0],
-                    self.n_database,
-                    k,
-                    n_values,
-                )
-            )
-        return _concatenate_statistics(parts)
-
-
-# --------------------------------------------------------------------------------------------
-# Statistics: index order (from ranks) and expected (from histograms)
-# --------------------------------------------------------------------------------------------
-
-
-def _statistics_from_ranks(
-    rows: np.ndarray,
-    ranks: np.ndarray,
-    n_rows: int,
-    n_database: int,
-    k: int | None,
-    n_values: np.ndarray | None,
-) -> _RankStatistics:
-    """Reduce the 1-based ranks of relevant items (grouped by row, ascending) to statistics."""
-    rows = rows.astype(np.int64, copy=False)
-    ranks = ranks.astype(np.int64, copy=False)
-    n_relevant = np.bincount(rows, minlength=n_rows)
-    row_starts = np.concatenate(([0], np.cumsum(n_relevant)[:-1]))
-    ordinal = np.arange(rows.size, dtype=np.int64) - row_starts[rows] + 1  # t-th relevant item
-    precision_at_hit = ordinal / ranks
-
-    def mean_over_hits(mask: np.ndarray | None) -> np.ndarray:
-        hits_rows = rows if mask is None else rows[mask]
-        weights = precision_at_hit if mask is None else precision_at_hit[mask]
-        total = np.bincount(hits_rows, weights=weights, minlength=n_rows)
-        count = np.bincount(hits_rows, minlength=n_rows)
-        return np.divide(total, count, out=np.zeros(n_rows), where=count > 0)
-
-    truncated = mean_over_hits(ranks <= k) if k is not None else None
-    hits_at_n = None
-    if n_values is not None:
-        # rows ascending, ranks ascending inside a row: one global sorted key per relevant item
-        keys = rows * (n_database + 1) + ranks
-        cut_keys = np.arange(n_rows)[:, None] * (n_database + 1) + n_values[None, :]
-        hits_at_n = (np.searchsorted(keys, cut_keys, side="right") - row_starts[:, None]).astype(np.float64)
-    return _RankStatistics(n_relevant, mean_over_hits(None), truncated, hits_at_n)
-
-
-def _concatenate_statistics(parts: Sequence[_RankStatistics]) -> _RankStatistics:
-    def join(field: str) -> Any:
-        values = [getattr(part, field) for part in parts]
-        return None if values[0] is None else np.concatenate(values, axis=0)
-
-    return _RankStatistics(
-        join("n_relevant"),
-        join("average_precision"),
-        join("truncated_average_precision"),
-        join("hits_at_n"),
-    )
-
-
-def _harmonic_numbers(n: int) -> np.ndarray:
-    """``H[m] = sum_{i=1..m} 1/i`` for ``m = 0..n``."""
-    harmonic = np.zeros(n + 1, dtype=np.float64)
-    np.cumsum(1.0 / np.arange(1, n + 1, dtype=np.float64), out=harmonic[1:])
-    return harmonic
-
-
-@dataclass(frozen=True)
-class _GroupTotals:
-    """Tie groups of every query: sizes n_g, relevant r_g, and the totals before each group."""
-
-    counts: np.ndarray
-    relevant: np.ndarray
-    items_before: np.ndarray  # N_g
-    relevant_before: np.ndarray  # R_g
-    harmonic: np.ndarray
-
-    @classmethod
-    def from_histograms(cls, counts: np.ndarray, relevant: np.ndarray) -> _GroupTotals:
-        items_before = np.cumsum(counts, axis=1) - counts
-        relevant_before = np.cumsum(relevant, axis=1) - relevant
-        n_database = int(counts[0].sum()) if counts.shape[0] else 0
-        return cls(counts, relevant, items_before, relevant_before, _harmonic_numbers(n_database))
-
-    def expected_group_numerators(self) -> np.ndarray:
-        """E[sum of P@i over the relevant positions i of each group], shape of ``counts``.
-
-        Position p of a group is relevant with probability r/n and then has, on average,
-        ``(p - 1) c`` relevant items before it in the group, ``c = (r - 1) / (n - 1)``; the sum
-        over p has the closed form ``(R + 1) h + c (n - (N + 1) h)``, ``h = H[N + n] - H[N]``.
-        """
-        n, r = self.counts.astype(np.float64), self.relevant.astype(np.float64)
-        h = self.harmonic[self.items_before + self.counts] - self.harmonic[self.items_before]
-        c = np.divide(r - 1, n - 1, out=np.zeros_like(n), where=n > 1)
-        inner = (self.relevant_before + 1) * h + c * (n - (self.items_before + 1) * h)
-        return np.divide(r * inner, n, out=np.zeros_like(n), where=n > 0)
-
-    def cut(self, top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For cut-offs ``top`` (n_queries, n_cuts): the group the cut falls in, and how deep.
-
-        Returns ``(group, depth)``: the cut keeps ``depth`` (>= 1) items of group ``group``.
-        """
-        ends = self.items_before + self.counts  # N_g + n_g, non-decreasing per row
-        group = np.empty(top.shape, dtype=np.int64)
-        for row in range(ends.shape[0]):
-            group[row] = np.searchsorted(ends[row], top[row], side="left")
-        depth = top - np.take_along_axis(self.items_before, group, axis=1)
-        return group, depth
-
-
-def _expected_statistics(
-    counts: np.ndarray, relevant: np.ndarray, k: int | None, n_values: np.ndarray | None
-) -> _RankStatistics:
-    """Exact expectations over random orders inside tie groups, from per-query histograms."""
-    groups = _GroupTotals.from_histograms(counts, relevant)
-    n_relevant = relevant.sum(axis=1)
-    numerators = groups.expected_group_numerators()
-    average_precision = np.divide(
-        numerators.sum(axis=1), n_relevant, out=np.zeros(len(n_relevant)), where=n_relevant > 0
-    )
-    truncated = None
-    if k is not None:
-        truncated = _expected_truncated_average_precision(groups, numerators, k)
-    hits_at_n = None
-    if n_values is not None:
-        top = np.broadcast_to(n_values[None, :], (counts.shape[0], n_values.size))
-        group, depth = groups.cut(top)
-        group_size = np.take_along_axis(counts, group, axis=1)
-        group_relevant = np.take_along_axis(relevant, group, axis=1)
-        hits_at_n = np.take_along_axis(groups.relevant_before, group, axis=1) + depth * (
-            group_relevant / group_size
-        )
-    return _RankStatistics(n_relevant, average_precision, truncated, hits_at_n)
-
-
-def _expected_truncated_average_precision(groups: _GroupTotals, numerators: np.ndarray, k: int) -> np.ndarray:
-    r"""Exact E[AP@k] under random orders inside tie groups.
-
-    ``AP@k = S / R_k`` with ``S = sum_{i<=k} rel_i P@i`` and ``R_k`` the relevant items in the top
-    k (0 when ``R_k = 0``). Let the cut-off fall in group ``g`` (``N < k <= N + n``), keeping its
-    first ``m = k - N`` positions, and let ``X`` be the relevant items among them:
-    ``X ~ Hypergeometric(n, r, m)``. The groups before ``g`` are complete, so their part of
-    ``S`` (``S_before``) is independent of ``X`` and has expectation ``sum_{g' < g}`` of the
-    MAP@all group terms; ``R_k = R + X``. Given ``X = x``, the ``x`` relevant positions are a
-    uniform x-subset of the ``m`` kept positions, so the cut group adds in expectation
-    ``T(x) = (x / m) [(R + 1) h + c_x (m - (N + 1) h)]`` with ``h = H[N + m] - H[N]`` and
-    ``c_x = (x - 1) / (m - 1)``. Hence
-
-    .. math:: E[AP@k] = \sum_x P(X = x)\,\frac{E[S_{before}] + T(x)}{R + x},
-
-    terms with ``R + x = 0`` being 0 (then ``S = 0`` as well).
-    """
-    n_queries = groups.counts.shape[0]
-    if n_queries == 0:
-        return np.zeros(0)
-    n_database = int(groups.counts[0].sum())
-    top = np.full((n_queries, 1), min(k, n_database), dtype=np.int64)
-    group_index, depth = groups.cut(top)
-    group_index, depth = group_index[:, 0], depth[:, 0]
-
-    def at_group(matrix: np.ndarray) -> np.ndarray:
-        return np.take_along_axis(matrix, group_index[:, None], axis=1)[:, 0].astype(np.int64)
-
-    size, relevant = at_group(groups.counts), at_group(groups.relevant)
-    before, relevant_before = at_group(groups.items_before), at_group(groups.relevant_before)
-    numerator_before = (np.cumsum(numerators, axis=1) - numerators)[np.arange(n_queries), group_index]
-    low = np.maximum(0, depth - (size - relevant))
-    high = np.minimum(depth, relevant)
-    n_terms = high - low + 1
-
-    result = np.zeros(n_queries)
-    # bound the flattened (query, x) arrays to a few million entries at a time
-    query_starts = np.concatenate(([0], np.cumsum(n_terms)))
-    piece = 0
-    while piece < n_queries:
-        end = int(np.searchsorted(query_starts, query_starts[piece] + 4_000_000, side="right")) - 1
-        end = max(end, piece + 1)
-        queries = np.arange(piece, end)
-        owner = np.repeat(queries, n_terms[queries])
-        x = np.arange(owner.size) - (query_starts[owner] - query_starts[piece]) + low[owner]
-        n, r, m = size[owner], relevant[owner], depth[owner]
-        log_pmf = _log_binomial(r, x) + _log_binomial(n - r, m - x) - _log_binomial(n, m)
-        h = groups.harmonic[before[owner] + m] - groups.harmonic[before[owner]]
-        c = np.divide(x - 1, m - 1, out=np.zeros(owner.size), where=m > 1)
-        cut_part = x / m * ((relevant_before[owner] + 1) * h + c * (m - (before[owner] + 1) * h))
-        denominator = relevant_before[owner] + x
-        value = np.divide(
-            numerator_before[owner] + cut_part,
-            denominator,
-            out=np.zeros(owner.size),
-            where=denominator > 0,
-        )
-        result[piece:end] = np.bincount(owner - piece, weights=np.exp(log_pmf) * value, minlength=end - piece)
-        piece = end
-    return result
-
-
-def _log_binomial(n: np.ndarray, k: np.ndarray) -> np.ndarray:
-    return np.asarray(gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0))
-
-
 # --------------------------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------------------------
@@ -832,7 +272,7 @@ def _log_binomial(n: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Evaluation:
-    engine: _NumpyEngine | _TorchEngine
+    engine: NumpyEngine | TorchEngine
     n_queries: int
     n_database: int
     n_bits: int
@@ -866,16 +306,16 @@ def _prepare(
     threads = available_cpus() if n_threads is None else _check_positive_int(n_threads, "n_threads")
     budget = int(memory_budget_mb * 2**20)
     on_cuda = any(
-        _is_torch_tensor(codes) and codes.device.type == "cuda" for codes in (query_codes, database_codes)
+        is_torch_tensor(codes) and codes.device.type == "cuda" for codes in (query_codes, database_codes)
     )
     if device is None and on_cuda:
-        device = next(codes.device for codes in (query_codes, database_codes) if _is_torch_tensor(codes))
+        device = next(codes.device for codes in (query_codes, database_codes) if is_torch_tensor(codes))
     if device is None:
         queries = check_codes(query_codes, name="query_codes")
         database = check_codes(database_codes, name="database_codes")
         _check_same_bits(queries.shape[1], database.shape[1])
-        relevance = _prepare_relevance(query_labels, database_labels, len(queries), len(database))
-        engine: _NumpyEngine | _TorchEngine = _NumpyEngine(queries, database, relevance, budget, threads)
+        relevance = prepare_relevance(query_labels, database_labels, len(queries), len(database))
+        engine: NumpyEngine | TorchEngine = NumpyEngine(queries, database, relevance, budget, threads)
         return _Evaluation(engine, len(queries), len(database), queries.shape[1])
 
     import torch
@@ -883,13 +323,13 @@ def _prepare(
     target = torch.device(device)
     tensors = []
     for codes, name in ((query_codes, "query_codes"), (database_codes, "database_codes")):
-        if _is_torch_tensor(codes):
+        if is_torch_tensor(codes):
             tensors.append(_check_torch_codes(codes, name, None).to(target))
         else:
             tensors.append(torch.as_tensor(check_codes(codes, name=name), device=target))
     _check_same_bits(int(tensors[0].shape[1]), int(tensors[1].shape[1]))
-    relevance = _prepare_relevance(query_labels, database_labels, len(tensors[0]), len(tensors[1]))
-    engine = _TorchEngine(tensors[0], tensors[1], relevance, budget, target)
+    relevance = prepare_relevance(query_labels, database_labels, len(tensors[0]), len(tensors[1]))
+    engine = TorchEngine(tensors[0], tensors[1], relevance, budget, target)
     return _Evaluation(engine, len(tensors[0]), len(tensors[1]), int(tensors[0].shape[1]))
 
 
@@ -902,15 +342,15 @@ def _check_same_bits(query_bits: int, database_bits: int) -> None:
 
 def _statistics(
     evaluation: _Evaluation, tie_policy: str, k: int | None, n_values: np.ndarray | None
-) -> _RankStatistics:
+) -> RankStatistics:
     if evaluation.n_database == 0 or evaluation.n_queries == 0:
         zeros = np.zeros(evaluation.n_queries)
         hits = None if n_values is None else np.zeros((evaluation.n_queries, n_values.size))
-        return _RankStatistics(np.zeros(evaluation.n_queries, np.int64), zeros, zeros, hits)
+        return RankStatistics(np.zeros(evaluation.n_queries, np.int64), zeros, zeros, hits)
     if tie_policy == "index":
         return evaluation.engine.index_order_statistics(k, n_values)
     counts, relevant = evaluation.engine.bucket_histograms()
-    return _expected_statistics(counts, relevant, k, n_values)
+    return expected_statistics(counts, relevant, k, n_values)
 
 
 def mean_average_precision(
