@@ -236,6 +236,23 @@ def test_precision_at_n_matches_reference(tie_policy: str) -> None:
     np.testing.assert_allclose(curve.precision[-1], relevance.mean(), atol=1e-12)
 
 
+@pytest.mark.parametrize("tie_policy", ["expected", "index"])
+def test_no_metric_returns_nan_for_zero_queries(tie_policy: str) -> None:
+    # The module promises "No metric returns NaN"; an empty query set scores 0 everywhere
+    # (precision_at_n once averaged an empty array into NaN).
+    queries, database, query_labels, database_labels = random_problem(7, 3, 12, 4, 3)
+    empty = (queries[:0], database, query_labels[:0], database_labels)
+    assert float(mean_average_precision(*empty, tie_policy=tie_policy)) == 0.0
+    assert float(mean_average_precision(*empty, k=5, tie_policy=tie_policy)) == 0.0
+    curve = precision_at_n(*empty, [1, 5, 12], tie_policy=tie_policy)
+    np.testing.assert_array_equal(curve.precision, [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(curve.recall, [0.0, 0.0, 0.0])
+    assert curve.per_query_precision.shape == (0, 3)
+    assert float(precision_within_radius(*empty)) == 0.0
+    by_radius = precision_recall_by_radius(*empty)
+    assert not np.isnan(by_radius.precision).any() and not np.isnan(by_radius.recall).any()
+
+
 def test_expected_map_is_independent_of_database_order_and_index_map_is_not() -> None:
     queries, database, query_labels, database_labels = random_problem(5, 20, 300, 4, 5)
     permutation = np.random.default_rng(0).permutation(len(database))

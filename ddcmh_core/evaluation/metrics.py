@@ -502,10 +502,11 @@ def precision_at_n(
     per_query_recall = np.divide(
         statistics.hits_at_n, n_relevant, out=np.zeros_like(per_query_precision), where=n_relevant > 0
     )
+    no_queries = np.zeros(cutoffs.size)
     return PrecisionAtN(
         n_values=cutoffs,
-        precision=per_query_precision.mean(axis=0),
-        recall=per_query_recall.mean(axis=0),
+        precision=per_query_precision.mean(axis=0) if len(per_query_precision) else no_queries,
+        recall=per_query_recall.mean(axis=0) if len(per_query_recall) else no_queries,
         tie_policy=tie_policy,
         per_query_precision=per_query_precision,
         n_queries_without_relevant=int(np.count_nonzero(statistics.n_relevant == 0)),
