@@ -123,6 +123,22 @@ def test_max_pixels_is_the_users_choice(folder: Path) -> None:
     assert {Path(item.path).stem for item in dataset.skipped} == {"corrupt", "truncated"}
 
 
+def test_a_folder_whose_photos_all_fail_is_refused_with_the_first_reason(tmp_path: Path) -> None:
+    root = tmp_path / "broken"
+    (root / "images").mkdir(parents=True)
+    (root / "texts").mkdir()
+    for number in range(2):
+        (root / "images" / f"bad{number}.jpg").write_bytes(b"neither a JPEG nor anything else " * 10)
+        (root / "texts" / f"doc{number}.txt").write_text("whiskers purr")
+    (root / "trainset_txt_img_cat.list").write_text("doc0\tbad0\t1\ndoc1\tbad1\t1\n")
+    with pytest.raises(DatasetError) as caught:
+        load_folder_layout(root, split="holdout")
+    message = str(caught.value)
+    assert message.startswith(f"broken: none of the 2 photos found can be used: {PHOTO_UNUSABLE} (")
+    assert UNUSABLE["corrupt"] in message and str(root / "images" / "bad0.jpg") in message
+    assert "\n" not in message
+
+
 def _config(tmp_path: Path, folder: Path, on_missing: str) -> Path:
     """Stage 1 fits on 11 pairs here: the lifted ITQ has 11 anchor features, so at most 11 bits."""
     config = tmp_path / f"{on_missing}.toml"

@@ -245,6 +245,35 @@ def test_missing_and_misnamed_keys_list_what_the_file_holds(
         load_generic(tmp_path / "odd.mat", text_key="words")
 
 
+def test_image_file_names_found_nowhere_are_refused_naming_where_they_were_looked_for(
+    tmp_path: Path, parts: dict[str, np.ndarray]
+) -> None:
+    (tmp_path / "pics").mkdir()
+    names = [f"im{i}.png" for i in range(N)]  # lossless: the pixels read back exactly
+    for i, name in enumerate(names):
+        Image.fromarray(parts["images"][i]).save(tmp_path / "pics" / name)
+    path = tmp_path / "listed.npz"
+    np.savez(path, paths=np.array(names), tags=parts["tags"], labels=parts["labels"])
+    with pytest.raises(MissingFilesError) as caught:
+        load_generic(path)
+    assert str(caught.value) == (
+        "listed: no image view found: expected raw images or image features (keys images, IAll, I, "
+        "image, imgs, img, XAll, X, image_features, img_feats, FAll, image_paths, paths, index, "
+        "all_imgs) or image file names; the files hold: listed.npz: paths (60 <U8), tags (60x30 uint8), "
+        f"labels (60x5 uint8). Image file names are listed in {path}:paths, but none of the first files "
+        f"exists under {tmp_path} (set image_root=...). Pass image='none' to load the text view and the "
+        "labels only."
+    )
+    found = load_generic(path, image_root=tmp_path / "pics", **_options())
+    named = load_generic(path, image_key="paths", image_root=tmp_path / "pics", **_options())
+    for dataset in (found, named):
+        assert dataset.image.kind == "image-files" and dataset.source["image_kind"] == "paths"
+        assert dataset.source["keys"]["image"] == f"{path}:paths" and not dataset.skipped
+    assert np.array_equal(found.image.take([0, 7]), parts["images"][[0, 7]])
+    with pytest.raises(DatasetError, match=r"listed: no raw text view found: expected one of the keys YAll,"):
+        load_generic(path, text="raw", image_root=tmp_path / "pics")
+
+
 def test_views_whose_row_counts_disagree(tmp_path: Path, parts: dict[str, np.ndarray]) -> None:
     path = tmp_path / "short.mat"
     scipy.io.savemat(path, {"XAll": parts["features"][:59], "YAll": parts["tags"], "LAll": parts["labels"]})

@@ -190,3 +190,94 @@ def test_wikipedia_style_folder_with_raw_texts(tmp_path: Path) -> None:
     assert dataset.texts[0] == "painting canvas gallery item0 & more"
     assert "painting" in dataset.text_featurizer.vocabulary_
     assert dataset.image.take([0, 1]).shape == (2, 8, 10, 3)
+
+
+def _two_class_folder(root: Path, train: range, test: range, *, no_image=(), no_text=()) -> Path:
+    """A folder layout of cats and dogs: item n is doc<n>.txt + images/<class>/img<n>.jpg, class n % 2 + 1.
+
+    ``train`` and ``test`` number the items of each list (no test list when ``test`` is empty); the
+    items in ``no_image`` / ``no_text`` are listed without that file.
+    """
+    from PIL import Image
+
+    (root / "texts").mkdir(parents=True)
+    (root / "categories.list").write_text("cats\ndogs\n")
+    for list_name, numbers in (("trainset_txt_img_cat.list", train), ("testset_txt_img_cat.list", test)):
+        for number in numbers:
+            category = ("cats", "dogs")[number % 2]
+            if number not in no_image:
+                (root / "images" / category).mkdir(parents=True, exist_ok=True)
+                image = Image.new("RGB", (6, 4), (number * 10, 0, 0))
+                image.save(root / "images" / category / f"img{number}.jpg")
+            if number not in no_text:
+                words = ("whiskers purr", "bark fetch")[number % 2]
+                (root / "texts" / f"doc{number}.txt").write_text(f"{words} item{number}")
+        if numbers:
+            (root / list_name).write_text("".join(f"doc{n}\timg{n}\t{n % 2 + 1}\n" for n in numbers))
+    return root
+
+
+def test_folder_layout_reports_each_missing_file_or_refuses_with_the_first(tmp_path: Path) -> None:
+    with pytest.raises(MissingFilesError, match=r"^absent: folder .*absent does not exist$"):
+        load_folder_layout(tmp_path / "absent")
+    folder = _two_class_folder(tmp_path / "pets", range(8), range(8, 12), no_image={3}, no_text={5})
+    with pytest.raises(
+        DatasetError, match=r"^pets: argument 'split': expected 'auto', 'lists' or 'holdout', got 'random'$"
+    ):
+        load_folder_layout(folder, split="random")
+    with pytest.warns(DatasetWarning, match="skipped 2 listed items"):
+        dataset = load_folder_layout(folder)
+    assert dataset.n_items == 10 and dataset.split.protocol == "lists"
+    assert dataset.split.sizes == {"train": 6, "query": 4, "database": 6, "validation": 0}
+    assert {s.list_file for s in dataset.skipped} == {"trainset_txt_img_cat.list"}
+    assert [(s.item, s.reason, s.path, s.line) for s in dataset.skipped] == [
+        ("doc3", "image file missing", str(folder / "images" / "dogs" / "img3.jpg"), 4),
+        ("doc5", "text file missing", str(folder / "texts" / "doc5.txt"), 6),
+    ]
+    assert dataset.labels.sum(axis=0).tolist() == [6, 4] and dataset.label_names == ("cats", "dogs")
+    assert dataset.text_featurizer.params.min_df == 2  # the folder layout's default
+    with pytest.warns(DatasetWarning):
+        assert load_folder_layout(folder, text_features={"min_df": 1}).text_featurizer.params.min_df == 1
+    with pytest.raises(DatasetError) as caught:
+        load_folder_layout(folder, on_missing="error")
+    assert str(caught.value) == (
+        f"{folder / 'trainset_txt_img_cat.list'}: line 4: item doc3: image file missing "
+        f"({folder / 'images' / 'dogs' / 'img3.jpg'}); 2 listed items in all (pass on_missing='skip' "
+        "to leave them out)"
+    )
+    (folder / "testset_txt_img_cat.list").write_text("doc8\timg8\t1\ndoc9\timg9\t3\n")
+    with pytest.raises(DatasetError) as caught:
+        load_folder_layout(folder)
+    assert str(caught.value) == (
+        f"{folder / 'testset_txt_img_cat.list'}: line 2: expected a class between 1 and 2, got 3"
+    )
+    nothing = _two_class_folder(tmp_path / "bare", range(3), range(0), no_image={0, 1, 2})
+    with pytest.raises(MissingFilesError) as missing:
+        load_folder_layout(nothing)
+    assert str(missing.value) == (
+        f"bare: none of the 3 listed items has both its image and its text under {nothing} "
+        f"(first missing: {nothing / 'images' / 'cats' / 'img0.jpg'})"
+    )
+
+
+def test_folder_layout_split_falls_back_to_a_holdout_only_when_asked_or_needed(tmp_path: Path) -> None:
+    folder = _two_class_folder(tmp_path / "pets", range(10), range(10, 18), no_image=set(range(10)))
+    with pytest.raises(DatasetError) as caught:
+        load_folder_layout(folder, split="lists")
+    assert str(caught.value) == (
+        "pets: split='lists' but the train list has no loadable item; use split='holdout'"
+    )
+    with warnings.catch_warnings(record=True) as caught_warnings:
+        warnings.simplefilter("always")
+        dataset = load_folder_layout(folder, holdout_fraction=0.5, seed=4)
+    holdouts = [w for w in caught_warnings if "holdout" in str(w.message)]
+    assert [str(w.message) for w in holdouts] == [
+        "pets: trainset_txt_img_cat.list has no loadable item, so the split is a seeded "
+        "class-stratified holdout (50% of each class as queries, seed 4)"
+    ]
+    assert holdouts[0].category is DatasetWarning and holdouts[0].filename == __file__  # the caller's line
+    assert dataset.split.protocol == "holdout-0.5" and dataset.split.seed == 4
+    assert dataset.split.sizes == {"train": 4, "query": 4, "database": 4, "validation": 0}
+    with pytest.raises(DatasetError) as caught:
+        load_folder_layout(folder, split="holdout", holdout_fraction=1.0)
+    assert str(caught.value) == "pets: holdout_fraction: expected a value in (0, 1), got 1.0"

@@ -41,6 +41,12 @@ PHOTO_UNUSABLE = "photo cannot be used"
 """Start of the reason of a :class:`SkippedItem` whose photo is corrupt, truncated or too large."""
 _TEXT_ELEMENT = re.compile(r"<text[^>]*>(.*?)</text>", re.DOTALL | re.IGNORECASE)
 _TAG = re.compile(r"<[^>]+>")
+_Row = tuple[int, str, str, int]
+"""A row of a list file: (line number, text_id, image_id, class)."""
+_Listed = tuple[str, _Row]
+"""A row with the name of its list file."""
+_Located = tuple[str, _Row, Path, Path]
+"""A listed item found on disk: (list file name, row, image path, text path)."""
 
 
 def read_text_file(path: Path, *, encoding: str = "utf-8") -> str:
@@ -106,19 +112,148 @@ def _stratified_holdout(class_ids: np.ndarray, fraction: float, rng: np.random.G
     return np.asarray(sorted(query), dtype=np.int64)
 
 
+def _read_listed_rows(
+    root: Path, train_list: str, test_list: str, categories: str
+) -> tuple[list[_Listed], tuple[str, ...] | None, int]:
+    """The rows of the train list then of the test list, the class names and the number of classes.
+
+    The test list and the categories file are optional; without class names the number of
+    classes is the largest class listed.
+
+    Raises
+    ------
+    MissingFilesError
+        The train list is missing.
+    DatasetError
+        A malformed line, or a class outside 1 to the number of classes.
+    """
+    train_rows = read_list(root / train_list)
+    test_rows = read_list(root / test_list) if (root / test_list).is_file() else []
+    class_names: tuple[str, ...] | None = None
+    if (root / categories).is_file():
+        class_names = tuple(
+            line.strip()
+            for line in (root / categories).read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        )
+    all_rows = [(train_list, row) for row in train_rows] + [(test_list, row) for row in test_rows]
+    n_classes = len(class_names) if class_names else max(row[3] for _, row in all_rows)
+    for list_name, (number, _, _, class_id) in all_rows:
+        if not 1 <= class_id <= n_classes:
+            raise DatasetError(
+                f"{root / list_name}: line {number}: expected a class between 1 and {n_classes}, "
+                f"got {class_id}"
+            )
+    return all_rows, class_names, n_classes
+
+
+def _locate_files(
+    root: Path,
+    rows: list[_Listed],
+    class_names: tuple[str, ...] | None,
+    *,
+    image_dir: str,
+    text_dir: str,
+    image_extensions: Sequence[str],
+    text_extensions: Sequence[str],
+) -> tuple[list[_Located], list[SkippedItem]]:
+    """Each listed item with its image and text files, and the items missing either, skipped.
+
+    An image is looked for in the folder of its class first; one :class:`SkippedItem` is made per
+    item whose image (looked for first) or text file is missing.
+    """
+    image_index = _index_images(root / image_dir, image_extensions)
+    texts_root = root / text_dir
+    kept: list[_Located] = []
+    skipped: list[SkippedItem] = []
+    for list_name, row in rows:
+        number, text_id, image_id, class_id = row
+        candidates = image_index.get(image_id, [])
+        image_path = None
+        if class_names:
+            in_class = [p for p in candidates if p.parent.name == class_names[class_id - 1]]
+            candidates = in_class or candidates
+        if len(candidates) >= 1:
+            image_path = candidates[0]
+        expected = root / image_dir / (class_names[class_id - 1] if class_names else "") / f"{image_id}.jpg"
+        text_path = next(
+            (
+                texts_root / f"{text_id}{ext}"
+                for ext in text_extensions
+                if (texts_root / f"{text_id}{ext}").is_file()
+            ),
+            None,
+        )
+        reason = ""
+        if image_path is None:
+            reason, shown = "image file missing", str(expected)
+        elif text_path is None:
+            reason, shown = "text file missing", str(texts_root / f"{text_id}{text_extensions[0]}")
+        if reason:
+            skipped.append(
+                SkippedItem(item=text_id, reason=reason, path=shown, list_file=list_name, line=number)
+            )
+            continue
+        assert image_path is not None and text_path is not None
+        kept.append((list_name, row, image_path, text_path))
+    return kept, skipped
+
+
+def _refuse_missing_files(
+    kept: list[_Located],
+    skipped: list[SkippedItem],
+    n_listed: int,
+    on_missing: str,
+    *,
+    root: Path,
+    dataset_name: str,
+    image_dir: str,
+    text_dir: str,
+) -> None:
+    """Refuse a missing file under ``on_missing="error"``, and lists of which no item has both files.
+
+    Raises
+    ------
+    DatasetError
+        With ``on_missing="error"``: the first skipped item, and how many there are.
+    MissingFilesError
+        No listed item has both its image and its text file.
+    """
+    if skipped and on_missing == "error":
+        first = skipped[0]
+        raise DatasetError(
+            f"{root / first.list_file}: line {first.line}: item {first.item}: {first.reason} "
+            f"({first.path}); {len(skipped)} listed items in all (pass on_missing='skip' to leave them out)"
+        )
+    if not kept:
+        raise MissingFilesError(
+            f"{dataset_name}: none of the {n_listed} listed items has both its image and its "
+            f"text under {root} (first missing: {skipped[0].path if skipped else '?'})",
+            dataset=dataset_name,
+            searched=root,
+            missing=[image_dir + "/", text_dir + "/"],
+        )
+
+
+def _photo_view(kept: list[_Located], image_size: tuple[int, int] | None, image_root: Path) -> ImageFileView:
+    """The image view of the kept items' photos."""
+    return ImageFileView([k[2] for k in kept], size=image_size, source=f"{image_root}")
+
+
 def _drop_unreadable_images(
-    kept: list[tuple[str, tuple[int, str, str, int], Path, Path]],
+    kept: list[_Located],
     failures: list[tuple[int, str, str]],
     on_missing: str,
     root: Path,
-) -> tuple[list[tuple[str, tuple[int, str, str, int], Path, Path]], list[SkippedItem]]:
+    dataset_name: str,
+) -> tuple[list[_Located], list[SkippedItem]]:
     """The items whose photo decodes, and one :class:`SkippedItem` per photo that does not.
 
     Raises
     ------
     DatasetError
         With ``on_missing="error"``: one message listing every photo that does not decode (the
-        first 20), each with its list line and reason.
+        first 20), each with its list line and reason; and when no photo decodes.
     """
     failed = []
     for position, path, reason in failures:
@@ -142,7 +277,82 @@ def _drop_unreadable_images(
             "them out, reported):\n  " + "\n  ".join(lines + more)
         )
     bad = {position for position, _, _ in failures}
-    return [item for position, item in enumerate(kept) if position not in bad], failed
+    usable = [item for position, item in enumerate(kept) if position not in bad]
+    if failed and not usable:
+        raise DatasetError(
+            f"{dataset_name}: none of the {len(failed)} photos found can be used: {failed[0].reason}"
+        )
+    return usable, failed
+
+
+def _one_hot_labels(kept: list[_Located], n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The 0-based class of each kept item, and the (items x classes) one-hot label matrix."""
+    class_ids = np.asarray([k[1][3] - 1 for k in kept], dtype=np.int64)
+    labels = np.zeros((len(kept), n_classes), dtype=np.uint8)
+    labels[np.arange(len(kept)), class_ids] = 1
+    return class_ids, labels
+
+
+def _choose_split(
+    split: str,
+    is_train: np.ndarray,
+    class_ids: np.ndarray,
+    *,
+    dataset_name: str,
+    train_list: str,
+    test_list: str,
+    holdout_fraction: float,
+    seed: int,
+) -> Split:
+    """The lists' split, or a seeded class-stratified holdout (see :func:`load_folder_layout`).
+
+    Called by :func:`load_folder_layout` only: its warning is reported at that function's caller.
+
+    Raises
+    ------
+    DatasetError
+        ``split="lists"`` with a list that has no loaded item, or ``holdout_fraction`` outside (0, 1).
+    """
+    n_items = len(class_ids)
+    use_lists = split == "lists" or (split == "auto" and is_train.any() and (~is_train).any())
+    if split == "lists" and not (is_train.any() and (~is_train).any()):
+        raise DatasetError(
+            f"{dataset_name}: split='lists' but the {'train' if not is_train.any() else 'test'} "
+            "list has no loadable item; use split='holdout'"
+        )
+    if use_lists:
+        train = np.flatnonzero(is_train)
+        return Split(
+            train=train, query=np.flatnonzero(~is_train), database=train, protocol="lists", n_items=n_items,
+        )  # fmt: skip
+    if split == "auto":
+        empty = test_list if is_train.all() else train_list
+        warnings.warn(
+            f"{dataset_name}: {empty} has no loadable item, so the split is a seeded "
+            f"class-stratified holdout ({holdout_fraction:.0%} of each class as queries, seed {seed})",
+            DatasetWarning,
+            stacklevel=3,
+        )
+    if not 0.0 < holdout_fraction < 1.0:
+        raise DatasetError(
+            f"{dataset_name}: holdout_fraction: expected a value in (0, 1), got {holdout_fraction}"
+        )
+    query = _stratified_holdout(class_ids, holdout_fraction, np.random.default_rng(seed))
+    rest = np.setdiff1d(np.arange(n_items), query)
+    return Split(
+        train=rest, query=query, database=rest, protocol=f"holdout-{holdout_fraction:g}",
+        seed=seed, n_items=n_items,
+    )  # fmt: skip
+
+
+def _featurizer_settings(text_features: TextFeaturizerParams | dict[str, Any] | None) -> dict[str, Any]:
+    """The text featuriser's settings: ``min_df=2`` unless given otherwise."""
+    settings: dict[str, Any] = {"min_df": 2}
+    if isinstance(text_features, TextFeaturizerParams):
+        settings = text_features.model_dump()
+    elif text_features:
+        settings.update(text_features)
+    return settings
 
 
 def load_folder_layout(
@@ -223,124 +433,29 @@ def load_folder_layout(
         raise DatasetError(
             f"{dataset_name}: argument 'split': expected 'auto', 'lists' or 'holdout', got {split!r}"
         )
-    train_rows = read_list(root / train_list)
-    test_rows = read_list(root / test_list) if (root / test_list).is_file() else []
-    class_names: tuple[str, ...] | None = None
-    if (root / categories).is_file():
-        class_names = tuple(
-            line.strip()
-            for line in (root / categories).read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        )
-    all_rows = [(train_list, row) for row in train_rows] + [(test_list, row) for row in test_rows]
-    n_classes = len(class_names) if class_names else max(row[3] for _, row in all_rows)
-    for list_name, (number, _, _, class_id) in all_rows:
-        if not 1 <= class_id <= n_classes:
-            raise DatasetError(
-                f"{root / list_name}: line {number}: expected a class between 1 and {n_classes}, "
-                f"got {class_id}"
-            )
-    image_index = _index_images(root / image_dir, image_extensions)
-    texts_root = root / text_dir
-    kept: list[tuple[str, tuple[int, str, str, int], Path, Path]] = []
-    skipped: list[SkippedItem] = []
-    for list_name, row in all_rows:
-        number, text_id, image_id, class_id = row
-        candidates = image_index.get(image_id, [])
-        image_path = None
-        if class_names:
-            in_class = [p for p in candidates if p.parent.name == class_names[class_id - 1]]
-            candidates = in_class or candidates
-        if len(candidates) >= 1:
-            image_path = candidates[0]
-        expected = root / image_dir / (class_names[class_id - 1] if class_names else "") / f"{image_id}.jpg"
-        text_path = next(
-            (
-                texts_root / f"{text_id}{ext}"
-                for ext in text_extensions
-                if (texts_root / f"{text_id}{ext}").is_file()
-            ),
-            None,
-        )
-        reason = ""
-        if image_path is None:
-            reason, shown = "image file missing", str(expected)
-        elif text_path is None:
-            reason, shown = "text file missing", str(texts_root / f"{text_id}{text_extensions[0]}")
-        if reason:
-            skipped.append(
-                SkippedItem(item=text_id, reason=reason, path=shown, list_file=list_name, line=number)
-            )
-            continue
-        assert image_path is not None and text_path is not None
-        kept.append((list_name, row, image_path, text_path))
-    if skipped and on_missing == "error":
-        first = skipped[0]
-        raise DatasetError(
-            f"{root / first.list_file}: line {first.line}: item {first.item}: {first.reason} "
-            f"({first.path}); {len(skipped)} listed items in all (pass on_missing='skip' to leave them out)"
-        )
-    if not kept:
-        raise MissingFilesError(
-            f"{dataset_name}: none of the {len(all_rows)} listed items has both its image and its "
-            f"text under {root} (first missing: {skipped[0].path if skipped else '?'})",
-            dataset=dataset_name,
-            searched=root,
-            missing=[image_dir + "/", text_dir + "/"],
-        )
-    image_view = ImageFileView([k[2] for k in kept], size=image_size, source=f"{root / image_dir}")
+    rows, class_names, n_classes = _read_listed_rows(root, train_list, test_list, categories)
+    kept, skipped = _locate_files(
+        root, rows, class_names, image_dir=image_dir, text_dir=text_dir,
+        image_extensions=image_extensions, text_extensions=text_extensions,
+    )  # fmt: skip
+    _refuse_missing_files(
+        kept, skipped, len(rows), on_missing, root=root, dataset_name=dataset_name,
+        image_dir=image_dir, text_dir=text_dir,
+    )  # fmt: skip
+    image_view = _photo_view(kept, image_size, root / image_dir)
     if verify_images:
-        kept, failed = _drop_unreadable_images(
-            kept, image_view.verify(max_pixels=max_pixels), on_missing, root
-        )
+        failures = image_view.verify(max_pixels=max_pixels)
+        kept, failed = _drop_unreadable_images(kept, failures, on_missing, root, dataset_name)
         if failed:
             skipped.extend(failed)
-            if not kept:
-                raise DatasetError(
-                    f"{dataset_name}: none of the {len(failed)} photos found can be used: {failed[0].reason}"
-                )
-            image_view = ImageFileView([k[2] for k in kept], size=image_size, source=f"{root / image_dir}")
+            image_view = _photo_view(kept, image_size, root / image_dir)
     texts = [read_text_file(k[3], encoding=encoding) for k in kept]
-    class_ids = np.asarray([k[1][3] - 1 for k in kept], dtype=np.int64)
+    class_ids, labels = _one_hot_labels(kept, n_classes)
     is_train = np.asarray([k[0] == train_list for k in kept])
-    labels = np.zeros((len(kept), n_classes), dtype=np.uint8)
-    labels[np.arange(len(kept)), class_ids] = 1
-    use_lists = split == "lists" or (split == "auto" and is_train.any() and (~is_train).any())
-    if split == "lists" and not (is_train.any() and (~is_train).any()):
-        raise DatasetError(
-            f"{dataset_name}: split='lists' but the {'train' if not is_train.any() else 'test'} "
-            "list has no loadable item; use split='holdout'"
-        )
-    if use_lists:
-        train = np.flatnonzero(is_train)
-        the_split = Split(
-            train=train, query=np.flatnonzero(~is_train), database=train, protocol="lists",
-            n_items=len(kept),
-        )  # fmt: skip
-    else:
-        if split == "auto":
-            empty = test_list if is_train.all() else train_list
-            warnings.warn(
-                f"{dataset_name}: {empty} has no loadable item, so the split is a seeded "
-                f"class-stratified holdout ({holdout_fraction:.0%} of each class as queries, seed {seed})",
-                DatasetWarning,
-                stacklevel=2,
-            )
-        if not 0.0 < holdout_fraction < 1.0:
-            raise DatasetError(
-                f"{dataset_name}: holdout_fraction: expected a value in (0, 1), got {holdout_fraction}"
-            )
-        query = _stratified_holdout(class_ids, holdout_fraction, np.random.default_rng(seed))
-        rest = np.setdiff1d(np.arange(len(kept)), query)
-        the_split = Split(
-            train=rest, query=query, database=rest, protocol=f"holdout-{holdout_fraction:g}",
-            seed=seed, n_items=len(kept),
-        )  # fmt: skip
-    settings = {"min_df": 2}
-    if isinstance(text_features, TextFeaturizerParams):
-        settings = text_features.model_dump()
-    elif text_features:
-        settings.update(text_features)
+    the_split = _choose_split(
+        split, is_train, class_ids, dataset_name=dataset_name, train_list=train_list,
+        test_list=test_list, holdout_fraction=holdout_fraction, seed=seed,
+    )  # fmt: skip
     return build_dataset(
         name=dataset_name,
         labels=labels,
@@ -351,7 +466,7 @@ def load_folder_layout(
         item_ids=[k[1][1] for k in kept],
         split=the_split,
         skipped=skipped,
-        text_features=settings,
+        text_features=_featurizer_settings(text_features),
         drop_unlabelled=drop_unlabelled,
         source={
             "root": str(root),

@@ -377,6 +377,171 @@ def _load_presplit(
     )
 
 
+def _presplit_layout(index: KeyIndex) -> tuple[str, dict[str, tuple[str, str, str]]] | None:
+    """The first of :data:`PRESPLIT_LAYOUTS` whose label and text keys are all in the files."""
+    for layout_name, layout in PRESPLIT_LAYOUTS:
+        keys = [key for triple in layout.values() for key in triple]
+        if all(index.lookup(k) is not None for k in keys if k not in {t[0] for t in layout.values()}):
+            return layout_name, layout
+    return None
+
+
+def _find_labels(index: KeyIndex, labels_key: str | None, name: str) -> tuple[ArrayFile, ArrayEntry]:
+    """The label matrix: ``labels_key``, or the first of :data:`LABEL_KEYS` present."""
+    if labels_key is not None:
+        return index.require(labels_key, "labels")
+    found = index.first(LABEL_KEYS, ("numeric", "sparse"), max_ndim=2)
+    if found is None:
+        raise DatasetError(
+            f"{name}: no label matrix found: expected one of the keys {', '.join(LABEL_KEYS)}; "
+            f"the files hold: {index.listing()} (name it with labels_key=...)"
+        )
+    return found
+
+
+def _find_text(
+    index: KeyIndex, text: TextChoice, text_key: str | None, name: str
+) -> tuple[ArrayFile, ArrayEntry] | None:
+    """The text view asked for (None with ``text="none"``).
+
+    ``text_key``, or the first of :data:`TEXT_KEYS` of a fitting kind; with ``text="auto"``,
+    features before raw strings.
+    """
+    if text == "none":
+        return None
+    if text_key is not None:
+        return index.require(text_key, "text")
+    kinds = {
+        "auto": ("numeric", "sparse", "strings"),
+        "features": ("numeric", "sparse"),
+        "raw": ("strings",),
+    }
+    preferred = index.first(TEXT_KEYS, ("numeric", "sparse")) if text == "auto" else None
+    found = preferred or index.first(TEXT_KEYS, kinds[text])
+    if found is None:
+        raise DatasetError(
+            f"{name}: no {'' if text == 'auto' else text + ' '}text view found: expected one "
+            f"of the keys {', '.join(TEXT_KEYS)}; the files hold: {index.listing()} "
+            "(name it with text_key=..., or pass text='none')"
+        )
+    return found
+
+
+def _first_image_view(
+    index: KeyIndex, image: ImageChoice, image_root: str | Path | None
+) -> tuple[tuple[ArrayFile, ArrayEntry] | None, str, str]:
+    """The first image view of the kinds asked for, its kind, and a hint for when there is none.
+
+    With ``image="auto"``: raw images, else features, else file names of which one of the first
+    20 exists (under ``image_root``, default the file's folder).
+    """
+    raw = index.first(IMAGE_KEYS, ("numeric",), min_ndim=3)
+    features = index.first(IMAGE_KEYS, ("numeric", "sparse"), max_ndim=2)
+    names_found = index.first(IMAGE_KEYS, ("strings",))
+    order = ["raw", "features", "paths"] if image == "auto" else [image]
+    options_found = {"raw": raw, "features": features, "paths": names_found}
+    hint = ""
+    for kind in order:
+        candidate = options_found[kind]
+        if candidate is None:
+            continue
+        if kind == "paths" and image == "auto":
+            root = Path(image_root) if image_root else candidate[0].path.parent
+            first_names = candidate[0].strings(candidate[1].key)[:20]
+            if not any((root / n.strip()).is_file() for n in first_names):
+                hint = (
+                    f" Image file names are listed in {_where(candidate)}, but none of the "
+                    f"first files exists under {root} (set image_root=...)."
+                )
+                continue
+        return candidate, kind, hint
+    return None, "none", hint
+
+
+def _find_image(
+    index: KeyIndex,
+    image: ImageChoice,
+    image_key: str | None,
+    image_root: str | Path | None,
+    *,
+    name: str,
+    searched: Path | None,
+    missing_image_hint: str,
+) -> tuple[tuple[ArrayFile, ArrayEntry] | None, str]:
+    """The image view asked for and its kind (``"raw"``, ``"features"`` or ``"paths"``).
+
+    ``image_key``, or the first view found by :func:`_first_image_view`; ``(None, "none")`` with
+    ``image="none"``.
+
+    Raises
+    ------
+    MissingFilesError
+        No image view of the kinds asked for.
+    """
+    if image == "none":
+        return None, "none"
+    if image_key is not None:
+        found = index.require(image_key, "image")
+        entry = found[1]
+        return found, (
+            "paths" if entry.kind == "strings" else ("raw" if len(entry.shape) >= 3 else "features")
+        )
+    image_found, image_kind, image_hint = _first_image_view(index, image, image_root)
+    if image_found is None:
+        raise MissingFilesError(
+            f"{name}: no {'' if image == 'auto' else image + ' '}image view found: expected raw "
+            f"images or image features (keys {', '.join(IMAGE_KEYS)}) or image file names; the "
+            f"files hold: {index.listing()}.{image_hint}{missing_image_hint} Pass image='none' to "
+            "load the text view and the labels only.",
+            dataset=name,
+            searched=searched,
+            missing=["image view"],
+        )
+    return image_found, image_kind
+
+
+def _item_labels(
+    labels_found: tuple[ArrayFile, ArrayEntry], others: dict[str, tuple[ArrayFile, ArrayEntry] | None]
+) -> tuple[np.ndarray, int]:
+    """The (items x labels) matrix, and the number of items the views agree on."""
+    count, transposed = _resolve_count(
+        labels_found, {role: found for role, found in others.items() if found is not None}
+    )
+    labels = _dense_array(labels_found[0].array(labels_found[1].key))
+    return (labels.T if transposed else labels), count
+
+
+def _text_view(
+    text_found: tuple[ArrayFile, ArrayEntry] | None, count: int
+) -> tuple[list[str] | None, View | None]:
+    """Raw strings or a feature view of the text (neither without a text view)."""
+    if text_found is None:
+        return None, None
+    if text_found[1].kind == "strings":
+        return text_found[0].strings(text_found[1].key), None
+    return None, text_found[0].view(text_found[1].key, count)
+
+
+def _image_view(
+    image_found: tuple[ArrayFile, ArrayEntry] | None,
+    image_kind: str,
+    count: int,
+    *,
+    image_root: str | Path | None,
+    image_size: tuple[int, int] | None,
+    on_missing_image: str,
+) -> tuple[View | None, np.ndarray | None, list[SkippedItem]]:
+    """The image view, the rows whose image file exists (file names only) and the skipped rows."""
+    if image_found is None:
+        return None, None, []
+    if image_kind != "paths":
+        return image_found[0].view(image_found[1].key, count), None, []
+    names = image_found[0].strings(image_found[1].key)
+    root = Path(image_root) if image_root else image_found[0].path.parent
+    image_paths, keep, skipped = _image_paths(names, root, on_missing_image, _where(image_found))
+    return ImageFileView(image_paths, size=image_size, source=_where(image_found)), keep, skipped
+
+
 def load_array_files(
     files: Sequence[str | Path],
     *,
@@ -418,114 +583,24 @@ def load_array_files(
     index = KeyIndex([open_array_file(p) for p in paths])
     options = {"image": image, "text": text}
     if image_key is None and text_key is None and labels_key is None:
-        for layout_name, layout in PRESPLIT_LAYOUTS:
-            keys = [key for triple in layout.values() for key in triple]
-            if all(index.lookup(k) is not None for k in keys if k not in {t[0] for t in layout.values()}):
-                return _load_presplit(
-                    index, layout_name, layout, name=name, image=image, protocol=protocol,
-                    seed=seed, n_train=n_train, options=options,
-                )  # fmt: skip
-    # ---- labels
-    if labels_key is not None:
-        labels_found = index.require(labels_key, "labels")
-    else:
-        found = index.first(LABEL_KEYS, ("numeric", "sparse"), max_ndim=2)
-        if found is None:
-            raise DatasetError(
-                f"{name}: no label matrix found: expected one of the keys {', '.join(LABEL_KEYS)}; "
-                f"the files hold: {index.listing()} (name it with labels_key=...)"
-            )
-        labels_found = found
-    # ---- text
-    text_found = None
-    if text != "none":
-        if text_key is not None:
-            text_found = index.require(text_key, "text")
-        else:
-            kinds = {
-                "auto": ("numeric", "sparse", "strings"),
-                "features": ("numeric", "sparse"),
-                "raw": ("strings",),
-            }
-            preferred = index.first(TEXT_KEYS, ("numeric", "sparse")) if text == "auto" else None
-            text_found = preferred or index.first(TEXT_KEYS, kinds[text])
-            if text_found is None:
-                raise DatasetError(
-                    f"{name}: no {'' if text == 'auto' else text + ' '}text view found: expected one "
-                    f"of the keys {', '.join(TEXT_KEYS)}; the files hold: {index.listing()} "
-                    "(name it with text_key=..., or pass text='none')"
-                )
-    # ---- image
-    image_found = None
-    image_kind = "none"
-    image_hint = ""
-    if image != "none":
-        if image_key is not None:
-            image_found = index.require(image_key, "image")
-            entry = image_found[1]
-            image_kind = (
-                "paths" if entry.kind == "strings" else ("raw" if len(entry.shape) >= 3 else "features")
-            )
-        else:
-            raw = index.first(IMAGE_KEYS, ("numeric",), min_ndim=3)
-            features = index.first(IMAGE_KEYS, ("numeric", "sparse"), max_ndim=2)
-            names_found = index.first(IMAGE_KEYS, ("strings",))
-            order = ["raw", "features", "paths"] if image == "auto" else [image]
-            options_found = {"raw": raw, "features": features, "paths": names_found}
-            for kind in order:
-                candidate = options_found[kind]
-                if candidate is None:
-                    continue
-                if kind == "paths" and image == "auto":
-                    root = Path(image_root) if image_root else candidate[0].path.parent
-                    first_names = candidate[0].strings(candidate[1].key)[:20]
-                    if not any((root / n.strip()).is_file() for n in first_names):
-                        image_hint = (
-                            f" Image file names are listed in {_where(candidate)}, but none of the "
-                            f"first files exists under {root} (set image_root=...)."
-                        )
-                        continue
-                image_found, image_kind = candidate, kind
-                break
-        if image_found is None:
-            raise MissingFilesError(
-                f"{name}: no {'' if image == 'auto' else image + ' '}image view found: expected raw "
-                f"images or image features (keys {', '.join(IMAGE_KEYS)}) or image file names; the "
-                f"files hold: {index.listing()}.{image_hint}{missing_image_hint} Pass image='none' to "
-                "load the text view and the labels only.",
-                dataset=name,
-                searched=paths[0].parent if paths else None,
-                missing=["image view"],
-            )
-    # ---- item count and orientation
-    others = {}
-    if text_found is not None:
-        others["text"] = text_found
-    if image_found is not None:
-        others["image"] = image_found
-    count, transposed = _resolve_count(labels_found, others)
-    labels = _dense_array(labels_found[0].array(labels_found[1].key))
-    if transposed:
-        labels = labels.T
-    # ---- views
-    texts = None
-    text_view = None
-    if text_found is not None:
-        if text_found[1].kind == "strings":
-            texts = text_found[0].strings(text_found[1].key)
-        else:
-            text_view = text_found[0].view(text_found[1].key, count)
-    image_view: View | None = None
-    keep = None
-    skipped: list[SkippedItem] = []
-    if image_found is not None:
-        if image_kind == "paths":
-            names = image_found[0].strings(image_found[1].key)
-            root = Path(image_root) if image_root else image_found[0].path.parent
-            image_paths, keep, skipped = _image_paths(names, root, on_missing_image, _where(image_found))
-            image_view = ImageFileView(image_paths, size=image_size, source=_where(image_found))
-        else:
-            image_view = image_found[0].view(image_found[1].key, count)
+        presplit = _presplit_layout(index)
+        if presplit is not None:
+            return _load_presplit(
+                index, *presplit, name=name, image=image, protocol=protocol, seed=seed, n_train=n_train,
+                options=options,
+            )  # fmt: skip
+    labels_found = _find_labels(index, labels_key, name)
+    text_found = _find_text(index, text, text_key, name)
+    image_found, image_kind = _find_image(
+        index, image, image_key, image_root, name=name, searched=paths[0].parent if paths else None,
+        missing_image_hint=missing_image_hint,
+    )  # fmt: skip
+    labels, count = _item_labels(labels_found, {"text": text_found, "image": image_found})
+    texts, text_view = _text_view(text_found, count)
+    image_view, keep, skipped = _image_view(
+        image_found, image_kind, count, image_root=image_root, image_size=image_size,
+        on_missing_image=on_missing_image,
+    )  # fmt: skip
     split = _stored_split(index, count)
     used = {
         role: _where(found)
