@@ -251,6 +251,15 @@ def test_folder_layout_reports_each_missing_file_or_refuses_with_the_first(tmp_p
     assert str(caught.value) == (
         f"{folder / 'testset_txt_img_cat.list'}: line 2: expected a class between 1 and 2, got 3"
     )
+    empty = _two_class_folder(tmp_path / "empty", range(0), range(0))
+    (empty / "trainset_txt_img_cat.list").write_text("")
+    (empty / "categories.list").unlink()
+    with pytest.raises(DatasetError) as caught:
+        load_folder_layout(empty)  # no categories file either: once a bare max() of nothing
+    assert str(caught.value) == (
+        f"{empty / 'trainset_txt_img_cat.list'}: no item is listed; expected lines of 3 fields "
+        "(text_id, image_id, class)"
+    )
     nothing = _two_class_folder(tmp_path / "bare", range(3), range(0), no_image={0, 1, 2})
     with pytest.raises(MissingFilesError) as missing:
         load_folder_layout(nothing)

@@ -137,6 +137,12 @@ def _read_listed_rows(
             if line.strip()
         )
     all_rows = [(train_list, row) for row in train_rows] + [(test_list, row) for row in test_rows]
+    if not all_rows:
+        also = f" (nor in {test_list})" if (root / test_list).is_file() else ""
+        raise DatasetError(
+            f"{root / train_list}: no item is listed{also}; expected lines of 3 fields "
+            "(text_id, image_id, class)"
+        )
     n_classes = len(class_names) if class_names else max(row[3] for _, row in all_rows)
     for list_name, (number, _, _, class_id) in all_rows:
         if not 1 <= class_id <= n_classes:
