@@ -67,6 +67,20 @@ def test_wikipedia_list_and_matrix_mismatch(tmp_path: Path) -> None:
         load_wikipedia(tmp_path)
 
 
+def test_wikipedia_lists_that_name_no_item_are_refused_by_name(tmp_path: Path) -> None:
+    # The lists are read before the feature file, so an empty stand-in for it is enough; without
+    # a categories file this was once a bare "max() arg is an empty sequence".
+    (tmp_path / "raw_features.mat").write_bytes(b"")
+    (tmp_path / "trainset_txt_img_cat.list").write_text("\n")
+    (tmp_path / "testset_txt_img_cat.list").write_text("")
+    with pytest.raises(DatasetError) as caught:
+        load_wikipedia(tmp_path)
+    assert str(caught.value) == (
+        f"{tmp_path / 'trainset_txt_img_cat.list'}: no item is listed (nor in testset_txt_img_cat.list); "
+        "expected lines of 3 fields (text_id, image_id, class)"
+    )
+
+
 # ---------------------------------------------------------------------------------- MIRFLICKR
 def test_mirflickr_text_and_labels_load_exactly(registry: DatasetRegistry) -> None:
     folder = shared_dir("mirflickr25k")

@@ -112,6 +112,51 @@ def _stratified_holdout(class_ids: np.ndarray, fraction: float, rng: np.random.G
     return np.asarray(sorted(query), dtype=np.int64)
 
 
+def read_categories(path: Path) -> tuple[str, ...] | None:
+    """The class names of a ``categories.list`` file, one per non-blank line; ``None`` without the file."""
+    if not path.is_file():
+        return None
+    return tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def count_listed_classes(
+    root: Path, lists: Sequence[tuple[str, Sequence[_Row]]], class_names: tuple[str, ...] | None
+) -> int:
+    """The number of classes of list files' rows, after checking that every row's class is in range.
+
+    Parameters
+    ----------
+    root : Path
+        The folder of the list files.
+    lists : sequence of (str, sequence of rows)
+        Each list file's name and its rows (:func:`read_list`), the main (training) list first.
+    class_names : tuple of str, optional
+        From :func:`read_categories`; without them the number of classes is the largest listed.
+
+    Raises
+    ------
+    DatasetError
+        No list has a row (the message names the first list, and the others that exist), or a
+        class outside 1 to the number of classes (naming the list file and line).
+    """
+    if not any(rows for _, rows in lists):
+        others = [name for name, _ in lists[1:] if (root / name).is_file()]
+        also = f" (nor in {', '.join(others)})" if others else ""
+        raise DatasetError(
+            f"{root / lists[0][0]}: no item is listed{also}; expected lines of 3 fields "
+            "(text_id, image_id, class)"
+        )
+    n_classes = len(class_names) if class_names else max(row[3] for _, rows in lists for row in rows)
+    for list_name, rows in lists:
+        for number, _, _, class_id in rows:
+            if not 1 <= class_id <= n_classes:
+                raise DatasetError(
+                    f"{root / list_name}: line {number}: expected a class between 1 and {n_classes}, "
+                    f"got {class_id}"
+                )
+    return n_classes
+
+
 def _read_listed_rows(
     root: Path, train_list: str, test_list: str, categories: str
 ) -> tuple[list[_Listed], tuple[str, ...] | None, int]:
@@ -125,31 +170,13 @@ def _read_listed_rows(
     MissingFilesError
         The train list is missing.
     DatasetError
-        A malformed line, or a class outside 1 to the number of classes.
+        A malformed line, no row in either list, or a class outside 1 to the number of classes.
     """
     train_rows = read_list(root / train_list)
     test_rows = read_list(root / test_list) if (root / test_list).is_file() else []
-    class_names: tuple[str, ...] | None = None
-    if (root / categories).is_file():
-        class_names = tuple(
-            line.strip()
-            for line in (root / categories).read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        )
+    class_names = read_categories(root / categories)
+    n_classes = count_listed_classes(root, [(train_list, train_rows), (test_list, test_rows)], class_names)
     all_rows = [(train_list, row) for row in train_rows] + [(test_list, row) for row in test_rows]
-    if not all_rows:
-        also = f" (nor in {test_list})" if (root / test_list).is_file() else ""
-        raise DatasetError(
-            f"{root / train_list}: no item is listed{also}; expected lines of 3 fields "
-            "(text_id, image_id, class)"
-        )
-    n_classes = len(class_names) if class_names else max(row[3] for _, row in all_rows)
-    for list_name, (number, _, _, class_id) in all_rows:
-        if not 1 <= class_id <= n_classes:
-            raise DatasetError(
-                f"{root / list_name}: line {number}: expected a class between 1 and {n_classes}, "
-                f"got {class_id}"
-            )
     return all_rows, class_names, n_classes
 
 

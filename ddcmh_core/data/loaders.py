@@ -785,25 +785,12 @@ def load_wikipedia(
             f"wikipedia: options {sorted(options)} apply to the raw folder layout only; the "
             "feature file has a fixed split (use dataset.resplit(...) to draw another)"
         )
-    from .folder import read_list
+    from .folder import count_listed_classes, read_categories, read_list
 
     train_rows = read_list(root / train_list)
     test_rows = read_list(root / test_list)
-    names = None
-    if (root / categories).is_file():
-        names = tuple(
-            line.strip()
-            for line in (root / categories).read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        )
-    n_classes = len(names) if names else max(row[3] for row in train_rows + test_rows)
-    for list_name, rows in ((train_list, train_rows), (test_list, test_rows)):
-        for number, _, _, class_id in rows:
-            if not 1 <= class_id <= n_classes:
-                raise DatasetError(
-                    f"{root / list_name}: line {number}: expected a class between 1 and {n_classes}, "
-                    f"got {class_id}"
-                )
+    names = read_categories(root / categories)
+    n_classes = count_listed_classes(root, [(train_list, train_rows), (test_list, test_rows)], names)
     train_ids = np.asarray([row[3] - 1 for row in train_rows], dtype=np.int64)
     test_ids = np.asarray([row[3] - 1 for row in test_rows], dtype=np.int64)
     index = KeyIndex([open_array_file(features)])
