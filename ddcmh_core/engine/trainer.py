@@ -269,83 +269,116 @@ def run_epochs(
         When an installed abandonment rule finds the run hopeless (after that epoch's checkpoint).
     """
     context = distributed_context()
-    start_epoch, best_epoch, epochs_without_gain = 0, 0, 0
-    best_score: float | None = None
-    best_detail: dict[str, Any] | None = None
-    best_state: dict[str, Any] | None = None
-    history: list[dict[str, Any]] = []
     torch.manual_seed(seed)
+    state = _LoopState()
     found = bool(resume and checkpoint_path is not None and checkpoint_path.exists())
     if context.active:  # rank 0 decides, so every rank resumes (or not) together
         found = _broadcast_flag(found)
     if found and checkpoint_path is not None:
         saved = load_checkpoint(checkpoint_path, map_location=map_location, fingerprint=fingerprint)
         task.load_checkpoint_state(saved["task"])
-        start_epoch, best_epoch = int(saved["epoch"]), int(saved["best_epoch"])
-        best_score, best_detail, best_state = saved["best_score"], saved["best_detail"], saved["best_state"]
-        history, epochs_without_gain = list(saved["history"]), int(saved["epochs_without_gain"])
+        state = _LoopState.from_checkpoint(saved)
         torch.set_rng_state(saved["torch_rng"].cpu())
         if progress and context.is_main:
-            progress(f"[{label}] resumed after epoch {start_epoch}")
+            progress(f"[{label}] resumed after epoch {state.epoch}")
 
     started = time.perf_counter()
     epochs_run, epoch_seconds = 0, 0.0
     sampler = active_sampler()  # a dry run's calibration: only the first epochs, timed
-    last_epoch = max_epochs if sampler is None else min(max_epochs, start_epoch + sampler.epochs)
-    stop = task.has_validation and epochs_without_gain >= patience
-    for epoch in range(start_epoch, last_epoch):
+    last_epoch = max_epochs if sampler is None else min(max_epochs, state.epoch + sampler.epochs)
+    stop = state.patience_spent(task, patience)
+    for epoch in range(state.epoch, last_epoch):
         if stop:
             break
         epoch_started = time.perf_counter()
         fields = task.run_epoch(epoch)
         validation = task.validate() if task.has_validation else None
-        score = None if validation is None else float(validation.score)
-        if score is None or best_score is None or score > best_score:
-            best_score, best_epoch, epochs_without_gain = score, epoch + 1, 0
-            best_detail = None if validation is None else validation.detail
-            best_state = task.best_state()
-        else:
-            epochs_without_gain += 1
-        stop = task.has_validation and epochs_without_gain >= patience
+        state.record_validation(task, epoch, validation)
+        stop = state.patience_spent(task, patience)
         seconds = time.perf_counter() - epoch_started
         entry = {**task.history_entry(epoch, fields, validation), "seconds": seconds}
-        history.append(entry)
+        state.history.append(entry)
         epochs_run, epoch_seconds = epochs_run + 1, epoch_seconds + seconds
         if context.is_main:
             if checkpoint_path is not None:
-                save_checkpoint(
-                    {
-                        "task": task.checkpoint_state(),
-                        "epoch": epoch + 1,
-                        "best_score": best_score,
-                        "best_epoch": best_epoch,
-                        "best_detail": best_detail,
-                        "best_state": best_state,
-                        "history": history,
-                        "epochs_without_gain": epochs_without_gain,
-                        "torch_rng": torch.get_rng_state(),
-                    },
-                    checkpoint_path,
-                    fingerprint=fingerprint,
-                )
+                save_checkpoint(state.checkpoint(task), checkpoint_path, fingerprint=fingerprint)
             if progress is not None:
                 eta = (max_epochs - epoch - 1) * seconds
-                status = EpochStatus(label, max_epochs, best_score, best_epoch, stop, eta)
+                status = EpochStatus(label, max_epochs, state.best_score, state.best_epoch, stop, eta)
                 progress(task.progress_line(entry, status))
         if context.active:
             stop = _broadcast_flag(stop)
-        _raise_if_abandoned(context, curve or label, epoch + 1, best_score)
+        _raise_if_abandoned(context, curve or label, epoch + 1, state.best_score)
     if sampler is not None:
         sampler.record(LoopTiming(curve or label, task.has_validation, epochs_run, epoch_seconds, max_epochs))
-    task.restore_best(best_state)
+    task.restore_best(state.best_state)
     return TrainingResult(
-        best_epoch=best_epoch,
-        best_score=best_score,
+        best_epoch=state.best_epoch,
+        best_score=state.best_score,
         epochs_run=epochs_run,
-        history=history,
+        history=state.history,
         seconds=time.perf_counter() - started,
-        best_detail=best_detail,
+        best_detail=state.best_detail,
     )
+
+
+@dataclass
+class _LoopState:
+    """What :func:`run_epochs` carries from epoch to epoch, and saves in each checkpoint.
+
+    ``epoch`` counts the epochs done (a resumed loop starts at the saved count); ``best_*`` describe
+    the kept weights; ``epochs_without_gain`` counts validations since the last better score.
+    """
+
+    epoch: int = 0
+    best_epoch: int = 0
+    best_score: float | None = None
+    best_detail: dict[str, Any] | None = None
+    best_state: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    epochs_without_gain: int = 0
+
+    @classmethod
+    def from_checkpoint(cls, saved: dict[str, Any]) -> _LoopState:
+        """The loop's state as :meth:`checkpoint` saved it."""
+        return cls(
+            epoch=int(saved["epoch"]),
+            best_epoch=int(saved["best_epoch"]),
+            best_score=saved["best_score"],
+            best_detail=saved["best_detail"],
+            best_state=saved["best_state"],
+            history=list(saved["history"]),
+            epochs_without_gain=int(saved["epochs_without_gain"]),
+        )
+
+    def record_validation(self, task: EpochTask, epoch: int, validation: Validation | None) -> None:
+        """Count 0-based ``epoch`` as done; keep the task's state when it scored best (or unscored)."""
+        self.epoch = epoch + 1
+        score = None if validation is None else float(validation.score)
+        if score is None or self.best_score is None or score > self.best_score:
+            self.best_score, self.best_epoch, self.epochs_without_gain = score, epoch + 1, 0
+            self.best_detail = None if validation is None else validation.detail
+            self.best_state = task.best_state()
+        else:
+            self.epochs_without_gain += 1
+
+    def patience_spent(self, task: EpochTask, patience: int) -> bool:
+        """Whether early stopping ends the loop (only a validated task stops early)."""
+        return task.has_validation and self.epochs_without_gain >= patience
+
+    def checkpoint(self, task: EpochTask) -> dict[str, Any]:
+        """The checkpoint payload: the task's state, this state and the torch RNG state."""
+        return {
+            "task": task.checkpoint_state(),
+            "epoch": self.epoch,
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "best_detail": self.best_detail,
+            "best_state": self.best_state,
+            "history": self.history,
+            "epochs_without_gain": self.epochs_without_gain,
+            "torch_rng": torch.get_rng_state(),
+        }
 
 
 def _raise_if_abandoned(context: DistributedContext, curve: str, epoch: int, best: float | None) -> None:
