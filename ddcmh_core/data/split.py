@@ -398,19 +398,7 @@ def make_split(
     >>> split.sizes["query"], split.sizes["train"], split.sizes["database"]
     (2000, 10000, 18015)
     """
-    labels: np.ndarray | None = None
-    dataset_name = None
-    if isinstance(data, (int, np.integer)):
-        n_items = int(data)
-    elif hasattr(data, "labels") and hasattr(data, "n_items"):
-        labels = np.asarray(data.labels)
-        n_items = int(data.n_items)
-        dataset_name = getattr(data, "name", None)
-    else:
-        labels = np.asarray(data)
-        if labels.ndim != 2:
-            raise DatasetError(f"make_split: expected an (n, c) label matrix, got shape {labels.shape}")
-        n_items = labels.shape[0]
+    n_items, labels, dataset_name = _split_input(data)
     if (
         protocol is None
         and dataset_name in STANDARD_PROTOCOLS
@@ -418,6 +406,57 @@ def make_split(
         and query_per_class is None
     ):
         protocol = dataset_name
+    resolved = _resolve_protocol(
+        protocol,
+        n_query=n_query,
+        n_train=n_train,
+        query_per_class=query_per_class,
+        database_includes_train=database_includes_train,
+    )
+    rng = np.random.default_rng(seed)
+    query = _draw_query(resolved, n_items, labels, rng)
+    rest = np.setdiff1d(np.arange(n_items), query)
+    if resolved.n_train is None:
+        train = rest
+    else:
+        if resolved.n_train > rest.size:
+            raise DatasetError(
+                f"make_split: {resolved.name}: expected at most {rest.size} training items "
+                f"(the non-query items), got {resolved.n_train}"
+            )
+        train = rng.choice(rest, size=resolved.n_train, replace=False)
+    database = rest if resolved.database_includes_train else np.setdiff1d(rest, train)
+    return Split(
+        train=train,
+        query=query,
+        database=database,
+        protocol=resolved.name,
+        seed=seed,
+        n_items=n_items,
+    )
+
+
+def _split_input(data: Any) -> tuple[int, np.ndarray | None, str | None]:
+    """``make_split``'s ``data`` as (number of items, label matrix or None, dataset name or None)."""
+    if isinstance(data, (int, np.integer)):
+        return int(data), None, None
+    if hasattr(data, "labels") and hasattr(data, "n_items"):
+        return int(data.n_items), np.asarray(data.labels), getattr(data, "name", None)
+    labels = np.asarray(data)
+    if labels.ndim != 2:
+        raise DatasetError(f"make_split: expected an (n, c) label matrix, got shape {labels.shape}")
+    return labels.shape[0], labels, None
+
+
+def _resolve_protocol(
+    protocol: str | SplitProtocol | None,
+    *,
+    n_query: int | None,
+    n_train: int | None,
+    query_per_class: int | None,
+    database_includes_train: bool | None,
+) -> SplitProtocol:
+    """The protocol named or given, with ``make_split``'s overrides applied (a random one if none)."""
     if isinstance(protocol, str):
         if protocol not in STANDARD_PROTOCOLS:
             raise DatasetError(
@@ -438,40 +477,26 @@ def make_split(
         overrides["database_includes_train"] = database_includes_train
     try:
         if protocol is None:
-            protocol = SplitProtocol(name="random", **overrides)
-        elif overrides:
-            protocol = SplitProtocol(**{**protocol.model_dump(), **overrides, "name": protocol.name})
+            return SplitProtocol(name="random", **overrides)
+        if overrides:
+            return SplitProtocol(**{**protocol.model_dump(), **overrides, "name": protocol.name})
     except ValueError as exc:
         raise DatasetError(f"make_split: {exc}") from exc
-    rng = np.random.default_rng(seed)
+    return protocol
+
+
+def _draw_query(
+    protocol: SplitProtocol, n_items: int, labels: np.ndarray | None, rng: np.random.Generator
+) -> np.ndarray:
+    """The query rows: a per-class draw (needs the labels) or ``protocol.n_query`` at random."""
     if protocol.query_per_class is not None:
         if labels is None:
             raise DatasetError("make_split: query_per_class needs the labels, got only a size")
-        query = _draw_per_class(labels, protocol.query_per_class, rng)
-    else:
-        assert protocol.n_query is not None
-        if protocol.n_query >= n_items:
-            raise DatasetError(
-                f"make_split: {protocol.name}: expected fewer than {n_items} queries "
-                f"(the dataset size), got {protocol.n_query}"
-            )
-        query = rng.choice(n_items, size=protocol.n_query, replace=False)
-    rest = np.setdiff1d(np.arange(n_items), query)
-    if protocol.n_train is None:
-        train = rest
-    else:
-        if protocol.n_train > rest.size:
-            raise DatasetError(
-                f"make_split: {protocol.name}: expected at most {rest.size} training items "
-                f"(the non-query items), got {protocol.n_train}"
-            )
-        train = rng.choice(rest, size=protocol.n_train, replace=False)
-    database = rest if protocol.database_includes_train else np.setdiff1d(rest, train)
-    return Split(
-        train=train,
-        query=query,
-        database=database,
-        protocol=protocol.name,
-        seed=seed,
-        n_items=n_items,
-    )
+        return _draw_per_class(labels, protocol.query_per_class, rng)
+    assert protocol.n_query is not None
+    if protocol.n_query >= n_items:
+        raise DatasetError(
+            f"make_split: {protocol.name}: expected fewer than {n_items} queries "
+            f"(the dataset size), got {protocol.n_query}"
+        )
+    return rng.choice(n_items, size=protocol.n_query, replace=False)
