@@ -24,7 +24,7 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
@@ -33,7 +33,7 @@ import pydantic
 
 from .engine.abandon import MedianStoppingRule, TrainingAbandoned, abandoning
 from .errors import InputError
-from .methods.base import CrossModalMethod, MethodParams
+from .methods.base import CrossModalMethod, MethodParams, ProgressCallback
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -49,7 +49,6 @@ UNTUNABLE = {
     "device": "it does not change the model",
     "mixed_precision": "it does not change what is being chosen",
 }
-ProgressCallback = Callable[[str], None]
 ParamsT = TypeVar("ParamsT", bound="BaseModel")
 
 

@@ -14,9 +14,10 @@ from torch import nn
 from ddcmh_core.engine.abandon import MedianStoppingRule, TrainingAbandoned, abandoning
 from ddcmh_core.engine.checkpoint import CHECKPOINT_FORMAT_VERSION, CheckpointError, load_checkpoint
 from ddcmh_core.engine.config import TrainingConfig
+from ddcmh_core.engine.epoch_loop import EpochTask, Validation, run_epochs
 from ddcmh_core.engine.epoch_sampling import EpochSampler, LoopTiming, active_sampler, sampling_epochs
 from ddcmh_core.engine.sources import as_source
-from ddcmh_core.engine.trainer import EpochTask, Validation, run_epochs, train_hash_network
+from ddcmh_core.engine.trainer import train_hash_network
 from ddcmh_core.errors import InputError
 
 

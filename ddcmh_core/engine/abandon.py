@@ -1,6 +1,6 @@
 """Abandoning hopeless training runs: how a tuner stops a candidate in the middle of its fit.
 
-The epoch loop (:func:`~ddcmh_core.engine.trainer.run_epochs`) reports the best validation score
+The epoch loop (:func:`~ddcmh_core.engine.epoch_loop.run_epochs`) reports the best validation score
 of every epoch to the :class:`AbandonRule` installed with :func:`abandoning` (a context variable,
 so no method or network code needs to know about tuning). When the rule answers that the run is
 hopeless, the loop raises :class:`TrainingAbandoned`, which unwinds the whole ``fit`` of that

@@ -1,6 +1,6 @@
 """Timing a fit from the first epochs of each training loop: how ``ddcmh-bench --dry-run`` estimates.
 
-A deep method's fit is a few training loops (:func:`~ddcmh_core.engine.trainer.run_epochs`)
+A deep method's fit is a few training loops (:func:`~ddcmh_core.engine.epoch_loop.run_epochs`)
 around work that runs once (a Stage-1 hasher, an input lift, encoding). Timed on a small sample
 of the data, it grows in ways no single exponent captures: a lifted network's first layer widens
 with the rows (up to its anchor count), and early stopping ends small-sample loops at a different

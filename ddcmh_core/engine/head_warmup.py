@@ -30,9 +30,10 @@ from torch import nn
 
 from .backbones import ImageHashNetwork
 from .config import TrainingConfig
+from .epoch_loop import ProgressCallback, TrainingResult
 from .frozen_features import body_features
 from .sources import ArraySource, BatchSource
-from .trainer import ProgressCallback, TrainingResult, Validator, train_hash_network
+from .trainer import Validator, train_hash_network
 
 __all__ = ["ValidatorFactory", "head_of", "warm_up_head"]
 

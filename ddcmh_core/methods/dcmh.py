@@ -33,17 +33,17 @@ from torch import nn
 
 from ..engine.config import NetworkConfig, TrainingConfig
 from ..engine.device import distributed_context, resolve_device
+from ..engine.epoch_loop import run_epochs
 from ..engine.fingerprint import run_fingerprint, training_data_digest
 from ..engine.holdout import split_labelled_rows
 from ..engine.networks import network_state_arrays, restore_network
 from ..engine.sources import BatchSource
-from ..engine.trainer import encode_with, run_epochs
+from ..engine.trainer import encode_with
 from ..errors import InputError
-from .base import VIEWS, CrossModalMethod, MethodParams, MethodState, MethodTags, View
+from .base import VIEWS, CrossModalMethod, MethodParams, MethodState, MethodTags, ProgressCallback, View
 from .dcmh_training import (
     CentredInput,
     DCMHEpochs,
-    ProgressCallback,
     build_dcmh_networks,
     dcmh_objective,
     pairwise_batch_loss,

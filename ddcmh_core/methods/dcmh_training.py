@@ -1,7 +1,7 @@
 """DCMH's training internals: its objective, the networks it builds, and its epoch.
 
 :class:`~ddcmh_core.methods.dcmh.DCMH` (the method and its configuration) drives these through
-:func:`~ddcmh_core.engine.trainer.run_epochs`: :func:`build_dcmh_networks` makes the two networks,
+:func:`~ddcmh_core.engine.epoch_loop.run_epochs`: :func:`build_dcmh_networks` makes the two networks,
 :class:`DCMHEpochs` runs one epoch (image pass against all of ``G``, text pass against all of
 ``F``, then ``B``), and :func:`pairwise_batch_loss` / :func:`dcmh_objective` are the objective of a
 mini-batch and of the whole training set.
@@ -21,14 +21,12 @@ from torch import nn
 
 from ..engine.config import NetworkConfig
 from ..engine.device import autocast
+from ..engine.epoch_loop import EpochStatus, EpochTask, Validation
 from ..engine.holdout import validation_map
 from ..engine.networks import build_network, fit_input_scaling, lift_may_help
 from ..engine.sources import BatchSource, rows_as_matrix
 from ..engine.trainer import (
     BatchProgress,
-    EpochStatus,
-    EpochTask,
-    Validation,
     batches_ahead,
     encode_with,
     epoch_batches,
@@ -38,12 +36,10 @@ from ..engine.trainer import (
     set_learning_rate,
 )
 from ..linalg import column_mean
-from .base import VIEWS
+from .base import VIEWS, ProgressCallback
 
 if TYPE_CHECKING:
     from .dcmh import DCMHConfig
-
-ProgressCallback = Callable[[str], None]
 
 
 class CentredInput(nn.Module):
@@ -213,7 +209,7 @@ def build_dcmh_networks(
 
 
 class DCMHEpochs(EpochTask):
-    """DCMH's epoch for :func:`~ddcmh_core.engine.trainer.run_epochs`: image pass, text pass, codes.
+    """DCMH's epoch for :func:`~ddcmh_core.engine.epoch_loop.run_epochs`: image pass, text pass, codes.
 
     Holds ``F`` (``image_outputs``), ``G`` (``text_outputs``) and ``B`` (``codes``) on the
     training device, the two optimisers and their schedulers (with ``final_learning_rate=None``);

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +22,7 @@ from ..engine.backbones import ImageHashNetwork
 from ..engine.checkpoint import CheckpointError, load_stage_arrays, resume_advice, save_stage_arrays
 from ..engine.config import NetworkConfig, TrainingConfig
 from ..engine.device import distributed_context, resolve_device
+from ..engine.epoch_loop import TrainingResult
 from ..engine.fingerprint import run_fingerprint, training_data_digest
 from ..engine.head_warmup import ValidatorFactory, warm_up_head
 from ..engine.holdout import split_labelled_rows, validation_map
@@ -34,15 +34,22 @@ from ..engine.networks import (
     restore_network,
 )
 from ..engine.sources import BatchSource, rows_as_matrix
-from ..engine.trainer import TrainingResult, Validator, encode_with, train_hash_network
+from ..engine.trainer import Validator, encode_with, train_hash_network
 from ..errors import DdcmhError, HasherFileError
 from ..hasher import Hasher
 from ..hasher_file import load_hasher
 from ..plugins import hasher_registry
-from .base import VIEWS, CrossModalMethod, DataShape, MethodParams, MethodState, MethodTags, View
+from .base import (
+    VIEWS,
+    CrossModalMethod,
+    DataShape,
+    MethodParams,
+    MethodState,
+    MethodTags,
+    ProgressCallback,
+    View,
+)
 from .reconstruction import reconstruct_codes
-
-ProgressCallback = Callable[[str], None]
 
 
 class DDCMHConfig(MethodParams):
