@@ -280,7 +280,7 @@ def _protocol_text(protocol: Any) -> str:
 
 def dataset_keys_reference() -> str:
     """The array names the generic loader looks for in users' own files."""
-    from ddcmh_core.data import loaders
+    from ddcmh_core.data import array_files
 
     def names(keys: Iterable[str]) -> str:
         return ", ".join(code(key) for key in keys)
@@ -288,15 +288,15 @@ def dataset_keys_reference() -> str:
     lines = [
         "| role | names looked for, in order of preference |",
         "|---|---|",
-        f"| image view (raw pixels, features or image file names) | {names(loaders.IMAGE_KEYS)} |",
-        f"| text view (features or raw strings) | {names(loaders.TEXT_KEYS)} |",
-        f"| labels ({{0,1}} matrix or class ids) | {names(loaders.LABEL_KEYS)} |",
+        f"| image view (raw pixels, features or image file names) | {names(array_files.IMAGE_KEYS)} |",
+        f"| text view (features or raw strings) | {names(array_files.TEXT_KEYS)} |",
+        f"| labels ({{0,1}} matrix or class ids) | {names(array_files.LABEL_KEYS)} |",
     ]
-    for part, keys in loaders.SPLIT_KEYS.items():
+    for part, keys in array_files.SPLIT_KEYS.items():
         lines.append(f"| {part} rows (0-based indices, optional) | {names(keys)} |")
     lines.append("")
     lines += ["Files that carry their own split are recognised by these keys (image, text, labels):", ""]
-    for title, parts in loaders.PRESPLIT_LAYOUTS:
+    for title, parts in array_files.PRESPLIT_LAYOUTS:
         described = "; ".join(f"{part}: {names(keys)}" for part, keys in parts.items())
         lines.append(f"- {escape_markdown(title)}: {described}")
     lines.append("")

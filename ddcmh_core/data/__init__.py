@@ -23,11 +23,12 @@ DatasetError, MissingFilesError, DatasetWarning
     What goes wrong, with the file, key or row named.
 """
 
+from .array_files import load_array_files
 from .dataset import CrossModalDataset, DatasetFingerprint, SkippedItem, label_matrix
 from .errors import DatasetError, DatasetWarning, MissingFilesError
 from .folder import load_folder_layout
 from .formats import ArrayFile, open_array_file
-from .loaders import load_array_files, load_generic
+from .loaders import load_generic
 from .registry import (
     DATA_DIR_ENV,
     DEFAULT_DATASET,
