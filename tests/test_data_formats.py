@@ -166,6 +166,37 @@ def test_ucch_iapr_layout_draws_train_from_database(tmp_path: Path, parts: dict[
     assert np.array_equal(again.split.train, split.train)
 
 
+def test_ucch_layout_refuses_more_training_items_than_the_database_holds(
+    tmp_path: Path, parts: dict[str, np.ndarray]
+) -> None:
+    scipy.io.savemat(
+        tmp_path / "iapr-tc12-rand.mat",
+        {
+            "VDatabase": parts["features"][:50], "YDatabase": parts["tags"][:50],
+            "databaseL": parts["labels"][:50],
+            "VTest": parts["features"][50:], "YTest": parts["tags"][50:], "testL": parts["labels"][50:],
+        },
+    )  # fmt: skip
+    with pytest.raises(DatasetError, match=r"n_train=51 but the database part has only 50 items"):
+        load_iapr_tc12(tmp_path, n_train=51)
+
+
+def test_presplit_parts_with_different_label_columns_are_named(
+    tmp_path: Path, parts: dict[str, np.ndarray]
+) -> None:
+    five, four = parts["labels"], parts["labels"][:, :4]
+    scipy.io.savemat(
+        tmp_path / "coco_cnn.mat",
+        {
+            "I_tr": parts["features"][:30], "T_tr": parts["tags"][:30], "L_tr": five[:30],
+            "I_te": parts["features"][30:40], "T_te": parts["tags"][30:40], "L_te": four[30:40],
+            "I_db": parts["features"], "T_db": parts["tags"], "L_db": five,
+        },
+    )  # fmt: skip
+    with pytest.raises(DatasetError, match=r"label parts have incompatible shapes \[\(30, 5\), \(10, 4\)"):
+        load_ms_coco(tmp_path)
+
+
 def test_image_paths_beside_the_file_with_missing_images_skipped(
     tmp_path: Path, parts: dict[str, np.ndarray]
 ) -> None:

@@ -29,6 +29,7 @@ drop_unlabelled : bool
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -254,17 +255,46 @@ def _load_presplit(
     n_train: int | None,
     options: dict[str, Any],
 ) -> CrossModalDataset:
+    """A dataset from files that carry their own split (one of :data:`PRESPLIT_LAYOUTS`)."""
+    parts = _read_presplit_parts(index, layout_name, layout, name=name, with_image=image != "none")
+    return build_dataset(
+        name=name,
+        labels=parts.labels,
+        image=ConcatView(parts.image) if parts.image else None,
+        text=ConcatView(parts.text),
+        split=_presplit_split(parts, layout_name, name=name, protocol=protocol, seed=seed, n_train=n_train),
+        source={"files": [str(f.path) for f in index.files], "layout": layout_name, **options},
+        labels_source=f"{name}: labels",
+    )
+
+
+@dataclass
+class _PresplitParts:
+    """The parts of a pre-split layout, stacked in the layout's order."""
+
+    image: list[View]
+    text: list[View]
+    labels: np.ndarray
+    rows: dict[str, np.ndarray]
+    """Per part (``"train"``, ``"query"``, ``"database"``), its rows in the stacked dataset."""
+    n_items: int
+
+
+def _read_presplit_parts(
+    index: KeyIndex, layout_name: str, layout: dict[str, tuple[str, str, str]], *, name: str, with_image: bool
+) -> _PresplitParts:
+    """Each part's views and labels, with their counts checked against each other."""
     image_parts: list[View] = []
     text_parts: list[View] = []
     label_parts = []
-    offsets = {}
+    rows = {}
     start = 0
     for part, (image_key, text_key, labels_key) in layout.items():
         labels_found = index.require(labels_key, f"{layout_name} labels of {part}")
         text_found = index.require(text_key, f"{layout_name} text of {part}")
         others = {"text": text_found}
         image_found = None
-        if image != "none":
+        if with_image:
             image_found = index.require(image_key, f"{layout_name} image of {part}")
             others["image"] = image_found
         count, transposed = _resolve_count(labels_found, others)
@@ -273,7 +303,7 @@ def _load_presplit(
         text_parts.append(text_found[0].view(text_key, count))
         if image_found is not None:
             image_parts.append(image_found[0].view(image_key, count))
-        offsets[part] = np.arange(start, start + count)
+        rows[part] = np.arange(start, start + count)
         start += count
     try:
         labels_all = np.concatenate(label_parts)
@@ -282,42 +312,42 @@ def _load_presplit(
             f"{name}: {layout_name}: the label parts have incompatible shapes "
             f"{[p.shape for p in label_parts]}"
         ) from exc
-    if "train" in offsets:
-        split = Split(
-            train=offsets["train"],
-            query=offsets["query"],
-            database=offsets["database"],
+    return _PresplitParts(image_parts, text_parts, labels_all, rows, start)
+
+
+def _presplit_split(
+    parts: _PresplitParts,
+    layout_name: str,
+    *,
+    name: str,
+    protocol: str | SplitProtocol | None,
+    seed: int,
+    n_train: int | None,
+) -> Split:
+    """The stored split; without a training part, a seeded draw of ``n_train`` database rows."""
+    rows = parts.rows
+    if "train" in rows:
+        return Split(
+            train=rows["train"],
+            query=rows["query"],
+            database=rows["database"],
             protocol=layout_name,
-            n_items=start,
+            n_items=parts.n_items,
         )
-    else:
-        base = (
-            protocol if isinstance(protocol, SplitProtocol) else STANDARD_PROTOCOLS.get(str(protocol or name))
-        )
-        wanted = n_train or (base.n_train if base is not None else None)
-        database = offsets["database"]
-        if wanted is not None and wanted > database.size:
-            raise DatasetError(
-                f"{name}: n_train={wanted} but the database part has only {database.size} items"
-            )
-        rng = np.random.default_rng(seed)
-        train = database if wanted is None else rng.choice(database, size=wanted, replace=False)
-        split = Split(
-            train=train,
-            query=offsets["query"],
-            database=database,
-            protocol=f"{layout_name}, train drawn from database",
-            seed=seed,
-            n_items=start,
-        )
-    return build_dataset(
-        name=name,
-        labels=labels_all,
-        image=ConcatView(image_parts) if image_parts else None,
-        text=ConcatView(text_parts),
-        split=split,
-        source={"files": [str(f.path) for f in index.files], "layout": layout_name, **options},
-        labels_source=f"{name}: labels",
+    base = protocol if isinstance(protocol, SplitProtocol) else STANDARD_PROTOCOLS.get(str(protocol or name))
+    wanted = n_train or (base.n_train if base is not None else None)
+    database = rows["database"]
+    if wanted is not None and wanted > database.size:
+        raise DatasetError(f"{name}: n_train={wanted} but the database part has only {database.size} items")
+    rng = np.random.default_rng(seed)
+    train = database if wanted is None else rng.choice(database, size=wanted, replace=False)
+    return Split(
+        train=train,
+        query=rows["query"],
+        database=database,
+        protocol=f"{layout_name}, train drawn from database",
+        seed=seed,
+        n_items=parts.n_items,
     )
 
 
