@@ -457,12 +457,7 @@ def tune(
 
     method_class = method_registry().get(method).load() if isinstance(method, str) else method
     base = params if params is not None else method_class.Params()
-    if repeats < 1:
-        raise InputError(f"tuning: repeats must be at least 1, got {repeats}")
-    if objective not in OBJECTIVES:
-        raise InputError(f"tuning objective {objective!r} is not one of {', '.join(OBJECTIVES)}")
-    if strategy not in STRATEGIES:
-        raise InputError(f"tuning strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
+    _check_tuning_arguments(repeats, objective, strategy)
     candidate_overrides = expand_grid(flatten_grid(grid))
     configs = [apply_overrides(base, overrides) for overrides in candidate_overrides]
     for candidate_config, overrides in zip(configs, candidate_overrides, strict=True):
@@ -472,36 +467,22 @@ def tune(
     if folder is not None and not resume:
         for seed in seeds:  # a fresh start: nothing of an earlier call may be reused
             shutil.rmtree(folder / f"seed-{seed}", ignore_errors=True)
-    candidates = [Candidate(overrides) for overrides in candidate_overrides]
-    kept: dict[int, CrossModalMethod] = {}  # the seed-`params.seed` models of the racing candidates
-    racing = list(range(len(candidates)))
-    rule = (stopping_rule or MedianStoppingRule()) if strategy == "halving" else None
-    for round_number, seed in enumerate(seeds):
-        if strategy == "halving":
-            alive = [index for index, candidate in enumerate(candidates) if candidate.abandoned is None]
-            survivors = halving_survivors([candidates[index].scores for index in alive], round_number)
-            racing = [alive[position] for position in survivors]
-            kept = {index: model for index, model in kept.items() if index in racing}
-            if round_number > 0 and len(racing) == 1:
-                break  # one candidate left: further seeds cannot change the choice
-        for index in racing:
-            update = {"seed": seed, **({"refit": False} if "refit" in type(base).model_fields else {})}
-            model = _fit_candidate(
-                method_class(configs[index].model_copy(update=update)),
-                candidates[index],
-                f"[tune {index + 1}/{len(candidates)} seed {seed}]",
-                (image, text, labels),
-                folder / f"seed-{seed}" if folder is not None else None,
-                objective,
-                rule if round_number == 0 else None,  # later rounds race few, already compared
-                progress,
-            )
-            if model is not None and seed == base.seed:
-                kept[index] = model
-    racing = [index for index in racing if candidates[index].abandoned is None]
-    best_index = choose_candidate([c.scores if i in racing else [] for i, c in enumerate(candidates)])
-    best_model = kept[best_index]
-    result = TuningResult(objective=objective, seeds=seeds, candidates=candidates, best_index=best_index)
+    race = _Race(
+        method_class=method_class,
+        configs=configs,
+        candidates=[Candidate(overrides) for overrides in candidate_overrides],
+        data=(image, text, labels),
+        folder=folder,
+        objective=objective,
+        progress=progress,
+    )
+    if strategy == "halving":
+        race.run_halving(seeds, stopping_rule or MedianStoppingRule())
+    else:
+        race.run_grid(seeds)
+    best_index = race.choose()
+    best_model = race.kept[best_index]
+    result = TuningResult(objective=objective, seeds=seeds, candidates=race.candidates, best_index=best_index)
     if getattr(base, "refit", False) and hasattr(best_model, "refit_on_all_rows"):
         best_model.params = configs[best_index].model_copy(update={"refit": True})
         best_model.refit_on_all_rows(
@@ -512,6 +493,76 @@ def tune(
     if progress is not None:
         progress(f"[tune] chosen: {describe_overrides(result.best.overrides)}\n{result.table()}")
     return best_model, result
+
+
+def _check_tuning_arguments(repeats: int, objective: str, strategy: str) -> None:
+    """Refuse a repeat count, objective or strategy that :func:`tune` does not know."""
+    if repeats < 1:
+        raise InputError(f"tuning: repeats must be at least 1, got {repeats}")
+    if objective not in OBJECTIVES:
+        raise InputError(f"tuning objective {objective!r} is not one of {', '.join(OBJECTIVES)}")
+    if strategy not in STRATEGIES:
+        raise InputError(f"tuning strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
+
+
+@dataclass
+class _Race:
+    """The candidates of one :func:`tune` call, fitted seed by seed."""
+
+    method_class: type[CrossModalMethod]
+    configs: list[MethodParams]
+    candidates: list[Candidate]
+    data: tuple[Any, Any, Any]
+    folder: Path | None
+    objective: str
+    progress: ProgressCallback | None
+    racing: list[int] = field(default_factory=list)
+    """Indices of the candidates fitted in the last round."""
+    kept: dict[int, CrossModalMethod] = field(default_factory=dict)
+    """The first seed's models of the candidates still racing (the chosen one is returned)."""
+
+    def run_grid(self, seeds: list[int]) -> None:
+        """Every candidate with every seed."""
+        self.racing = list(range(len(self.candidates)))
+        for seed in seeds:
+            self._round(seed, keep=seed == seeds[0], rule=None)
+
+    def run_halving(self, seeds: list[int], rule: MedianStoppingRule) -> None:
+        """Successive halving over seeds, with ``rule`` abandoning hopeless first-round fits."""
+        for round_number, seed in enumerate(seeds):
+            alive = [index for index, candidate in enumerate(self.candidates) if candidate.abandoned is None]
+            survivors = halving_survivors([self.candidates[index].scores for index in alive], round_number)
+            self.racing = [alive[position] for position in survivors]
+            self.kept = {index: model for index, model in self.kept.items() if index in self.racing}
+            if round_number > 0 and len(self.racing) == 1:
+                break  # one candidate left: further seeds cannot change the choice
+            # later rounds race few candidates, already compared: no abandoning there
+            self._round(seed, keep=round_number == 0, rule=rule if round_number == 0 else None)
+
+    def _round(self, seed: int, *, keep: bool, rule: MedianStoppingRule | None) -> None:
+        """Fit every racing candidate with ``seed`` (without a refit); ``keep`` their models."""
+        for index in self.racing:
+            update = {
+                "seed": seed,
+                **({"refit": False} if "refit" in type(self.configs[index]).model_fields else {}),
+            }
+            model = _fit_candidate(
+                self.method_class(self.configs[index].model_copy(update=update)),
+                self.candidates[index],
+                f"[tune {index + 1}/{len(self.candidates)} seed {seed}]",
+                self.data,
+                self.folder / f"seed-{seed}" if self.folder is not None else None,
+                self.objective,
+                rule,
+                self.progress,
+            )
+            if model is not None and keep:
+                self.kept[index] = model
+
+    def choose(self) -> int:
+        """The index of the best candidate among those still racing and not abandoned."""
+        finishers = {index for index in self.racing if self.candidates[index].abandoned is None}
+        return choose_candidate([c.scores if i in finishers else [] for i, c in enumerate(self.candidates)])
 
 
 def _fit_candidate(
