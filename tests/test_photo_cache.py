@@ -46,7 +46,7 @@ def forbid_decoding(monkeypatch) -> None:
     def refuse(*args, **kwargs):
         raise AssertionError("a photo was decoded although the cache holds it")
 
-    monkeypatch.setattr(photo_decoding, "_decode", refuse)
+    monkeypatch.setattr(photo_decoding, "decode_photo", refuse)
 
 
 def test_first_pass_fills_and_publishes_then_no_photo_is_decoded(photos, tmp_path, monkeypatch):

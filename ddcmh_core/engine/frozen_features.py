@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..files import atomic_path
-from .images import file_stats
+from .photo_decoding import file_stats
 
 if TYPE_CHECKING:
     import torch

@@ -30,7 +30,7 @@ from ..errors import InputError
 from .photo_decoding import (
     MAX_DECODED_PIXELS,
     PhotoRecipe,
-    _decode,
+    decode_photo,
     prepare_photo,
     start_worker,
     worker_job,
@@ -43,7 +43,6 @@ __all__ = [
     "MAX_DECODED_PIXELS",
     "ImageFileSource",
     "check_images",
-    "file_stats",
     "find_unreadable_images",
     "unreadable_rows",
 ]
@@ -53,34 +52,6 @@ _N_ATTEMPTS = 10  # random-resized-crop tries before falling back to a centre cr
 
 def _default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
-
-
-def file_stats(paths: Sequence[Path], *, what: str) -> list[tuple[str, int, int]]:
-    """``(resolved path, size, modification time in ns)`` of every file, for cache keys.
-
-    Parameters
-    ----------
-    paths : sequence of Path
-    what : str
-        What needs the files, at the start of the error message (e.g. ``"frozen features"``).
-
-    Raises
-    ------
-    InputError
-        One error listing every missing or unreadable file (the first five, with their rows).
-    """
-    stats, missing = [], []
-    for row, path in enumerate(paths):
-        try:
-            status = path.stat()
-        except OSError as error:
-            missing.append(f"row {row}: {path} ({error.strerror or error})")
-            continue
-        stats.append((str(path.resolve()), status.st_size, status.st_mtime_ns))
-    if missing:
-        shown = "; ".join(missing[:5]) + (f"; and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise InputError(f"{what}: {len(missing)} of {len(paths)} image files cannot be read: {shown}")
-    return stats
 
 
 class ImageFileSource:
@@ -277,7 +248,7 @@ class ImageFileSource:
 
     def decode(self, row: int) -> Any:
         """Image ``row`` as an RGB ``PIL.Image.Image`` (full size, no transform)."""
-        return _decode(self.paths[int(row)], int(row), 0, self.max_pixels)
+        return decode_photo(self.paths[int(row)], int(row), 0, self.max_pixels)
 
     def _stored_square(self, row: int) -> np.ndarray | None:
         """Photo ``row``'s square from the decoded-photo cache, or None when not stored (or no cache)."""
@@ -412,7 +383,7 @@ class ImageFileSource:
 def _problem(path: Path, row: int, max_pixels: int) -> str | None:
     """Why photo ``row`` cannot be used (missing, undecodable, too large), or None."""
     try:
-        _decode(path, row, 64, max_pixels)
+        decode_photo(path, row, 64, max_pixels)
     except InputError as exc:
         cause = exc.__cause__
         return f"{type(cause).__name__}: {cause}" if cause is not None else "no such file"

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..files import FileWriteError
-from .images import file_stats
+from .photo_decoding import file_stats
 
 __all__ = ["DecodedPhotoCache", "photo_cache_dir"]
 

@@ -4,12 +4,14 @@ What a decoding worker runs, in a thread of the training process or in a worker 
 :class:`~ddcmh_core.engine.images.ImageFileSource` (``worker_processes=True``). The module
 imports neither torch nor anything that loads it, so a worker process starts light; the random
 draws of the augmentation are taken by the caller and passed in, so a photo comes out the same
-in a thread or in a process.
+in a thread or in a process. :func:`file_stats` gives the size and modification time of every
+source photo, which the photo caches key their files by.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,14 +43,14 @@ def _to_rgb(image: Any) -> Any:
 
 
 MAX_DECODED_PIXELS = 40_000_000
-"""Default bound on the pixels one photo may decode to (about 120 MB as RGB); see :func:`_decode`."""
+"""Default bound on the pixels one photo may decode to (about 120 MB as RGB); see :func:`decode_photo`."""
 
 
 class PhotoTooLargeError(ValueError):
-    """A photo would decode to more pixels than allowed (raised inside :func:`_decode`)."""
+    """A photo would decode to more pixels than allowed (raised inside :func:`decode_photo`)."""
 
 
-def _decode(path: Path, row: int, min_side: int, max_pixels: int = MAX_DECODED_PIXELS) -> Any:
+def decode_photo(path: Path, row: int, min_side: int, max_pixels: int = MAX_DECODED_PIXELS) -> Any:
     """Decode ``path`` as an RGB Pillow image whose shorter side stays >= ``min_side``.
 
     A JPEG is decoded at the smallest DCT scale that keeps ``min_side``, so a 10,000 x 10,000
@@ -163,7 +165,7 @@ def decode_square(path: Path, row: int, recipe: PhotoRecipe) -> np.ndarray:
     """Photo ``row`` as the ``resize_size`` centre square the decoded-photo cache stores (uint8 HWC)."""
     from PIL import Image
 
-    image = _decode(path, row, recipe.resize_size, recipe.max_pixels)
+    image = decode_photo(path, row, recipe.resize_size, recipe.max_pixels)
     width, height = image.size
     box = _centre_box(width, height, recipe.resize_size, recipe.resize_size)
     size = (recipe.resize_size, recipe.resize_size)
@@ -213,7 +215,7 @@ def prepare_photo(
             square = decoded = decode_square(path, row, recipe)
         image = Image.fromarray(square)
     else:
-        image = _decode(path, row, recipe.resize_size, recipe.max_pixels)
+        image = decode_photo(path, row, recipe.resize_size, recipe.max_pixels)
     width, height = image.size
     if draws is None:
         box = _centre_box(width, height, recipe.image_size, recipe.resize_size)
@@ -242,3 +244,31 @@ def worker_job(
     assert _WORKER_PHOTOS is not None, "start_worker was not run in this process"
     paths, recipe = _WORKER_PHOTOS
     return prepare_photo(paths[row], row, recipe, draws, flip, square)
+
+
+def file_stats(paths: Sequence[Path], *, what: str) -> list[tuple[str, int, int]]:
+    """``(resolved path, size, modification time in ns)`` of every file, for cache keys.
+
+    Parameters
+    ----------
+    paths : sequence of Path
+    what : str
+        What needs the files, at the start of the error message (e.g. ``"frozen features"``).
+
+    Raises
+    ------
+    InputError
+        One error listing every missing or unreadable file (the first five, with their rows).
+    """
+    stats, missing = [], []
+    for row, path in enumerate(paths):
+        try:
+            status = path.stat()
+        except OSError as error:
+            missing.append(f"row {row}: {path} ({error.strerror or error})")
+            continue
+        stats.append((str(path.resolve()), status.st_size, status.st_mtime_ns))
+    if missing:
+        shown = "; ".join(missing[:5]) + (f"; and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise InputError(f"{what}: {len(missing)} of {len(paths)} image files cannot be read: {shown}")
+    return stats
