@@ -390,47 +390,7 @@ class BenchRun:
         from ..model_file import runtime_versions
 
         reported, tuning = select_tuned_cells(finished, self.config)
-        groups: dict[tuple[Any, ...], list[tuple[int, float]]] = {}
-        curves: dict[str, Any] = {}
-        for result in reported:
-            entries: Iterable[tuple[str, str | None, str, dict[str, Any]]] = [
-                (result["method"], result["hasher"], task, payload)
-                for task, payload in result["tasks"].items()
-            ]
-            if "stage1" in result:
-                entries = [
-                    *entries,
-                    *(
-                        ("stage1", result["hasher"], task, payload)
-                        for task, payload in result["stage1"].items()
-                    ),
-                ]
-            for method, hasher, task, payload in entries:
-                for record in payload["metrics"]:
-                    key = (method, hasher, result["bits"], task, record["metric"], record["tie_policy"])
-                    groups.setdefault(key, []).append((result["seed"], record["value"]))
-                if "curves" in payload and result["seed"] == 0:
-                    curve_key = f"{method}|{hasher or ''}|{result['bits']}|{task}"
-                    curves[curve_key] = payload["curves"]
-        records = []
-        for (method, hasher, bits, task, metric, tie_policy), values in sorted(
-            groups.items(), key=lambda item: tuple(str(part) for part in item[0])
-        ):
-            numbers = np.array([value for _, value in values])
-            records.append(
-                {
-                    "method": method,
-                    "hasher": hasher,
-                    "bits": bits,
-                    "task": task,
-                    "metric": metric,
-                    "tie_policy": tie_policy,
-                    "value": float(numbers.mean()),
-                    "std": float(numbers.std()),
-                    "seeds": [seed for seed, _ in values],
-                    "per_seed": numbers.tolist(),
-                }
-            )
+        records, curves = mean_over_seeds(reported)
         split = self.dataset.split
         return {
             "schema_version": RESULTS_SCHEMA_VERSION,
@@ -464,6 +424,64 @@ class BenchRun:
             "records": records,
             "curves": curves,
         }
+
+
+def mean_over_seeds(reported: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Each metric of the reported cells as its mean and spread over seeds, and the curves of seed 0.
+
+    Parameters
+    ----------
+    reported : list of dict
+        Finished cells (a tuned cell as its chosen candidate), each with ``method``, ``hasher``,
+        ``bits``, ``seed``, ``tasks`` (per retrieval task, its ``metrics`` and optional ``curves``)
+        and, for DDCMH, ``stage1`` (the hasher's own codes, reported as method ``"stage1"``).
+
+    Returns
+    -------
+    records : list of dict
+        One per (method, hasher, bits, task, metric, tie policy), sorted: ``value`` (the mean),
+        ``std``, ``seeds`` and ``per_seed``.
+    curves : dict
+        ``"method|hasher|bits|task"`` to the curves of the seed-0 cell.
+    """
+    groups: dict[tuple[Any, ...], list[tuple[int, float]]] = {}
+    curves: dict[str, Any] = {}
+    for result in reported:
+        entries: Iterable[tuple[str, str | None, str, dict[str, Any]]] = [
+            (result["method"], result["hasher"], task, payload) for task, payload in result["tasks"].items()
+        ]
+        if "stage1" in result:
+            entries = [
+                *entries,
+                *(("stage1", result["hasher"], task, payload) for task, payload in result["stage1"].items()),
+            ]
+        for method, hasher, task, payload in entries:
+            for record in payload["metrics"]:
+                key = (method, hasher, result["bits"], task, record["metric"], record["tie_policy"])
+                groups.setdefault(key, []).append((result["seed"], record["value"]))
+            if "curves" in payload and result["seed"] == 0:
+                curve_key = f"{method}|{hasher or ''}|{result['bits']}|{task}"
+                curves[curve_key] = payload["curves"]
+    records = []
+    for (method, hasher, bits, task, metric, tie_policy), values in sorted(
+        groups.items(), key=lambda item: tuple(str(part) for part in item[0])
+    ):
+        numbers = np.array([value for _, value in values])
+        records.append(
+            {
+                "method": method,
+                "hasher": hasher,
+                "bits": bits,
+                "task": task,
+                "metric": metric,
+                "tie_policy": tie_policy,
+                "value": float(numbers.mean()),
+                "std": float(numbers.std()),
+                "seeds": [seed for seed, _ in values],
+                "per_seed": numbers.tolist(),
+            }
+        )
+    return records, curves
 
 
 def _other_threads_note(cached: dict[str, Any]) -> str:
