@@ -360,3 +360,32 @@ def test_bounds_after_the_lift_and_of_anchored_hashers_are_plan_problems(narrow_
         assert f"{cell}: {name}: argument 'n_bits': expected at most the number of anchors" in stderr
     assert "16 bits" not in stderr.split("problems)")[1]  # 16 bits fit every hasher
     assert not out.exists()
+
+
+def test_mean_over_seeds_groups_metrics_keeps_stage1_apart_and_takes_curves_of_seed_0():
+    def cell(seed, value, stage1_value):
+        metric = {"metric": "map@all", "tie_policy": "expected"}
+        return {
+            "method": "ddcmh",
+            "hasher": "itq",
+            "bits": 16,
+            "seed": seed,
+            "tasks": {
+                "image->text": {
+                    "metrics": [{**metric, "value": value}],
+                    "curves": {"precision_at_n": [seed]},
+                }
+            },
+            "stage1": {"text->text": {"metrics": [{**metric, "value": stage1_value}]}},
+        }
+
+    records, curves = runner_module.mean_over_seeds([cell(1, 0.5, 0.7), cell(0, 0.3, 0.9)])
+    by_method = {record["method"]: record for record in records}
+    assert [record["method"] for record in records] == ["ddcmh", "stage1"]  # sorted
+    ddcmh = by_method["ddcmh"]
+    assert ddcmh["task"] == "image->text" and ddcmh["bits"] == 16 and ddcmh["hasher"] == "itq"
+    assert ddcmh["value"] == pytest.approx(0.4) and ddcmh["std"] == pytest.approx(0.1)
+    assert ddcmh["seeds"] == [1, 0] and ddcmh["per_seed"] == [0.5, 0.3]
+    assert by_method["stage1"]["task"] == "text->text"
+    assert by_method["stage1"]["value"] == pytest.approx(0.8)
+    assert curves == {"ddcmh|itq|16|image->text": {"precision_at_n": [0]}}
