@@ -230,6 +230,16 @@ def load_wikipedia(
             f"wikipedia: options {sorted(options)} apply to the raw folder layout only; the "
             "feature file has a fixed split (use dataset.resplit(...) to draw another)"
         )
+    return _load_wikipedia_features(
+        root, features, train_list=train_list, test_list=test_list, categories=categories,
+        drop_unlabelled=drop_unlabelled,
+    )  # fmt: skip
+
+
+def _load_wikipedia_features(
+    root: Path, features: Path, *, train_list: str, test_list: str, categories: str, drop_unlabelled: bool
+) -> CrossModalDataset:
+    """Wikipedia from its feature file: the training list's items, then the test list's, as queries."""
     from .folder import count_listed_classes, read_categories, read_list
 
     train_rows = read_list(root / train_list)
