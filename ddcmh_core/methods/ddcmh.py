@@ -493,8 +493,6 @@ class DDCMH(CrossModalMethod):
         params = self.params
         stage = "stage2" if view == "image" else "stage3"
         source = run.image if view == "image" else run.text
-        seed = params.seed if view == "image" else params.seed + 1
-        training: TrainingConfig = params.image_training if view == "image" else params.text_training
         validate = validate_on(source) if len(run.validation_rows) else None
         configured: NetworkConfig = getattr(params, f"{view}_network")
         candidates = lift_candidates(configured, source, has_validation=len(run.validation_rows) > 0)
@@ -503,45 +501,9 @@ class DDCMH(CrossModalMethod):
         started = time.perf_counter()
         for network_config in candidates:
             run.params = run.params.model_copy(update={f"{view}_network": network_config})
-            torch.manual_seed(seed)
-            network = build_network(
-                network_config, params.n_bits, source.n_features, n_training_rows=len(run.fit_rows)
-            )
-            fit_input_scaling(network, source, run.fit_rows, seed=params.seed)
-            network.to(run.device)
             lift = f", input lift {network_config.kernel_lift}" if len(candidates) > 1 else ""
-            label = f"stage {stage[-1]} {view} net, {params.hasher}, {params.n_bits} bits{lift}"
-            scattered = _scatter_targets(len(source), run.fit_rows, targets)
-            if training.head_warmup_epochs:
-                assert isinstance(network, ImageHashNetwork)  # data_problems refuses anything else
-                self.head_warmup_ = warm_up_head(
-                    network,
-                    source,
-                    scattered,
-                    run.fit_rows,
-                    training,
-                    validate_on=validate_on if validate is not None else None,
-                    seed=seed,
-                    device=run.device,
-                    progress=run.say,
-                    label=f"{label}, head warm-up",
-                )
-            result = train_hash_network(
-                network,
-                source,
-                scattered,
-                run.fit_rows,
-                training,
-                validate=validate,
-                seed=seed,
-                device=run.device,
-                mixed_precision=run.mixed,
-                checkpoint_path=run.checkpoint(stage, ".ckpt"),
-                resume=run.resume,
-                progress=run.say,
-                label=label,
-                curve=f"{stage} {view} network, input lift {network_config.kernel_lift}",
-                fingerprint=run.fingerprint(stage),
+            network, result = self._train_network(
+                run, view, network_config, targets, validate, validate_on, lift
             )
             scores[network_config.kernel_lift] = result.best_score
             trained.append((network, result, network_config))
@@ -557,6 +519,67 @@ class DDCMH(CrossModalMethod):
                 chosen = best[2].kernel_lift
                 run.say(f"[{stage}] input lift of the {view} network: {chosen} (validation {shown})")
         return best[0], best[1]
+
+    def _train_network(
+        self,
+        run: _Run,
+        view: View,
+        network_config: NetworkConfig,
+        targets: np.ndarray,
+        validate: Validator | None,
+        validate_on: ValidatorFactory,
+        lift: str,
+    ) -> tuple[torch.nn.Module, TrainingResult]:
+        """Build, scale and train one hash network of ``view`` (warming up a CNN's head first).
+
+        ``validate`` is the stage's validator (None without validation rows); a head warm-up makes
+        its own with ``validate_on`` from the body's features.
+        """
+        params = self.params
+        stage = "stage2" if view == "image" else "stage3"
+        source = run.image if view == "image" else run.text
+        seed = params.seed if view == "image" else params.seed + 1
+        training: TrainingConfig = params.image_training if view == "image" else params.text_training
+        torch.manual_seed(seed)
+        network = build_network(
+            network_config, params.n_bits, source.n_features, n_training_rows=len(run.fit_rows)
+        )
+        fit_input_scaling(network, source, run.fit_rows, seed=params.seed)
+        network.to(run.device)
+        label = f"stage {stage[-1]} {view} net, {params.hasher}, {params.n_bits} bits{lift}"
+        scattered = _scatter_targets(len(source), run.fit_rows, targets)
+        if training.head_warmup_epochs:
+            assert isinstance(network, ImageHashNetwork)  # data_problems refuses anything else
+            self.head_warmup_ = warm_up_head(
+                network,
+                source,
+                scattered,
+                run.fit_rows,
+                training,
+                validate_on=validate_on if validate is not None else None,
+                seed=seed,
+                device=run.device,
+                progress=run.say,
+                label=f"{label}, head warm-up",
+            )
+        result = train_hash_network(
+            network,
+            source,
+            scattered,
+            run.fit_rows,
+            training,
+            validate=validate,
+            seed=seed,
+            device=run.device,
+            mixed_precision=run.mixed,
+            checkpoint_path=run.checkpoint(stage, ".ckpt"),
+            resume=run.resume,
+            progress=run.say,
+            label=label,
+            curve=f"{stage} {view} network, input lift {network_config.kernel_lift}",
+            fingerprint=run.fingerprint(stage),
+        )
+        return network, result
 
     def refit_on_all_rows(
         self,
