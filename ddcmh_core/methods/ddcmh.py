@@ -503,7 +503,7 @@ class DDCMH(CrossModalMethod):
             run.params = run.params.model_copy(update={f"{view}_network": network_config})
             lift = f", input lift {network_config.kernel_lift}" if len(candidates) > 1 else ""
             network, result = self._train_network(
-                run, view, network_config, targets, validate, validate_on, lift
+                run, view, stage, source, network_config, targets, validate, validate_on, lift
             )
             scores[network_config.kernel_lift] = result.best_score
             trained.append((network, result, network_config))
@@ -524,6 +524,8 @@ class DDCMH(CrossModalMethod):
         self,
         run: _Run,
         view: View,
+        stage: str,
+        source: BatchSource,
         network_config: NetworkConfig,
         targets: np.ndarray,
         validate: Validator | None,
@@ -532,12 +534,11 @@ class DDCMH(CrossModalMethod):
     ) -> tuple[torch.nn.Module, TrainingResult]:
         """Build, scale and train one hash network of ``view`` (warming up a CNN's head first).
 
-        ``validate`` is the stage's validator (None without validation rows); a head warm-up makes
-        its own with ``validate_on`` from the body's features.
+        ``stage`` and ``source`` are :meth:`_train_stage`'s; ``validate`` is the stage's validator
+        (None without validation rows); a head warm-up makes its own with ``validate_on`` from the
+        body's features.
         """
         params = self.params
-        stage = "stage2" if view == "image" else "stage3"
-        source = run.image if view == "image" else run.text
         seed = params.seed if view == "image" else params.seed + 1
         training: TrainingConfig = params.image_training if view == "image" else params.text_training
         torch.manual_seed(seed)
