@@ -277,7 +277,11 @@ class _PresplitParts:
     labels: np.ndarray
     rows: dict[str, np.ndarray]
     """Per part (``"train"``, ``"query"``, ``"database"``), its rows in the stacked dataset."""
-    n_items: int
+
+    @property
+    def n_items(self) -> int:
+        """Rows of all parts together."""
+        return len(self.labels)
 
 
 def _read_presplit_parts(
@@ -312,7 +316,7 @@ def _read_presplit_parts(
             f"{name}: {layout_name}: the label parts have incompatible shapes "
             f"{[p.shape for p in label_parts]}"
         ) from exc
-    return _PresplitParts(image_parts, text_parts, labels_all, rows, start)
+    return _PresplitParts(image_parts, text_parts, labels_all, rows)
 
 
 def _presplit_split(
