@@ -280,7 +280,7 @@ def run_epochs(
         epoch_started = time.perf_counter()
         fields = task.run_epoch(epoch)
         validation = task.validate() if task.has_validation else None
-        state.record_validation(task, epoch, validation)
+        state.record_epoch(task, epoch, validation)
         stop = state.patience_spent(task, patience)
         seconds = time.perf_counter() - epoch_started
         entry = {**task.history_entry(epoch, fields, validation), "seconds": seconds}
@@ -338,7 +338,7 @@ class _LoopState:
             epochs_without_gain=int(saved["epochs_without_gain"]),
         )
 
-    def record_validation(self, task: EpochTask, epoch: int, validation: Validation | None) -> None:
+    def record_epoch(self, task: EpochTask, epoch: int, validation: Validation | None) -> None:
         """Count 0-based ``epoch`` as done; keep the task's state when it scored best (or unscored)."""
         self.epoch = epoch + 1
         score = None if validation is None else float(validation.score)
