@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DdcmhError, InputError
+from .layers import normalization_layer
 
 __all__ = [
     "BACKBONES",
@@ -443,8 +444,6 @@ class HeadConfig:
 
     def layers(self, width: int) -> nn.Sequential:
         """The head's layers for pooled features of ``width`` (an empty ``Sequential``: no weights)."""
-        from .networks import normalization_layer
-
         layers: list[nn.Module] = []
         for size in self.hidden_sizes:
             if isinstance(size, bool) or not isinstance(size, int) or size < 1:

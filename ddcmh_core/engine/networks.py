@@ -11,7 +11,9 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from .backbones import HeadConfig, build_image_network
 from .config import NetworkConfig
+from .layers import normalization_layer
 from .sources import BatchSource, rows_as_matrix
 
 LIFT_STATISTICS_ROWS = 20_000
@@ -198,15 +200,6 @@ def _inverse_spread(spread: np.ndarray) -> np.ndarray:
     return np.divide(1.0, spread, out=np.ones_like(spread), where=spread > 1e-12)
 
 
-def normalization_layer(kind: str, width: int) -> nn.Module:
-    """The normalisation after a hidden linear layer of ``width`` units: ``"batch"``, ``"layer"`` or none."""
-    if kind == "batch":
-        return nn.BatchNorm1d(width)
-    if kind == "layer":
-        return nn.LayerNorm(width)
-    return nn.Identity()
-
-
 def build_network(
     config: NetworkConfig, n_bits: int, n_features: int | None, *, n_training_rows: int | None = None
 ) -> nn.Module:
@@ -238,8 +231,6 @@ def build_network(
         if config.kernel_lift == "rbf" and n_training_rows is not None:
             n_anchors = min(config.lift_anchors, n_training_rows)
         return HashMLP(n_features, n_bits, config, n_anchors=n_anchors)
-    from .backbones import HeadConfig, build_image_network
-
     normalization = config.feature_normalization  # "auto" that no method turned into "batch": none
     return build_image_network(
         config.backbone,
