@@ -37,6 +37,7 @@ __all__ = [
     "hamming_distances_torch",
     "hamming_distances_words",
     "n_packed_bytes",
+    "nonzero_2d",
     "pack_codes",
     "popcount",
     "unpack_codes",
@@ -449,3 +450,28 @@ class ScratchBuffers(threading.local):
             buffer = np.empty(max(size, 1), dtype=dtype)
             self.buffers[name] = buffer
         return buffer[:size].reshape(shape)
+
+
+def nonzero_2d(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero`` of a sparse 2-D boolean mask, scanning 8 flags per 64-bit word first.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        C-contiguous boolean array of shape ``(n_rows, n_columns)``; fast when few flags are set.
+
+    Returns
+    -------
+    rows, columns : numpy.ndarray
+        int64 coordinates of the set flags, in row-major order.
+    """
+    n_columns = mask.shape[1]
+    flat = mask.reshape(-1)
+    if flat.size % 8:
+        rows, columns = np.nonzero(mask)
+        return rows.astype(np.int64), columns.astype(np.int64)
+    # a boolean test per word first: numpy's nonzero is much faster on booleans than on uint64
+    words = np.flatnonzero(flat.view(np.uint64) != 0)
+    word_index, byte_index = np.nonzero(flat.reshape(-1, 8)[words])
+    positions = words[word_index] * 8 + byte_index
+    return positions // n_columns, positions % n_columns

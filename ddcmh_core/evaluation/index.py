@@ -3,10 +3,8 @@
 :class:`HammingIndex` keeps packed codes (``np.packbits`` layout, see :mod:`ddcmh_core.evaluation.codes`)
 with user ids, and answers exact top-k and radius queries by a blocked linear scan: XOR +
 popcount on 64-bit words, one query block against one cache-sized database block at a time,
-threads over query blocks. Top-k selection exploits that distances are small integers: each
-query keeps a strict distance bound (its current k-th smallest distance), so after the first
-block only the few items that beat the bound are extracted, and per-row distance histograms
-(counting, not sorting) tighten the bound.
+threads over query blocks. Top-k selection counts instead of sorting, since distances are small
+integers (:mod:`ddcmh_core.evaluation.top_k`).
 
 For collections too large for a linear scan, :meth:`HammingIndex.to_faiss` builds a faiss
 binary index (flat, HNSW, IVF or multi-hash) from the same codes and ids, and
@@ -33,9 +31,11 @@ from ddcmh_core.evaluation.codes import (
     distance_dtype,
     hamming_distances_words,
     n_packed_bytes,
+    nonzero_2d,
     pack_codes,
     unpack_codes,
 )
+from ddcmh_core.evaluation.top_k import TopKSelector
 
 __all__ = [
     "MISSING_DISTANCE",
@@ -282,7 +282,7 @@ class HammingIndex:
         self,
         query_words: np.ndarray,
         scratch: ScratchBuffers,
-        visit: Callable[[int, np.ndarray], Any],
+        visit: Callable[[int, np.ndarray], None],
     ) -> None:
         """Compute distances database block by block and hand each to ``visit(block_start, distances)``."""
         database_words = self._words()
@@ -344,77 +344,13 @@ class HammingIndex:
         self, query_words: np.ndarray, k: int, scratch: ScratchBuffers
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k of one query block: returns (distances int32, storage rows int64)."""
-        n_queries, n_buckets = len(query_words), self.n_bits + 1
-        bound_dtype = distance_dtype(self.n_bits + 1)
-        # keep a pair iff distance < bound[row]; n_buckets means "keep everything"
-        bound = np.full((n_queries, 1), n_buckets, dtype=bound_dtype)
-        kept_rows: list[np.ndarray] = []
-        kept_positions: list[np.ndarray] = []
-        kept_distances: list[np.ndarray] = []
-        state = {"pending": 0}
+        selector = TopKSelector(len(query_words), k, self.n_bits)
 
-        def kth_distance(
-            rows: np.ndarray, distances: np.ndarray, extra: Any = 0
-        ) -> tuple[np.ndarray, np.ndarray]:
-            """Per row: the k-th smallest distance (plus ``extra`` histogram), and whether k exist."""
-            histogram = np.bincount(rows * n_buckets + distances, minlength=n_queries * n_buckets)
-            cumulative = np.cumsum(histogram.reshape(n_queries, n_buckets) + extra, axis=1)
-            return np.argmax(cumulative >= k, axis=1), cumulative[:, -1] >= k
-
-        def prune() -> None:
-            rows = np.concatenate(kept_rows)
-            positions = np.concatenate(kept_positions)
-            distances = np.concatenate(kept_distances)
-            kth, saturated = kth_distance(rows, distances)
-            limit = np.where(saturated, kth, n_buckets)
-            keep = distances <= limit[rows]
-            kept_rows[:] = [rows[keep]]
-            kept_positions[:] = [positions[keep]]
-            kept_distances[:] = [distances[keep]]
-            # later items tie with the k-th at best, and lose on insertion order: strict bound
-            np.minimum(bound[:, 0], np.where(saturated, kth, n_buckets).astype(bound_dtype), out=bound[:, 0])
-            state["pending"] = 0
-
-        def visit(start: int, distances: np.ndarray) -> np.ndarray:
-            relaxed_pass = bool(bound.max() >= n_buckets)  # some rows have not seen k items yet
-            if relaxed_pass:
-                block_rows = np.repeat(np.arange(n_queries), distances.shape[1])
-                block_histogram = np.bincount(
-                    block_rows * n_buckets + distances.reshape(-1), minlength=n_queries * n_buckets
-                ).reshape(n_queries, n_buckets)
-                if kept_rows:
-                    kth, saturated = kth_distance(
-                        np.concatenate(kept_rows), np.concatenate(kept_distances), block_histogram
-                    )
-                else:
-                    kth, saturated = kth_distance(
-                        np.zeros(0, np.int64), np.zeros(0, np.int64), block_histogram
-                    )
-                unsaturated_rows = bound[:, 0] >= n_buckets
-                # this block may hold items tied with the k-th that precede later ones: keep ties
-                relaxed = np.where(saturated, kth + 1, n_buckets).astype(bound_dtype)
-                bound[unsaturated_rows, 0] = relaxed[unsaturated_rows]
-            mask = scratch.get("mask", distances.shape, np.bool_)
-            np.less(distances, bound, out=mask)
-            rows, columns = _nonzero_2d(mask)
-            if rows.size:
-                kept_rows.append(rows)
-                kept_positions.append(columns + start)
-                kept_distances.append(distances[rows, columns].astype(np.int64))
-                state["pending"] += rows.size
-                if relaxed_pass or state["pending"] > 2 * n_queries * k:
-                    prune()
-            return mask
+        def visit(start: int, distances: np.ndarray) -> None:
+            selector.add_block(start, distances, scratch.get("mask", distances.shape, np.bool_))
 
         self._scan(query_words, scratch, visit)
-        rows = np.concatenate(kept_rows)
-        positions = np.concatenate(kept_positions)
-        distances = np.concatenate(kept_distances)
-        order = np.lexsort((positions, distances, rows))
-        rows, positions, distances = rows[order], positions[order], distances[order]
-        starts = np.searchsorted(rows, np.arange(n_queries))
-        take = starts[:, None] + np.arange(k)[None, :]
-        return distances[take].astype(np.int32), positions[take]
+        return selector.result()
 
     def range_search(
         self,
@@ -467,12 +403,11 @@ class HammingIndex:
         def work(block: np.ndarray, scratch: ScratchBuffers) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
-            def visit(start: int, distances: np.ndarray) -> np.ndarray:
+            def visit(start: int, distances: np.ndarray) -> None:
                 mask = scratch.get("mask", distances.shape, np.bool_)
                 np.less(distances, limit, out=mask)
-                rows, columns = _nonzero_2d(mask)
+                rows, columns = nonzero_2d(mask)
                 found.append((rows, columns + start, distances[rows, columns].astype(np.int32)))
-                return mask
 
             self._scan(block, scratch, visit)
             if not found:
@@ -585,20 +520,6 @@ class HammingIndex:
     def to_faiss(self, kind: str = "flat", **options: Any) -> FaissBinaryIndex:
         """Build a faiss binary index over the same codes and ids; see :class:`FaissBinaryIndex`."""
         return FaissBinaryIndex.build(self, kind, **options)
-
-
-def _nonzero_2d(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.nonzero`` of a sparse 2-D boolean mask, scanning 8 flags per 64-bit word first."""
-    n_columns = mask.shape[1]
-    flat = mask.reshape(-1)
-    if flat.size % 8:
-        rows, columns = np.nonzero(mask)
-        return rows.astype(np.int64), columns.astype(np.int64)
-    # a boolean test per word first: numpy's nonzero is much faster on booleans than on uint64
-    words = np.flatnonzero(flat.view(np.uint64) != 0)
-    word_index, byte_index = np.nonzero(flat.reshape(-1, 8)[words])
-    positions = words[word_index] * 8 + byte_index
-    return positions // n_columns, positions % n_columns
 
 
 # ------------------------------------------------------------------------------------------------
