@@ -133,6 +133,32 @@ def test_ctrl_c_leaves_valid_partial_results(tiny_dataset, tmp_path, capsys, mon
     assert "Partial results" in stdout
 
 
+def test_a_resumed_cell_counts_the_seconds_of_the_interrupted_process(tiny_dataset, tmp_path, capsys):
+    data, config = tiny_dataset
+    out = tmp_path / "out"
+    arguments = ["--dataset", data, "--config", config, "--hasher", "lsh", "--bits", "8", "--out", out]
+    status, stdout, stderr = _run(capsys, *arguments)
+    assert status == 0, stderr
+    assert not list(out.glob("checkpoints/*/seconds-*.json"))  # a finished cell forgets its ledger
+    assert "resumed from checkpoints" not in stdout
+    # A process killed while training the cell: its result is missing, its ledger holds 1000 s.
+    (out / "cells" / "ddcmh-lsh-8bits-seed0.json").unlink()
+    ledger = out / "checkpoints" / "ddcmh-lsh-8bits-seed0" / "seconds-ddcmh-lsh-8bits-seed0.json"
+    ledger.write_text(json.dumps({"seconds": 1000.0}))
+    status, stdout, stderr = _run(capsys, *arguments)
+    assert status == 0, stderr
+    seconds = json.loads((out / "cells" / "ddcmh-lsh-8bits-seed0.json").read_text())["seconds"]
+    assert seconds["earlier_processes"] == 1000.0
+    assert 1000.0 < seconds["fit"] < seconds["total"] < 1000.0 + 600
+    results = json.loads((out / "results.json").read_text())
+    assert results["resumed_cells"] == {"cells": 1, "earlier_seconds": 1000.0}
+    fit = [row for row in results["fit_seconds"] if row["method"] == "ddcmh"]
+    assert fit and all(row["mean"] > 1000.0 for row in fit)
+    assert "1 cell resumed from checkpoints after an interruption" in stdout
+    assert "include the 1000 s spent before the interruption." in stdout
+    assert not ledger.exists()
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

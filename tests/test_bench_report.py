@@ -252,6 +252,13 @@ def test_a_resumed_run_reports_its_cells_compute_time_not_the_last_session() -> 
     line = time_line(results)
     assert line.startswith("Compute time: 9 s, the sum of the cells' own times")
     assert "Wall time" not in line and "resumed" in line
+    assert "after an interruption" not in line  # records from before resumed cells were counted
+    results["resumed_cells"] = {"cells": 2, "earlier_seconds": 4.4}
+    assert time_line(results).endswith(
+        " 2 cells resumed from checkpoints after an interruption; the times above include the 4 s spent "
+        "before the interruptions."
+    )
+    assert "resumed_cells" in compact_record(results)
 
 
 def test_the_page_says_which_thread_counts_the_cells_ran_with() -> None:

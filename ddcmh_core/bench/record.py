@@ -26,6 +26,7 @@ KEPT_KEYS = (
     "device",
     "wall_seconds",
     "cell_seconds",
+    "resumed_cells",
     "threads",
     "methods",
     "fit_seconds",

@@ -236,11 +236,28 @@ def time_line(results: dict[str, Any]) -> str:
         return f"Wall time: {wall:.0f} s." if wall is not None else "Time not recorded."
     jobs = max(1, int(results.get("config", {}).get("jobs") or 1))
     if wall is not None and wall * jobs >= 0.9 * compute:
-        return f"Wall time: {wall:.0f} s (the cells' own times add up to {compute:.0f} s)."
+        return f"Wall time: {wall:.0f} s (the cells' own times add up to {compute:.0f} s)." + _resumed_note(
+            results
+        )
     return (
         f"Compute time: {compute:.0f} s, the sum of the cells' own times, each measured in the process "
         "that computed it. The session that wrote these results reused cells computed earlier (a "
         "resumed run, or --jobs worker processes), so its own wall time is not the run's."
+        + _resumed_note(results)
+    )
+
+
+def _resumed_note(results: dict[str, Any]) -> str:
+    """The sentence on cells that resumed an interrupted process (empty when none did)."""
+    resumed = results.get("resumed_cells") or {}
+    count = int(resumed.get("cells", 0))
+    if not count:
+        return ""
+    cells = "1 cell" if count == 1 else f"{count} cells"
+    interruptions = "the interruption" if count == 1 else "the interruptions"
+    return (
+        f" {cells} resumed from checkpoints after an interruption; the times above include the "
+        f"{float(resumed['earlier_seconds']):.0f} s spent before {interruptions}."
     )
 
 

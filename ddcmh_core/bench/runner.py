@@ -43,6 +43,7 @@ from ..files import atomic_path
 from ..plugins import method_registry
 from ..threads import thread_counts, torch_threads
 from ..tuning import choose_candidate, halving_survivors, validation_score
+from .cell_time import CellTimeLedger
 from .config import BenchConfig
 from .plan import Cell, cell_fingerprint, model_config_for, plan_cells, tuning_candidates
 
@@ -149,6 +150,7 @@ class BenchRun:
         self.labels = dataset.labels
         self.started = time.perf_counter()
         self.fit_seconds = 0.0
+        self.ledger: CellTimeLedger | None = None  # the deep cell being trained
 
     # ------------------------------------------------------------------ cells
     def run(self, only: set[str] | None = None) -> tuple[dict[str, Any], bool]:
@@ -181,10 +183,14 @@ class BenchRun:
                 prefix = f"[{position}/{len(cells)} | {cell.describe()}{eta}]"
                 self.progress(f"{prefix} started")
                 started = time.perf_counter()
+                self.ledger = None
                 result = self._run_cell(cell, prefix)
-                result["seconds"]["total"] = time.perf_counter() - started
+                earlier = result["seconds"].get("earlier_processes", 0.0)
+                result["seconds"]["total"] = time.perf_counter() - started + earlier
                 durations.setdefault(cell.method, []).append(result["seconds"]["total"])
                 write_json_atomic(self.cells_dir / f"{cell.key}.json", result)
+                if self.ledger is not None:
+                    self.ledger.close()
                 finished.append(result)
                 summary = ", ".join(f"{task} {self._map_of(result, task):.4f}" for task in CROSS_MODAL_TASKS)
                 self.progress(f"{prefix} done in {result['seconds']['total']:.1f}s: MAP@all {summary}")
@@ -359,6 +365,8 @@ class BenchRun:
             }
         result["seconds"].update(model.report_.get("seconds", {}))
         result["seconds"]["fit"] = self.fit_seconds
+        if self.ledger is not None and self.ledger.earlier_seconds:
+            result["seconds"]["earlier_processes"] = self.ledger.earlier_seconds
         result["report"] = model.report_
         return result
 
@@ -368,9 +376,6 @@ class BenchRun:
         text = self.dataset.text.select(self.train)
         labels = self.labels[self.train]
 
-        def say(line: str) -> None:
-            self.progress(f"{prefix} {line}")
-
         method = method_registry().create(cell.method, **fields)
         started = time.perf_counter()
         if method.tags.deep:
@@ -379,10 +384,17 @@ class BenchRun:
             shared = Cell(cell.method, cell.hasher, cell.bits, cell.seed)
             run_dir = self.checkpoints_dir / shared.key
             write_run_fingerprint(run_dir, cell_fingerprint(self.config, shared, self.dataset, scoring=False))
+            self.ledger = ledger = CellTimeLedger(run_dir, cell.key)
+
+            def say(line: str) -> None:
+                ledger.tick()  # a resumed cell counts the seconds its earlier processes spent
+                self.progress(f"{prefix} {line}")
+
             method.fit(image, text, labels, run_dir=run_dir, resume=True, progress=say)
+            self.fit_seconds = ledger.elapsed()
         else:
-            method.fit(image, text, labels, progress=say)
-        self.fit_seconds = time.perf_counter() - started
+            method.fit(image, text, labels, progress=lambda line: self.progress(f"{prefix} {line}"))
+            self.fit_seconds = time.perf_counter() - started
         return method
 
     # ------------------------------------------------------------------ aggregation
@@ -414,6 +426,7 @@ class BenchRun:
             "device": _device_description(self.config.device),
             "wall_seconds": time.perf_counter() - self.started,
             "cell_seconds": float(sum(r["seconds"].get("total", 0.0) for r in finished)),
+            "resumed_cells": resumed_cells(finished),
             "threads": thread_counts(r.get("threads") for r in finished if r["method"] != "random"),
             "cells": [
                 {"cell": r["cell"], "seconds": r["seconds"], "report": r.get("report", {})} for r in finished
@@ -482,6 +495,23 @@ def mean_over_seeds(reported: list[dict[str, Any]]) -> tuple[list[dict[str, Any]
             }
         )
     return records, curves
+
+
+def resumed_cells(finished: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many cells resumed an interrupted process, and the seconds those earlier processes spent.
+
+    Parameters
+    ----------
+    finished : list of dict
+        The cells' results.
+
+    Returns
+    -------
+    dict
+        ``cells`` (count) and ``earlier_seconds`` (already part of those cells' ``total``).
+    """
+    earlier = [r["seconds"]["earlier_processes"] for r in finished if r["seconds"].get("earlier_processes")]
+    return {"cells": len(earlier), "earlier_seconds": float(sum(earlier))}
 
 
 def _other_threads_note(cached: dict[str, Any]) -> str:

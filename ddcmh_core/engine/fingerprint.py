@@ -37,9 +37,11 @@ RUN_FILE = "run.json"
 #: Top-level settings that do not change what a run computes (where and how it runs).
 NOT_FINGERPRINTED = frozenset({"device"})
 
-#: Names a run folder may hold: what ddcmh's methods, tuner and runs write there.
+#: Names a run folder may hold: what ddcmh's methods, tuner and runs write there, and the bench's
+#: cell-time ledgers (:mod:`ddcmh_core.bench.cell_time`).
 _RUN_STATE_NAMES = re.compile(
-    r"^(run\.json|.*\.ckpt|stage[123]-[0-9a-f]+\.(npz|hasher\.h5)|\..*\.tmp|refit|chosen|seed-\d+)$"
+    r"^(run\.json|.*\.ckpt|stage[123]-[0-9a-f]+\.(npz|hasher\.h5)|\..*\.tmp|refit|chosen|seed-\d+"
+    r"|seconds-[\w.-]+\.json)$"
 )
 
 
