@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 #: Keys whose values differ between two runs that computed the same: times, dates, the command,
-#: the output folder.
-VOLATILE_KEYS = frozenset({"created", "command", "out"})
+#: the output folder, how many cells resumed after an interruption.
+VOLATILE_KEYS = frozenset({"created", "command", "out", "resumed_cells"})
 
 
 def comparable(value: Any) -> Any:

@@ -366,6 +366,8 @@ def test_bench_resumes_a_cell_interrupted_at_any_point(bench_case, tmp_path, cap
     assert status == 0, err
     assert "reused codes from" in err or point == "[refit]"
     assert first_difference(read_results(out), reference) is None
+    resumed = json.loads((out / "results.json").read_text())["resumed_cells"]
+    assert resumed["cells"] == 1 and resumed["earlier_seconds"] > 0  # the interrupted process's time
 
 
 def test_bench_resumes_after_a_real_sigint_during_stage_2(bench_case, tmp_path):
