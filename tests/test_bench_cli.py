@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import types
 
 import numpy as np
 import pytest
@@ -157,6 +158,14 @@ def test_a_resumed_cell_counts_the_seconds_of_the_interrupted_process(tiny_datas
     assert "1 cell resumed from checkpoints after an interruption" in stdout
     assert "include the 1000 s spent before the interruption." in stdout
     assert not ledger.exists()
+
+
+def test_the_eta_leaves_out_cells_that_will_be_reused():
+    cells = [plan.Cell("ddcmh", "lsh", 8, seed) for seed in range(4)] + [plan.Cell("random", None, 8, 0)]
+    reused = {cells[2].key, cells[3].key}  # computed by an earlier process: their files match
+    fake = types.SimpleNamespace(_cached=lambda cell: {} if cell.key in reused else None)
+    assert runner_module.BenchRun._eta(fake, cells, {"ddcmh": [50.0, 70.0]}) == " | ETA 2m00s"
+    assert runner_module.BenchRun._eta(fake, cells, {}) == ""  # no DDCMH cell finished yet: no guess
 
 
 @pytest.mark.parametrize(

@@ -285,13 +285,14 @@ class BenchRun:
                 return float(record["value"])
         return float("nan")
 
-    @staticmethod
-    def _eta(remaining: list[Cell], durations: dict[str, list[float]]) -> str:
+    def _eta(self, remaining: list[Cell], durations: dict[str, list[float]]) -> str:
         """`` | ETA ...`` of the remaining cells, from the mean time of each method's finished cells.
 
-        Empty until a cell of every method still to run has finished (random codes take no time):
-        no estimate is shown rather than a guess.
+        Cells already computed (their cell file matches) are reused and cost nothing. Empty until a
+        cell of every method still to run has finished (random codes take no time): no estimate is
+        shown rather than a guess.
         """
+        remaining = [cell for cell in remaining if self._cached(cell) is None]
         if any(cell.method != "random" and not durations.get(cell.method) for cell in remaining):
             return ""
         seconds = sum(
