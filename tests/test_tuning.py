@@ -28,6 +28,7 @@ def tune_model(*arguments, **options):
     model, _ = tune(*arguments, **options)
     return model
 
+
 FAST = {
     "image_training": FAST_TRAINING,
     "text_training": FAST_TRAINING,
@@ -195,6 +196,42 @@ def test_bench_reports_the_candidate_chosen_on_validation(tiny_run, tmp_path, ca
     assert chosen_row.endswith(f"| **{tuning['lsh']['candidates'][1]['mean_score']:.4f}** |")
     assert len(results["cells"]) == (1 + 4 + 2) + (1 + 2 + 1)  # every cell run stays in results.json
     assert "(1 seed)" in stdout
+
+
+def test_a_cell_file_copied_from_another_candidate_position_counts_for_the_planned_candidate(
+    tiny_dataset, tmp_path, capsys
+):
+    data, config = tiny_dataset
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = [
+        "--dataset",
+        data,
+        "--config",
+        config,
+        "--hasher",
+        "lsh",
+        "--bits",
+        "8",
+        "--tune-strategy",
+        "grid",
+    ]
+    assert (
+        main([str(a) for a in [*common, "--tune", "text_training.learning_rate=0.001", "--out", first]]) == 0
+    )
+    # The candidate 0.001 was first in the first run and is second here: its cell file is reused.
+    (second / "cells").mkdir(parents=True)
+    copied = second / "cells" / "ddcmh-lsh-8bits-seed0-candidate1.json"
+    copied.write_text((first / "cells" / "ddcmh-lsh-8bits-seed0-candidate0.json").read_text())
+    grid = f"text_training.learning_rate={CRIPPLED_LEARNING_RATE},0.001"
+    assert main([str(a) for a in [*common, "--tune", grid, "--out", second]]) == 0
+    assert "candidate 2: reused from" in capsys.readouterr().err
+    results = json.loads((second / "results.json").read_text())
+    candidates = results["tuning"][0]["candidates"]
+    assert [c["seeds"] for c in candidates] == [[0], [0]]  # each candidate has its own seed-0 cell
+    assert results["tuning"][0]["chosen"] == 1
+    reused = json.loads(copied.read_text())
+    reported = _record(results, "lsh", "image->text")
+    assert reported["value"] == pytest.approx(_map(reused, "image->text"))
 
 
 def test_halving_keeps_the_best_third_of_the_racing_candidates_each_round():

@@ -311,7 +311,9 @@ class BenchRun:
             return None  # a damaged cache entry is recomputed
         if stored.get("fingerprint") != cell_fingerprint(self.config, cell, self.dataset):
             return None
-        return dict(stored)
+        # The same settings, data and split: this is the planned cell's result, whatever run wrote
+        # it (a cell file copied from a run where its settings were another tuning candidate).
+        return {**stored, "cell": cell.key, "candidate": cell.candidate}
 
     def _base_result(self, cell: Cell) -> dict[str, Any]:
         return {
