@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 import textwrap
-import types
 
 import numpy as np
 import pytest
@@ -160,12 +159,27 @@ def test_a_resumed_cell_counts_the_seconds_of_the_interrupted_process(tiny_datas
     assert not ledger.exists()
 
 
-def test_the_eta_leaves_out_cells_that_will_be_reused():
-    cells = [plan.Cell("ddcmh", "lsh", 8, seed) for seed in range(4)] + [plan.Cell("random", None, 8, 0)]
-    reused = {cells[2].key, cells[3].key}  # computed by an earlier process: their files match
-    fake = types.SimpleNamespace(_cached=lambda cell: {} if cell.key in reused else None)
-    assert runner_module.BenchRun._eta(fake, cells, {"ddcmh": [50.0, 70.0]}) == " | ETA 2m00s"
-    assert runner_module.BenchRun._eta(fake, cells, {}) == ""  # no DDCMH cell finished yet: no guess
+def test_the_eta_leaves_out_cells_that_will_be_reused(tiny_dataset, tmp_path, capsys, monkeypatch):
+    cells = [plan.Cell("ddcmh", "lsh", 8, seed) for seed in range(2)] + [plan.Cell("random", None, 8, 0)]
+    assert runner_module.BenchRun._eta(cells, {"ddcmh": [50.0, 70.0]}) == " | ETA 2m00s"
+    assert runner_module.BenchRun._eta(cells, {}) == ""  # no DDCMH cell finished yet: no guess
+    # A rerun whose seed-2 cell was computed by an earlier process: the ETA never counts it.
+    data, config = tiny_dataset
+    out = tmp_path / "out"
+    arguments = ["--dataset", data, "--config", config, "--hasher", "lsh", "--bits", "8", "--seeds", "3"]
+    assert _run(capsys, *arguments, "--out", out)[0] == 0
+    for seed in (0, 1):
+        (out / "cells" / f"ddcmh-lsh-8bits-seed{seed}.json").unlink()
+    estimated: list[list[str]] = []
+    eta = runner_module.BenchRun._eta
+
+    def recording_eta(remaining, durations):
+        estimated.append([cell.key for cell in remaining])
+        return eta(remaining, durations)
+
+    monkeypatch.setattr(runner_module.BenchRun, "_eta", staticmethod(recording_eta))
+    assert _run(capsys, *arguments, "--out", out)[0] == 0
+    assert estimated == [["ddcmh-lsh-8bits-seed0", "ddcmh-lsh-8bits-seed1"], ["ddcmh-lsh-8bits-seed1"]]
 
 
 @pytest.mark.parametrize(

@@ -160,6 +160,8 @@ class BenchRun:
         A KeyboardInterrupt stops the loop after writing results for the finished cells.
         """
         cells = [cell for cell in plan_cells(self.config) if only is None or cell.key in only]
+        # Read once: no other process writes these cells (a --jobs worker owns its cells' group).
+        reusable = {cell.key: stored for cell in cells if (stored := self._cached(cell)) is not None}
         finished: list[dict[str, Any]] = []
         complete = True
         durations: dict[str, list[float]] = {}
@@ -171,7 +173,7 @@ class BenchRun:
                         "after the earlier seeds (successive halving)"
                     )
                     continue
-                cached = self._cached(cell)
+                cached = reusable.get(cell.key)
                 if cached is not None:
                     finished.append(cached)
                     self.progress(
@@ -179,7 +181,7 @@ class BenchRun:
                         f"{_other_threads_note(cached)}"
                     )
                     continue
-                eta = self._eta(cells[position - 1 :], durations)
+                eta = self._eta([c for c in cells[position - 1 :] if c.key not in reusable], durations)
                 prefix = f"[{position}/{len(cells)} | {cell.describe()}{eta}]"
                 self.progress(f"{prefix} started")
                 started = time.perf_counter()
@@ -285,14 +287,14 @@ class BenchRun:
                 return float(record["value"])
         return float("nan")
 
-    def _eta(self, remaining: list[Cell], durations: dict[str, list[float]]) -> str:
-        """`` | ETA ...`` of the remaining cells, from the mean time of each method's finished cells.
+    @staticmethod
+    def _eta(remaining: list[Cell], durations: dict[str, list[float]]) -> str:
+        """`` | ETA ...`` of the cells still to compute, from the mean time of each method's finished cells.
 
-        Cells already computed (their cell file matches) are reused and cost nothing. Empty until a
+        ``remaining`` leaves out the cells that will be reused (they cost nothing). Empty until a
         cell of every method still to run has finished (random codes take no time): no estimate is
         shown rather than a guess.
         """
-        remaining = [cell for cell in remaining if self._cached(cell) is None]
         if any(cell.method != "random" and not durations.get(cell.method) for cell in remaining):
             return ""
         seconds = sum(
