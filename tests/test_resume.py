@@ -295,7 +295,7 @@ def test_bench_header_shows_the_held_out_count_and_no_eta_before_an_estimate(tin
     assert "'validation'" not in err
     n_train = json.loads((tmp_path / "o" / "results.json").read_text())["dataset"]["split"]["train"]
     assert f"validation: {round(0.1 * n_train)} by DDCMH (held out of the {n_train} training pairs)" in err
-    starts = [line for line in err.splitlines() if line.endswith("started")]
+    starts = [line for line in err.splitlines() if "] started;" in line]
     assert "ETA" not in starts[0] and "ETA" not in starts[1]  # random codes, then the first DDCMH cell
     assert "ETA" in starts[2] and "ETA 0m00s" not in starts[1]
 

@@ -224,7 +224,11 @@ def test_a_cell_file_copied_from_another_candidate_position_counts_for_the_plann
     copied.write_text((first / "cells" / "ddcmh-lsh-8bits-seed0-candidate0.json").read_text())
     grid = f"text_training.learning_rate={CRIPPLED_LEARNING_RATE},0.001"
     assert main([str(a) for a in [*common, "--tune", grid, "--out", second]]) == 0
-    assert "candidate 2: reused from" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # The label counts candidates from 1, the file key from 0: each line names the file it means.
+    assert f"candidate 2: reused from {copied}" in err
+    first_candidate = second / "cells" / "ddcmh-lsh-8bits-seed0-candidate0.json"
+    assert f"candidate 1] started; its result goes to {first_candidate}" in err
     results = json.loads((second / "results.json").read_text())
     candidates = results["tuning"][0]["candidates"]
     assert [c["seeds"] for c in candidates] == [[0], [0]]  # each candidate has its own seed-0 cell

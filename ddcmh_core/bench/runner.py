@@ -149,8 +149,6 @@ class BenchRun:
         self.train, self.query, self.database = split.train, split.query, split.database
         self.labels = dataset.labels
         self.started = time.perf_counter()
-        self.fit_seconds = 0.0
-        self.ledger: CellTimeLedger | None = None  # the deep cell being trained
 
     # ------------------------------------------------------------------ cells
     def run(self, only: set[str] | None = None) -> tuple[dict[str, Any], bool]:
@@ -177,22 +175,22 @@ class BenchRun:
                 if cached is not None:
                     finished.append(cached)
                     self.progress(
-                        f"[{position}/{len(cells)}] {cell.describe()}: reused from {self.cells_dir}"
-                        f"{_other_threads_note(cached)}"
+                        f"[{position}/{len(cells)}] {cell.describe()}: reused from "
+                        f"{self.cells_dir / cell.key}.json{_other_threads_note(cached)}"
                     )
                     continue
                 eta = self._eta([c for c in cells[position - 1 :] if c.key not in reusable], durations)
                 prefix = f"[{position}/{len(cells)} | {cell.describe()}{eta}]"
-                self.progress(f"{prefix} started")
+                # The file's name, as the label counts candidates from 1 and the key from 0.
+                self.progress(f"{prefix} started; its result goes to {self.cells_dir / cell.key}.json")
                 started = time.perf_counter()
-                self.ledger = None
-                result = self._run_cell(cell, prefix)
+                result, ledger = self._run_cell(cell, prefix)
                 earlier = result["seconds"].get("earlier_processes", 0.0)
                 result["seconds"]["total"] = time.perf_counter() - started + earlier
                 durations.setdefault(cell.method, []).append(result["seconds"]["total"])
                 write_json_atomic(self.cells_dir / f"{cell.key}.json", result)
-                if self.ledger is not None:
-                    self.ledger.close()
+                if ledger is not None:
+                    ledger.close()  # only now: a crash before the cell file keeps the seconds spent
                 finished.append(result)
                 summary = ", ".join(f"{task} {self._map_of(result, task):.4f}" for task in CROSS_MODAL_TASKS)
                 self.progress(f"{prefix} done in {result['seconds']['total']:.1f}s: MAP@all {summary}")
@@ -331,7 +329,8 @@ class BenchRun:
             "seconds": {},
         }
 
-    def _run_cell(self, cell: Cell, prefix: str) -> dict[str, Any]:
+    def _run_cell(self, cell: Cell, prefix: str) -> tuple[dict[str, Any], CellTimeLedger | None]:
+        """Train (or draw) one cell and score it; return its result and, for a deep method, its ledger."""
         result = self._base_result(cell)
         query_labels, database_labels = self.labels[self.query], self.labels[self.database]
         if cell.method == "random":
@@ -340,8 +339,8 @@ class BenchRun:
                 result["tasks"][task] = {
                     "metrics": [{"metric": "map@all", "tie_policy": "expected", "value": float(floor)}]
                 }
-            return result
-        model = self._train(cell, prefix)
+            return result, None
+        model, fit_seconds, ledger = self._train(cell, prefix)
         image, text = self.dataset.image, self.dataset.text
         started = time.perf_counter()
         codes = {
@@ -369,13 +368,18 @@ class BenchRun:
                 )
             }
         result["seconds"].update(model.report_.get("seconds", {}))
-        result["seconds"]["fit"] = self.fit_seconds
-        if self.ledger is not None and self.ledger.earlier_seconds:
-            result["seconds"]["earlier_processes"] = self.ledger.earlier_seconds
+        result["seconds"]["fit"] = fit_seconds
+        if ledger is not None and ledger.earlier_seconds:
+            result["seconds"]["earlier_processes"] = ledger.earlier_seconds
         result["report"] = model.report_
-        return result
+        return result, ledger
 
-    def _train(self, cell: Cell, prefix: str) -> Any:
+    def _train(self, cell: Cell, prefix: str) -> tuple[Any, float, CellTimeLedger | None]:
+        """Fit the cell's method on the training split; return it, its fit seconds and its ledger.
+
+        A deep method trains in the cell's checkpoint folder and resumes from it; its
+        :class:`CellTimeLedger` counts the seconds of earlier, interrupted processes in the fit time.
+        """
         fields = model_config_for(self.config, cell)
         image = self.dataset.image.select(self.train)
         text = self.dataset.text.select(self.train)
@@ -389,18 +393,16 @@ class BenchRun:
             shared = Cell(cell.method, cell.hasher, cell.bits, cell.seed)
             run_dir = self.checkpoints_dir / shared.key
             write_run_fingerprint(run_dir, cell_fingerprint(self.config, shared, self.dataset, scoring=False))
-            self.ledger = ledger = CellTimeLedger(run_dir, cell.key)
+            ledger = CellTimeLedger(run_dir, cell.key)
 
             def say(line: str) -> None:
                 ledger.tick()  # a resumed cell counts the seconds its earlier processes spent
                 self.progress(f"{prefix} {line}")
 
             method.fit(image, text, labels, run_dir=run_dir, resume=True, progress=say)
-            self.fit_seconds = ledger.elapsed()
-        else:
-            method.fit(image, text, labels, progress=lambda line: self.progress(f"{prefix} {line}"))
-            self.fit_seconds = time.perf_counter() - started
-        return method
+            return method, ledger.elapsed(), ledger
+        method.fit(image, text, labels, progress=lambda line: self.progress(f"{prefix} {line}"))
+        return method, time.perf_counter() - started, None
 
     # ------------------------------------------------------------------ aggregation
     def _aggregate(self, finished: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
