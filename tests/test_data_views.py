@@ -171,3 +171,16 @@ def test_as_view_wraps_arrays_and_sparse() -> None:
     assert isinstance(as_view(sp.eye(3, format="csr")), SparseView)
     with pytest.raises(DatasetError, match="numeric"):
         as_view(np.array([["a"], ["b"]]))
+
+
+def test_the_file_backed_views_keep_their_old_import_path():
+    import ddcmh_core.data.views as views_module
+    from ddcmh_core.data import HDF5View, ImageFileView
+    from ddcmh_core.data.views import HDF5View as OldHDF5View
+    from ddcmh_core.data.views import ImageFileView as OldImageFileView
+
+    assert OldHDF5View is HDF5View and OldImageFileView is ImageFileView
+    assert HDF5View.__module__ == "ddcmh_core.data.hdf5_view"
+    assert ImageFileView.__module__ == "ddcmh_core.data.image_file_view"
+    with pytest.raises(AttributeError, match="no attribute 'PhotoView'"):
+        views_module.PhotoView  # noqa: B018

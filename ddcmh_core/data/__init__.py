@@ -28,6 +28,8 @@ from .dataset import CrossModalDataset, DatasetFingerprint, SkippedItem, label_m
 from .errors import DatasetError, DatasetWarning, MissingFilesError
 from .folder import load_folder_layout
 from .formats import ArrayFile, open_array_file
+from .hdf5_view import HDF5View
+from .image_file_view import ImageFileView
 from .loaders import load_generic
 from .registry import (
     DATA_DIR_ENV,
@@ -42,7 +44,7 @@ from .registry import (
 from .split import STANDARD_PROTOCOLS, Split, SplitProtocol, make_split
 from .text import TextFeaturizer, TextFeaturizerParams
 from .uci_mfeat import default_cache_dir, ensure_uci_mfeat, load_uci_mfeat
-from .views import ConcatView, DenseView, HDF5View, ImageFileView, IndexedView, SparseView, View, as_view
+from .views import ConcatView, DenseView, IndexedView, SparseView, View, as_view
 
 __all__ = [
     "DATA_DIR_ENV",

@@ -40,9 +40,10 @@ from .build import build_dataset
 from .dataset import CrossModalDataset, SkippedItem
 from .errors import DatasetError, MissingFilesError
 from .formats import ArrayEntry, ArrayFile, open_array_file
+from .image_file_view import ImageFileView
 from .split import STANDARD_PROTOCOLS, Split, SplitProtocol
 from .text import TextFeaturizerParams
-from .views import ConcatView, ImageFileView, View
+from .views import ConcatView, View
 
 ImageChoice = Literal["auto", "raw", "features", "paths", "none"]
 TextChoice = Literal["auto", "features", "raw", "none"]

@@ -31,9 +31,9 @@ import numpy as np
 from .build import build_dataset
 from .dataset import CrossModalDataset, SkippedItem
 from .errors import DatasetError, DatasetWarning, MissingFilesError
+from .image_file_view import ImageFileView
 from .split import Split
 from .text import TextFeaturizerParams
-from .views import ImageFileView
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 TEXT_EXTENSIONS = (".txt", ".xml")

@@ -27,7 +27,8 @@ import scipy.io
 import scipy.sparse as sp
 
 from .errors import DatasetError, MissingFilesError
-from .views import DenseView, HDF5View, SparseView, View
+from .hdf5_view import HDF5View
+from .views import DenseView, SparseView, View
 
 FORMAT_DESCRIPTIONS = {
     "mat-v5": "MATLAB v5 .mat",

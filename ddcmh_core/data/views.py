@@ -11,8 +11,9 @@ kind                    storage
 ``"dense"``             a numpy array in memory (features, or raw images ``(n, H, W, C)``)
 ``"sparse"``            a scipy CSR matrix in memory (bag-of-words)
 ``"hdf5"``              a dataset inside an HDF5 / MATLAB v7.3 file, read lazily in row windows,
-                        so that a file larger than memory works
+                        so that a file larger than memory works (:mod:`.hdf5_view`)
 ``"image-files"``       image files decoded (and optionally resized) on the fly with Pillow
+                        (:mod:`.image_file_view`)
 ======================  ==========================================================================
 
 :meth:`View.select` returns a view of some rows (lazy for lazy views), :meth:`View.iter_blocks`
@@ -24,12 +25,9 @@ from __future__ import annotations
 
 import abc
 import hashlib
-import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any, ClassVar, TypeAlias
 
-import h5py
 import numpy as np
 import scipy.sparse as sp
 
@@ -377,331 +375,6 @@ class SparseView(View):
             yield start, self.matrix[start : start + step]
 
 
-class HDF5View(View):
-    """A numeric dataset inside an HDF5 file (plain HDF5 or MATLAB v7.3), read lazily.
-
-    Nothing is read at construction except the dataset's shape and dtype. :meth:`take` sorts the
-    requested rows and reads them window by window (each window at most ``block_rows`` rows
-    along the item axis), so memory stays bounded by one window plus the result, and the file is
-    opened per call (safe with forked data-loader workers).
-
-    Parameters
-    ----------
-    path : path
-        The file.
-    key : str
-        Path of the dataset inside the file (``"YAll"``, ``"data/text"``).
-    row_axis : int, default 0
-        The stored axis that indexes items. MATLAB v7.3 stores an ``n × d`` matrix as ``(d, n)``,
-        so its rows are on the last stored axis.
-    reverse_item_axes : bool, default False
-        Reverse the remaining axes of each item, which turns MATLAB's column-major layout back
-        into MATLAB's own axis order (a v7.3 image array ``H × W × 3 × n`` is stored as
-        ``(n, 3, W, H)`` and read as ``(n, H, W, 3)``).
-    source : str, optional
-        Origin for messages (default ``"<file>:<key>"``).
-    block_rows : int, optional
-        Rows per read window (default: about 64 MiB).
-    check : bool, default True
-        Reject NaN and infinite values in every block read (naming file, key, row and column).
-    """
-
-    kind = "hdf5"
-
-    def __init__(
-        self,
-        path: str | Path,
-        key: str,
-        *,
-        row_axis: int = 0,
-        reverse_item_axes: bool = False,
-        source: str = "",
-        block_rows: int | None = None,
-        check: bool = True,
-    ) -> None:
-        self.path = Path(path)
-        self.key = key
-        super().__init__(source or f"{self.path}:{key}")
-        try:
-            with h5py.File(self.path, "r") as handle:
-                dataset = handle.get(key)
-                if not isinstance(dataset, h5py.Dataset):
-                    raise DatasetError(
-                        f"{self.path}: key {key!r}: expected a numeric HDF5 dataset, "
-                        f"got {'nothing' if dataset is None else type(dataset).__name__}"
-                    )
-                stored_shape = tuple(int(s) for s in dataset.shape)
-                stored_dtype = dataset.dtype
-        except OSError as exc:
-            raise DatasetError(f"{self.path}: cannot open as HDF5: {exc}") from exc
-        if not (np.issubdtype(stored_dtype, np.number) or stored_dtype == np.bool_):
-            raise DatasetError(
-                f"{self.path}: key {key!r}: expected a numeric dataset, got dtype {stored_dtype}"
-            )
-        if len(stored_shape) == 0:
-            raise DatasetError(f"{self.path}: key {key!r}: expected an array, got a scalar")
-        if not -len(stored_shape) <= row_axis < len(stored_shape):
-            raise DatasetError(f"{self.path}: key {key!r}: row axis {row_axis} out of range")
-        self.row_axis = row_axis % len(stored_shape)
-        self.reverse_item_axes = reverse_item_axes
-        self.stored_shape = stored_shape
-        self._dtype = np.dtype(stored_dtype)
-        rest = [s for axis, s in enumerate(stored_shape) if axis != self.row_axis]
-        if reverse_item_axes:
-            rest = rest[::-1]
-        self._shape = (stored_shape[self.row_axis], *rest)
-        if len(self._shape) == 1:
-            self._shape = (self._shape[0], 1)
-        self.block_rows = block_rows
-        self.check = check
-
-    @property
-    def shape(self) -> tuple[int, ...]:  # noqa: D102
-        return self._shape
-
-    @property
-    def dtype(self) -> np.dtype:  # noqa: D102
-        return self._dtype
-
-    @property
-    def is_lazy(self) -> bool:  # noqa: D102
-        return True
-
-    def describe(self) -> dict[str, Any]:  # noqa: D102
-        info = super().describe()
-        info.update(file=str(self.path), key=self.key, stored_shape=list(self.stored_shape))
-        return info
-
-    def _arrange(self, raw: np.ndarray) -> np.ndarray:
-        block = np.moveaxis(raw, self.row_axis, 0)
-        if self.reverse_item_axes and block.ndim > 2:
-            block = block.transpose((0, *range(block.ndim - 1, 0, -1)))
-        return np.ascontiguousarray(block).reshape((block.shape[0], *self._shape[1:]))
-
-    def _read(self, dataset: h5py.Dataset, rows: slice | np.ndarray) -> np.ndarray:
-        selection: list[Any] = [slice(None)] * len(self.stored_shape)
-        selection[self.row_axis] = rows
-        return self._arrange(dataset[tuple(selection)])
-
-    def _window(self) -> int:
-        return self.block_rows or self.default_block_rows()
-
-    def _take(self, rows: np.ndarray) -> Block:
-        if rows.shape[0] and rows[-1] - rows[0] == rows.shape[0] - 1 and np.all(np.diff(rows) == 1):
-            # one consecutive range: read it straight (in windows), no gather copy
-            with h5py.File(self.path, "r") as handle:
-                dataset = handle[self.key]
-                window = self._window()
-                first, last = int(rows[0]), int(rows[-1]) + 1
-                if last - first <= window:
-                    out = self._read(dataset, slice(first, last))
-                else:
-                    out = np.empty((rows.shape[0], *self._shape[1:]), dtype=self._dtype)
-                    for start in range(first, last, window):
-                        stop = min(last, start + window)
-                        out[start - first : stop - first] = self._read(dataset, slice(start, stop))
-            if self.check:
-                check_finite(out, source=self.source, offset=first)
-            return out
-        out = np.empty((rows.shape[0], *self._shape[1:]), dtype=self._dtype)
-        if rows.shape[0] == 0:
-            return out
-        order = np.argsort(rows, kind="stable")
-        ordered = rows[order]
-        window = self._window()
-        with h5py.File(self.path, "r") as handle:
-            dataset = handle[self.key]
-            start = 0
-            while start < ordered.shape[0]:
-                low = int(ordered[start])
-                stop = int(np.searchsorted(ordered, low + window, side="left"))
-                high = int(ordered[stop - 1]) + 1
-                wanted = ordered[start:stop]
-                unique = np.unique(wanted)
-                if unique.shape[0] * 4 < high - low:
-                    # few rows spread over a wide window: read just those (increasing) rows
-                    block = self._read(dataset, unique)
-                    out[order[start:stop]] = block[np.searchsorted(unique, wanted)]
-                else:
-                    block = self._read(dataset, slice(low, high))
-                    out[order[start:stop]] = block[wanted - low]
-                start = stop
-        if self.check:
-            check_finite(out, source=self.source, rows=rows)
-        return out
-
-    def iter_blocks(self, block_rows: int | None = None) -> Iterator[tuple[int, Block]]:  # noqa: D102
-        step = block_rows or self._window()
-        with h5py.File(self.path, "r") as handle:
-            dataset = handle[self.key]
-            for start in range(0, self.n_rows, step):
-                stop = min(self.n_rows, start + step)
-                block = self._read(dataset, slice(start, stop))
-                if self.check:
-                    check_finite(block, source=self.source, offset=start)
-                yield start, block
-
-
-class ImageFileView(View):
-    """Image files decoded on the fly (Pillow), optionally resized to a fixed size.
-
-    Parameters
-    ----------
-    paths : sequence of path
-        One image file per item.
-    size : (height, width), optional
-        Resize every image to this size (bilinear). Without a size, :meth:`take` works only when
-        all requested images have the same size; :meth:`read` always works.
-    mode : str, default "RGB"
-        Pillow mode every image is converted to (``"RGB"`` gives 3 channels, ``"L"`` one).
-    source : str
-        Origin, for messages.
-
-    Notes
-    -----
-    :meth:`take` returns ``uint8`` arrays ``(n, H, W, C)``. A file that is missing or fails to
-    decode raises :class:`DatasetError` naming the file and the row. The content hash covers the
-    relative file names and sizes (decoding every image to hash it would be far too slow for
-    large collections).
-    """
-
-    kind = "image-files"
-
-    def __init__(
-        self,
-        paths: Sequence[str | Path],
-        *,
-        size: tuple[int, int] | None = None,
-        mode: str = "RGB",
-        source: str = "",
-    ) -> None:
-        super().__init__(source or "image files")
-        self.paths = tuple(Path(p) for p in paths)
-        if size is not None:
-            if len(size) != 2 or min(int(s) for s in size) < 1:
-                raise DatasetError(f"{self.source}: size: expected (height, width) > 0, got {size!r}")
-            size = (int(size[0]), int(size[1]))
-        self.size = size
-        self.mode = mode
-        self._channels = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4, "CMYK": 4, "I": 1, "F": 1}.get(mode, 3)
-
-    @property
-    def shape(self) -> tuple[int, ...]:  # noqa: D102
-        if self.size is None:
-            return (len(self.paths),)
-        return (len(self.paths), self.size[0], self.size[1], self._channels)
-
-    @property
-    def n_features(self) -> int:  # noqa: D102
-        return int(np.prod(self.shape[1:])) if self.size else 1
-
-    @property
-    def dtype(self) -> np.dtype:  # noqa: D102
-        return np.dtype(np.uint8)
-
-    @property
-    def is_lazy(self) -> bool:  # noqa: D102
-        return True
-
-    def resized(self, size: tuple[int, int] | None) -> ImageFileView:
-        """The same files, resized to ``size`` = (height, width) when read."""
-        return ImageFileView(self.paths, size=size, mode=self.mode, source=self.source)
-
-    def default_block_rows(self) -> int:  # noqa: D102
-        return 256
-
-    def read(self, row: int) -> Any:
-        """Decode image ``row`` as a ``PIL.Image.Image`` in :attr:`mode` (not resized).
-
-        Raises
-        ------
-        DatasetError
-            If the file is missing or cannot be decoded; the message names the file and the row.
-        """
-        from PIL import Image
-
-        path = self.paths[int(row)]
-        if not path.is_file():
-            raise DatasetError(f"{path}: row {row}: image file is missing")
-        try:
-            with Image.open(path) as image:
-                image.load()
-                return image.convert(self.mode)
-        except Exception as exc:
-            raise DatasetError(
-                f"{path}: row {row}: expected a decodable image file, got {type(exc).__name__}: {exc}"
-            ) from exc
-
-    def array(self, row: int) -> np.ndarray:
-        """Image ``row`` as a ``uint8`` array ``(H, W, C)``, resized when :attr:`size` is set."""
-        from PIL import Image
-
-        image = self.read(row)
-        if self.size is not None and (image.height, image.width) != self.size:
-            image = image.resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)
-        data = np.asarray(image, dtype=np.uint8)
-        return data.reshape(data.shape[0], data.shape[1], -1)
-
-    def _take(self, rows: np.ndarray) -> Block:
-        images = [self.array(int(r)) for r in rows]
-        if not images:
-            shape = self.shape[1:] if self.size else (0, 0, self._channels)
-            return np.zeros((0, *shape), dtype=np.uint8)
-        first = images[0].shape
-        for position, image in enumerate(images):
-            if image.shape != first:
-                raise DatasetError(
-                    f"{self.source}: images of different sizes: row {int(rows[0])} "
-                    f"({self.paths[int(rows[0])]}) is {first[0]}x{first[1]}, row "
-                    f"{int(rows[position])} ({self.paths[int(rows[position])]}) is "
-                    f"{image.shape[0]}x{image.shape[1]}; give the view a size, e.g. "
-                    "view.resized((224, 224))"
-                )
-        return np.stack(images)
-
-    def verify(
-        self, rows: Any = None, *, n_workers: int | None = None, max_pixels: int | None = None
-    ) -> list[tuple[int, str, str]]:
-        """Decode the given images (all by default); ``(row, path, reason)`` for each that fails.
-
-        Every file is checked as the CNN image pipeline reads it
-        (:func:`ddcmh_core.engine.images.unreadable_rows`): missing, undecodable (corrupt or
-        truncated) and too large (more than ``max_pixels`` pixels to decode, default
-        :data:`ddcmh_core.engine.images.MAX_DECODED_PIXELS`) files are reported, each with its
-        reason; grey-scale, CMYK and 16-bit photos decode (converted to RGB). ``n_workers``
-        threads decode (default ``min(8, cpu_count)``).
-        """
-        from ..engine.images import MAX_DECODED_PIXELS, unreadable_rows
-
-        index = row_indices(rows, self.n_rows, source=self.source)
-        found = unreadable_rows(
-            [self.paths[int(row)] for row in index],
-            n_workers=n_workers,
-            max_pixels=MAX_DECODED_PIXELS if max_pixels is None else max_pixels,
-        )
-        return [(int(index[position]), str(path), reason) for position, path, reason in found]
-
-    def select(self, rows: Any) -> View:  # noqa: D102
-        index = row_indices(rows, self.n_rows, source=self.source)
-        return ImageFileView(
-            [self.paths[i] for i in index], size=self.size, mode=self.mode, source=self.source
-        )
-
-    def describe(self) -> dict[str, Any]:  # noqa: D102
-        info = super().describe()
-        info.update(size=None if self.size is None else list(self.size), mode=self.mode)
-        return info
-
-    def update_hash(self, digest: Any) -> None:  # noqa: D102
-        digest.update(f"image-files|{self.mode}|{self.size}|{len(self.paths)}".encode())
-        if not self.paths:
-            return
-        root = os.path.commonpath([str(p.parent) for p in self.paths])
-        for path in self.paths:
-            size = path.stat().st_size if path.is_file() else -1
-            digest.update(f"{Path(os.path.relpath(path, root)).as_posix()}|{size}\n".encode())
-
-
 class IndexedView(View):
     """Some rows of another view, in a given order, read lazily through the base view."""
 
@@ -823,3 +496,15 @@ def as_view(data: Any, source: str = "") -> View:
     if sp.issparse(data):
         return SparseView(data, source)
     return DenseView(data, source)
+
+
+_MOVED = {"HDF5View": "hdf5_view", "ImageFileView": "image_file_view"}
+
+
+def __getattr__(name: str) -> Any:
+    """The two file-backed views moved to modules of their own; their old import path still works."""
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_MOVED[name]}", __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -309,7 +309,7 @@ def with_feature_stand_in(dataset: CrossModalDataset, spec: FrozenFeatures) -> C
 
 def _photos(dataset: CrossModalDataset) -> Any:
     """The dataset's view of image files; an error naming what it has instead."""
-    from ..data.views import ImageFileView
+    from ..data.image_file_view import ImageFileView
 
     if not isinstance(dataset.image, ImageFileView):
         kind = "no image view" if dataset.image is None else f"an image view of {dataset.image.kind}"
