@@ -169,7 +169,7 @@ def timed_variant(name: str, settings: Settings, source: Any, targets: np.ndarra
 def codes_after_training(settings: Settings, source: Any, eval_source: Any, targets: np.ndarray,
                          device: Any) -> np.ndarray:  # fmt: skip
     """Signs of the codes of the agreement photos from a network trained on ``device`` in fp32."""
-    from ddcmh_core.engine.trainer import predict_logits
+    from ddcmh_core.engine.inference import predict_logits
 
     rows = np.arange(min(settings.agreement_photos, len(targets)))
     network = build_network(settings.seed)

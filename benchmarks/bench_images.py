@@ -1,7 +1,7 @@
 """The photo pipeline: decode-every-time against the decoded-photo cache and frozen features.
 
 Run: ``python benchmarks/bench_images.py [--data-dir ../shared/data/web_news_full] [--limit N]
-[--image-size 224] [--epochs 2]``
+[--image-size 224] [--epochs 2] [--only encode-whole,encode]``
 
 Every phase runs in a fresh process (so its peak resident memory is its own) over the same
 photos, in a seeded random order, in batches of ``--batch-size``, with training augmentation
@@ -22,7 +22,15 @@ photos, in a seeded random order, in batches of ``--batch-size``, with training 
 * ``frozen body, every epoch``: decode every time, then the frozen MobileNetV2 body and a
   training step of the hash layer, the reference of the next row;
 * ``frozen features``: the body's features computed once (their one-off time printed apart)
-  and the hash layer trained on them.
+  and the hash layer trained on them;
+* ``encode, 1,024 per pass``: the whole MobileNetV2 hash network encodes every photo
+  (evaluation preprocessing, no cache) through :func:`~ddcmh_core.engine.inference.predict_logits`
+  asked for its default batch of 1,024, with the source's ``eval_batch_size`` raised to 1,024:
+  what every encoding did before photo sources bounded their batches (the validation of each
+  Stage-2 epoch encodes every fitting photo); the reference of the next row;
+* ``encode, bounded batches``: the same call with the source's default ``eval_batch_size``
+  (:data:`~ddcmh_core.engine.images.EVAL_BATCH_SIZE`), the next batch decoded during the pass.
+  Its peak memory is the point: a few batches of photos and their activations.
 
 Photos per second are per epoch (the mean over ``--epochs``); each ratio is a row's speed over a
 reference row's, both measured in the same run (``2.0x decode``: twice as fast as decode every
@@ -49,6 +57,7 @@ from common import SHARED_DATA, print_header
 
 DEFAULT_DATA = SHARED_DATA / "web_news_full"
 BACKBONE = "mobilenet_v2"
+WHOLE_PASS = 1024  # predict_logits's default batch size
 
 
 def photo_paths(data_dir: Path, limit: int | None) -> list[Path]:
@@ -98,14 +107,21 @@ def run_phase(phase: str, paths: list[Path], options: dict[str, Any]) -> dict[st
 
     from ddcmh_core.engine.backbones import build_image_network
     from ddcmh_core.engine.frozen_features import FrozenFeatures, backbone_features
-    from ddcmh_core.engine.images import ImageFileSource
+    from ddcmh_core.engine.images import EVAL_BATCH_SIZE, ImageFileSource
+    from ddcmh_core.engine.inference import predict_logits
 
     torch.manual_seed(0)
     size, batch_size, epochs = options["image_size"], options["batch_size"], options["epochs"]
     cache: bool | str = options["cache_dir"] if phase.startswith("cache") else False
     processes = phase == "decode-processes"
+    eval_batch_size = WHOLE_PASS if phase == "encode-whole" else EVAL_BATCH_SIZE
     source = ImageFileSource.for_backbone(
-        paths, BACKBONE, image_size=size, cache=cache, worker_processes=processes
+        paths,
+        BACKBONE,
+        image_size=size,
+        cache=cache,
+        worker_processes=processes,
+        eval_batch_size=eval_batch_size,
     )
     seconds: list[float] = []
     once = 0.0
@@ -130,6 +146,12 @@ def run_phase(phase: str, paths: list[Path], options: dict[str, Any]) -> dict[st
             assert source.cache is not None and source.cache.complete, (
                 "the first epoch did not fill the cache"
             )
+    elif phase in ("encode-whole", "encode"):
+        network = build_image_network(BACKBONE, 32, pretrained="registry")
+        for _ in range(epochs):
+            started = time.perf_counter()
+            predict_logits(network, source, batch_size=WHOLE_PASS)
+            seconds.append(time.perf_counter() - started)
     else:
         network = build_image_network(BACKBONE, 32, pretrained="registry", freeze=True)
         head = network.hash_layer
@@ -191,6 +213,8 @@ ROWS = (
     ("cache-later", "cache, later epochs", ("naive", "decode")),
     ("frozen-body", "frozen body, every epoch", ()),
     ("frozen-features", "frozen features", ("frozen-body",)),
+    ("encode-whole", "encode, 1,024 per pass", ()),
+    ("encode", "encode, bounded batches", ("encode-whole",)),
 )
 
 
@@ -203,9 +227,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=2, help="epochs per phase (the cache's first: 1)")
     parser.add_argument("--skip-frozen", action="store_true", help="leave out the two frozen-body rows")
+    parser.add_argument(
+        "--only", default=None, help=f"comma-separated phases to run, of {', '.join(p for p, _, _ in ROWS)}"
+    )
     args = parser.parse_args(argv)
     if not args.data_dir.is_dir():
         print(f"bench_images: --data-dir {args.data_dir} does not exist", file=sys.stderr)
+        return 2
+    phases = [phase for phase, _, _ in ROWS]
+    chosen = phases if args.only is None else [name.strip() for name in args.only.split(",")]
+    unknown = [name for name in chosen if name not in phases]
+    if unknown:
+        print(f"bench_images: --only: unknown phase(s) {unknown}; choose from {phases}", file=sys.stderr)
         return 2
     print_header("photo pipeline: decoded-photo cache and frozen features", ("torch", "PIL"))
     paths = photo_paths(args.data_dir, args.limit)
@@ -224,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, dict[str, Any]] = {}
         print(f"{'phase':<28}{'photos/s':>10}{'s/epoch':>10}{'peak MiB':>10}  speed against the references")
         for phase, label, references in ROWS:
-            if args.skip_frozen and phase.startswith("frozen"):
+            if (args.skip_frozen and phase.startswith("frozen")) or phase not in chosen:
                 continue
             result = in_fresh_process(phase, paths, options)
             results[phase] = result
@@ -232,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             ratios = [
                 f"{float(np.mean(results[reference]['seconds'])) / per_epoch:.1f}x {reference}"
                 for reference in references
+                if reference in results
             ]
             ratio = ", ".join(ratios) if ratios else "reference"
             rate, peak = len(paths) / per_epoch, result["peak_mib"]

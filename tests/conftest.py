@@ -8,7 +8,7 @@ import os
 import re
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +133,21 @@ def tiny_dataset(tmp_path):
     config = tmp_path / "tiny.toml"
     config.write_text(TINY_CONFIG)
     return path, config
+
+
+@pytest.fixture
+def noisy_photos(tmp_path: Path) -> Callable[[int], list[Path]]:
+    """A writer of ``count`` small PNG photos of seeded noise (30 x 40 pixels) into ``tmp_path``."""
+
+    def write(count: int) -> list[Path]:
+        from PIL import Image
+
+        rng = np.random.default_rng(3)
+        paths = []
+        for number in range(count):
+            path = tmp_path / f"n{number}.png"
+            Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(path)
+            paths.append(path)
+        return paths
+
+    return write

@@ -275,10 +275,10 @@ class _PrefetchingSource(ArraySource):
 
     def __init__(self, data: np.ndarray) -> None:
         super().__init__(data)
-        self.submitted = 0
+        self.submitted = {True: 0, False: 0}  # training batches, encoding batches
 
     def submit_batch(self, indices: np.ndarray, *, train: bool) -> Future[torch.Tensor]:
-        self.submitted += 1
+        self.submitted[train] += 1
         future: Future[torch.Tensor] = Future()
         future.set_result(self.batch(indices, train=train))
         return future
@@ -301,7 +301,9 @@ def test_batches_are_prefetched_and_slow_passes_report_progress(problem, monkeyp
     ahead = _model(**settings).fit(source, text, labels, progress=lines.append)
     np.testing.assert_array_equal(plain.codes_, ahead.codes_)
     n_fit = len(ahead.fit_rows_)
-    assert source.submitted == 2 * math.ceil(n_fit / 32)  # every batch of both epochs, read ahead
+    assert source.submitted[True] == 2 * math.ceil(n_fit / 32)  # every batch of both epochs, read ahead
+    # The validation of each epoch encodes the validation and fitting images, read ahead too.
+    assert source.submitted[False] == 2 * 2
     for view in ("image", "text"):
         assert any(line.startswith(f"[DCMH {view} net] epoch 2: 32/{n_fit} rows") for line in lines), lines
     assert any("epoch ETA" in line for line in lines)

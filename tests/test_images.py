@@ -264,69 +264,13 @@ def test_for_backbone_and_pickling(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------
-# Prefetching: the next batch is assembled while the network trains on this one
-# ----------------------------------------------------------------------------------------------
-
-
-def _noisy_photos(folder: Path, count: int) -> list[Path]:
-    rng = np.random.default_rng(3)
-    paths = []
-    for number in range(count):
-        path = folder / f"n{number}.png"
-        Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(path)
-        paths.append(path)
-    return paths
-
-
-def test_prefetched_batches_equal_batches_read_one_by_one(tmp_path: Path) -> None:
-    from ddcmh_core.engine.trainer import batches_ahead
-
-    source = ImageFileSource(_noisy_photos(tmp_path, 10), image_size=16, resize_size=20, n_workers=2, **PLAIN)
-    batches = [np.array([3, 1, 4]), np.array([0, 9]), np.array([7, 2, 5, 8])]
-    torch.manual_seed(0)
-    one_by_one = [source.batch(rows, train=True) for rows in batches]
-    torch.manual_seed(0)  # the augmentation draws are taken in the same order: the same crops and flips
-    ahead = list(batches_ahead(source, batches, train=True))
-    assert [rows.tolist() for rows, _ in ahead] == [rows.tolist() for rows in batches]
-    for (_, got), want in zip(ahead, one_by_one, strict=True):
-        assert torch.equal(got, want)
-    assert list(batches_ahead(source, [], train=True)) == []
-    source.close()
-
-
-def test_prefetching_holds_two_batches_at_most_and_raises_a_bad_photo_by_name(tmp_path: Path) -> None:
-    from ddcmh_core.engine.trainer import batches_ahead
-
-    paths = _noisy_photos(tmp_path, 6)
-    paths[4].write_bytes(b"no longer a photo")
-    source = ImageFileSource(paths, image_size=16, resize_size=20, **PLAIN)
-    submitted: list[list[int]] = []
-    submit = source.submit_batch
-
-    def counting_submit(rows, *, train):
-        submitted.append(rows.tolist())
-        return submit(rows, train=train)
-
-    source.submit_batch = counting_submit  # type: ignore[method-assign]
-    batches = [np.array([0, 1]), np.array([2, 3]), np.array([4, 5])]
-    reader = batches_ahead(source, batches, train=False)
-    rows, _ = next(reader)
-    assert rows.tolist() == [0, 1] and len(submitted) == 2  # this batch and the next one only
-    next(reader)
-    assert len(submitted) == 3
-    with pytest.raises(InputError, match=r"n4\.png.*row 4"):
-        next(reader)  # the background failure surfaces in the training loop, naming the file
-    source.close()
-
-
-# ----------------------------------------------------------------------------------------------
 # Worker processes
 # ----------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("cached", [False, True], ids=["decoded-each-time", "photo-cache"])
-def test_worker_processes_give_the_photos_threads_give(tmp_path: Path, cached: bool) -> None:
-    paths = _noisy_photos(tmp_path, 10)
+def test_worker_processes_give_the_photos_threads_give(noisy_photos, tmp_path: Path, cached: bool) -> None:
+    paths = noisy_photos(10)
     options = {"image_size": 16, "resize_size": 20, "n_workers": 2, **PLAIN}
     batches = [np.array([3, 1, 4, 0]), np.array([9, 2, 7]), np.array([3, 1, 4, 0])]
 
@@ -348,8 +292,8 @@ def test_worker_processes_give_the_photos_threads_give(tmp_path: Path, cached: b
     assert source._executor is None
 
 
-def test_a_bad_photo_in_a_worker_process_is_named(tmp_path: Path) -> None:
-    paths = _noisy_photos(tmp_path, 6)
+def test_a_bad_photo_in_a_worker_process_is_named(noisy_photos) -> None:
+    paths = noisy_photos(6)
     paths[4].write_bytes(b"no longer a photo")
     options = {"image_size": 16, "resize_size": 20, "n_workers": 2, "worker_processes": True}
     source = ImageFileSource(paths, **options, **PLAIN)
@@ -359,12 +303,12 @@ def test_a_bad_photo_in_a_worker_process_is_named(tmp_path: Path) -> None:
     source.close()
 
 
-def test_a_worker_process_that_dies_is_reported_with_the_batch_and_the_pool_restarts(tmp_path: Path) -> None:
+def test_a_worker_process_that_dies_is_reported_with_the_batch_and_the_pool_restarts(noisy_photos) -> None:
     import os
     import signal
 
     source = ImageFileSource(
-        _noisy_photos(tmp_path, 6), image_size=16, resize_size=20, n_workers=2, worker_processes=True, **PLAIN
+        noisy_photos(6), image_size=16, resize_size=20, n_workers=2, worker_processes=True, **PLAIN
     )
     want = source.batch(np.array([0, 1, 2]), train=False)
     executor = source._executor

@@ -372,3 +372,32 @@ def test_a_head_warm_up_where_there_is_no_fine_tuned_cnn_is_a_problem_before_wor
     assert DDCMH.data_problems(fine_tuned, photos) == []
     with pytest.raises(InputError, match=r"DCMH trains both networks together .* no head warm-up"):
         DCMH(n_bits=16, training={"head_warmup_epochs": 3, "schedule": "none"})
+
+
+def test_the_photo_passes_of_validation_show_their_progress_when_slow(folder, monkeypatch) -> None:
+    from ddcmh_core.engine.inference import PassProgress
+
+    monkeypatch.setattr(PassProgress, "QUIET_SECONDS", 0.0)  # every pass counts as slow here
+    monkeypatch.setattr(PassProgress, "EVERY_SECONDS", 0.0)
+    data = load_folder_layout(folder, split="holdout")
+    image_network = {**network_for_photos({}), "image_size": 32}
+    one_epoch = {"max_epochs": 1, "batch_size": 16}
+    ddcmh_lines: list[str] = []
+    ddcmh = DDCMH(
+        n_bits=16,
+        hasher="sdh",
+        device="cpu",
+        image_network=image_network,
+        image_training=one_epoch,
+        text_training=one_epoch,
+        validation_fraction=0.2,
+        refit=False,
+    )
+    ddcmh.fit(data.image, data.text, data.labels, progress=ddcmh_lines.append)
+    n_fit = len(ddcmh.fit_rows_)
+    assert f"[stage 2 validation: image codes] {n_fit}/{n_fit} photos" in "\n".join(ddcmh_lines)
+    assert f"[stage 2: image codes] {n_fit}/{n_fit} photos" in "\n".join(ddcmh_lines)
+    dcmh_lines: list[str] = []
+    dcmh = DCMH(n_bits=16, device="cpu", image_network=image_network, training={"max_epochs": 1})
+    dcmh.fit(data.image, data.text, data.labels, progress=dcmh_lines.append)
+    assert any(line.startswith("[DCMH validation: image codes]") and "photos" in line for line in dcmh_lines)

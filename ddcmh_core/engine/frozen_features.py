@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -166,28 +165,21 @@ def body_features(
     -------
     ndarray of shape (len(source), feature_dim), float32
     """
-    import torch
+    from .inference import forward_in_batches
 
-    device = device or next(network.parameters()).device
-    features = np.empty((len(source), network.info.feature_dim), dtype=np.float32)
-    was_training = network.training
-    network.eval()
-    started = time.perf_counter()
-    try:
-        with torch.no_grad():
-            for start in range(0, len(source), batch_size):
-                rows = np.arange(start, min(start + batch_size, len(source)))
-                images = source.batch(rows, train=False).to(device)
-                features[rows] = network.features(images).float().cpu().numpy()
-                if progress:
-                    done, seconds = int(rows[-1]) + 1, time.perf_counter() - started
-                    eta = int(seconds / done * (len(source) - done))
-                    progress(
-                        f"[{label}] {done}/{len(source)} photos, {done / seconds:.1f} per s"
-                        + (f", ETA {eta // 60}m{eta % 60:02d}s" if done < len(source) else "")
-                    )
-    finally:
-        network.train(was_training)
+    features = forward_in_batches(
+        network,
+        source,
+        np.arange(len(source)),
+        function=network.features,
+        batch_size=batch_size,
+        device=device or next(network.parameters()).device,
+        progress=progress,
+        label=label,
+        every_batch=True,
+    )
+    if not len(source):
+        return np.zeros((0, network.info.feature_dim), dtype=np.float32)
     return features
 
 

@@ -12,11 +12,10 @@ epoch ``e`` continues exactly as the uninterrupted run would have (on CPU).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..errors import NumericalError
 from .config import TrainingConfig
 from .device import DistributedContext, autocast, distributed_context
 from .epoch_loop import (
@@ -36,6 +34,7 @@ from .epoch_loop import (
     format_seconds,
     run_epochs,
 )
+from .inference import batches_ahead
 from .sources import BatchSource
 
 Validator = Callable[[nn.Module], float]
@@ -107,10 +106,6 @@ def epoch_batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
     if len(order) > 1:
         batches = [rows for rows in batches if len(rows) >= 2]
     return batches
-
-
-def _unwrap(network: nn.Module) -> nn.Module:
-    return network.module if isinstance(network, nn.parallel.DistributedDataParallel) else network
 
 
 def train_hash_network(
@@ -208,29 +203,6 @@ def train_hash_network(
         curve=curve,
         fingerprint=fingerprint,
     )
-
-
-def batches_ahead(
-    source: BatchSource, batches: Sequence[np.ndarray], *, train: bool
-) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-    """``(rows, batch)`` for each of ``batches``, the next one assembled while the caller works.
-
-    A source with ``submit_batch`` (photos: :meth:`ImageFileSource.submit_batch`) gets batch
-    ``k + 1`` submitted before batch ``k`` is handed out, so decoding overlaps training and at
-    most two batches are held at a time; other sources are read one batch at a time. A failure
-    in the background (a photo that does not decode) is raised here, naming the file.
-    """
-    submit = getattr(source, "submit_batch", None)
-    if submit is None:
-        for rows in batches:
-            yield rows, source.batch(rows, train=train)
-        return
-    pending = submit(batches[0], train=train) if batches else None
-    for position, rows in enumerate(batches):
-        current = pending
-        pending = submit(batches[position + 1], train=train) if position + 1 < len(batches) else None
-        assert current is not None
-        yield rows, current.result()
 
 
 class BatchProgress:
@@ -392,56 +364,3 @@ class _HashNetworkTask(EpochTask):
     def progress_fields(self, entry: dict[str, Any]) -> str:
         """`` loss <mean loss>``."""
         return f" loss {entry['loss']:.4f}"
-
-
-@torch.no_grad()
-def predict_logits(
-    network: nn.Module,
-    source: BatchSource,
-    indices: np.ndarray | None = None,
-    *,
-    batch_size: int = 1024,
-    device: torch.device | None = None,
-    mixed_precision: bool = False,
-) -> np.ndarray:
-    """Logits of the network in eval mode for rows ``indices`` (all rows by default)."""
-    device = device or next(network.parameters()).device
-    rows = np.arange(len(source)) if indices is None else np.asarray(indices)
-    was_training = network.training
-    network.eval()
-    outputs = []
-    with contextlib.ExitStack():
-        for begin in range(0, len(rows), batch_size):
-            inputs = source.batch(rows[begin : begin + batch_size], train=False).to(device)
-            with autocast(device, mixed_precision):
-                outputs.append(network(inputs).float().cpu().numpy())
-    network.train(was_training)
-    n_bits = getattr(_unwrap(network), "n_bits", None)
-    if not outputs:
-        return np.zeros((0, n_bits or 0), dtype=np.float32)
-    return np.concatenate(outputs)
-
-
-def encode_with(
-    network: nn.Module,
-    source: BatchSource,
-    indices: np.ndarray | None = None,
-    **options: Any,
-) -> np.ndarray:
-    """Codes ``[logit > 0]`` as uint8 {0,1} of shape (n, n_bits).
-
-    Raises
-    ------
-    NumericalError
-        If a logit is NaN or infinite (the network's weights are not finite: a diverged training
-        or a damaged model), instead of turning it into a code bit.
-    """
-    logits = predict_logits(network, source, indices, **options)
-    bad_rows = np.flatnonzero(~np.isfinite(logits).all(axis=1))
-    if bad_rows.size:
-        raise NumericalError(
-            f"{type(_unwrap(network)).__name__}: the network's output is NaN or infinite for "
-            f"{bad_rows.size} of {len(logits)} rows (first: row {int(bad_rows[0])}); its weights are "
-            "not finite (training diverged: lower the learning rate) or the model file is damaged"
-        )
-    return np.ascontiguousarray(logits > 0, dtype=np.uint8)

@@ -36,9 +36,9 @@ from ..engine.device import distributed_context, resolve_device
 from ..engine.epoch_loop import run_epochs
 from ..engine.fingerprint import run_fingerprint, training_data_digest
 from ..engine.holdout import split_labelled_rows
+from ..engine.inference import encode_with
 from ..engine.networks import network_state_arrays, restore_network
 from ..engine.sources import BatchSource
-from ..engine.trainer import encode_with
 from ..errors import InputError
 from .base import VIEWS, CrossModalMethod, MethodParams, MethodState, MethodTags, ProgressCallback, View
 from .dcmh_training import (

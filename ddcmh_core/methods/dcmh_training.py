@@ -23,12 +23,11 @@ from ..engine.config import NetworkConfig
 from ..engine.device import autocast
 from ..engine.epoch_loop import EpochStatus, EpochTask, Validation
 from ..engine.holdout import validation_map
+from ..engine.inference import batches_ahead, encode_with
 from ..engine.networks import build_network, fit_input_scaling, lift_may_help
 from ..engine.sources import BatchSource, rows_as_matrix
 from ..engine.trainer import (
     BatchProgress,
-    batches_ahead,
-    encode_with,
     epoch_batches,
     epoch_order,
     make_optimizer,
@@ -232,6 +231,7 @@ class DCMHEpochs(EpochTask):
     ) -> None:
         self.config, self.networks, self.sources = config, networks, sources
         self.batch_progress = [BatchProgress(progress, f"DCMH {view} net") for view in VIEWS]
+        self.progress = progress
         self.fit_rows, self.validation_rows = fit_rows, validation_rows
         self.fit_labels, self.validation_labels = label_matrix[fit_rows], label_matrix[validation_rows]
         self.labels = torch.as_tensor(self.fit_labels, dtype=torch.float32, device=device)
@@ -349,12 +349,19 @@ class DCMHEpochs(EpochTask):
 
     def validate(self) -> Validation | None:
         """Mean validation MAP of both directions (database: the fitting rows); detail: each one."""
-        options: dict[str, Any] = {"device": self.device, "mixed_precision": self.mixed}
+        # A slow pass (a CNN on photos, on a CPU) prints its progress: every fitting photo is encoded.
+        options: dict[str, Any] = {
+            "device": self.device,
+            "mixed_precision": self.mixed,
+            "progress": self.progress,
+        }
         (image_network, text_network), (image_source, text_source) = self.networks, self.sources
-        query_image = encode_with(image_network, image_source, self.validation_rows, **options)
-        query_text = encode_with(text_network, text_source, self.validation_rows, **options)
-        database_image = encode_with(image_network, image_source, self.fit_rows, **options)
-        database_text = encode_with(text_network, text_source, self.fit_rows, **options)
+        image_options = {**options, "label": "DCMH validation: image codes"}
+        text_options = {**options, "label": "DCMH validation: text codes"}
+        query_image = encode_with(image_network, image_source, self.validation_rows, **image_options)
+        query_text = encode_with(text_network, text_source, self.validation_rows, **text_options)
+        database_image = encode_with(image_network, image_source, self.fit_rows, **image_options)
+        database_text = encode_with(text_network, text_source, self.fit_rows, **text_options)
         maps = (
             validation_map(query_image, database_text, self.validation_labels, self.fit_labels),
             validation_map(query_text, database_image, self.validation_labels, self.fit_labels),

@@ -26,6 +26,7 @@ from ..engine.epoch_loop import TrainingResult
 from ..engine.fingerprint import run_fingerprint, training_data_digest
 from ..engine.head_warmup import ValidatorFactory, warm_up_head
 from ..engine.holdout import split_labelled_rows, validation_map
+from ..engine.inference import encode_with
 from ..engine.networks import (
     build_network,
     fit_input_scaling,
@@ -34,7 +35,7 @@ from ..engine.networks import (
     restore_network,
 )
 from ..engine.sources import BatchSource, rows_as_matrix
-from ..engine.trainer import Validator, encode_with, train_hash_network
+from ..engine.trainer import Validator, train_hash_network
 from ..errors import DdcmhError, HasherFileError
 from ..hasher import Hasher
 from ..hasher_file import load_hasher
@@ -129,8 +130,8 @@ class _Run:
 
     @property
     def encode_options(self) -> dict[str, Any]:
-        """Device options of :func:`~ddcmh_core.engine.trainer.encode_with`."""
-        return {"device": self.device, "mixed_precision": self.mixed}
+        """Device options of :func:`~ddcmh_core.engine.inference.encode_with`, and the progress lines."""
+        return {"device": self.device, "mixed_precision": self.mixed, "progress": self.say}
 
     def checkpoint(self, stage: str, suffix: str) -> Path | None:
         """The file of ``stage`` in the run folder, named by the stage's key (None without a folder)."""
@@ -419,13 +420,14 @@ class DDCMH(CrossModalMethod):
                 # Both directions, with the database on the fitting rows as in retrieval:
                 # validation images -> Stage-1 text codes, and (when the hasher can encode new
                 # texts) validation Stage-1 text codes -> the network's codes of the fitting images.
-                queries = encode_with(candidate, source, run.validation_rows, **run.encode_options)
+                options = {**run.encode_options, "label": "stage 2 validation: image codes"}
+                queries = encode_with(candidate, source, run.validation_rows, **options)
                 image_to_text = validation_map(
                     queries, self.stage1_codes_, run.validation_labels, run.fit_labels
                 )
                 if len(validation_text_codes) == 0:
                     return image_to_text
-                database = encode_with(candidate, source, run.fit_rows, **run.encode_options)
+                database = encode_with(candidate, source, run.fit_rows, **options)
                 text_to_image = validation_map(
                     validation_text_codes, database, run.validation_labels, run.fit_labels
                 )
@@ -436,7 +438,9 @@ class DDCMH(CrossModalMethod):
         self.image_network_, self.image_training_ = self._train_stage(
             run, "image", self.stage1_codes_, validate_on
         )
-        self.image_codes_ = encode_with(self.image_network_, run.image, run.fit_rows, **run.encode_options)
+        self.image_codes_ = encode_with(
+            self.image_network_, run.image, run.fit_rows, **run.encode_options, label="stage 2: image codes"
+        )
 
     def _reconstruct(self, run: _Run) -> None:
         """The Stage-3 targets from label overlap, in O(n c k) (rank 0 computes, all receive)."""
@@ -452,7 +456,11 @@ class DDCMH(CrossModalMethod):
     def _fit_stage3(self, run: _Run) -> None:
         """Stage 3: the text network learns the reconstructed image codes."""
         validation_images = encode_with(
-            self.image_network_, run.image, run.validation_rows, **run.encode_options
+            self.image_network_,
+            run.image,
+            run.validation_rows,
+            **run.encode_options,
+            label="stage 3 validation: image codes",
         )
 
         def validate_on(source: BatchSource) -> Validator:
@@ -659,7 +667,9 @@ class DDCMH(CrossModalMethod):
         }
         if len(self.validation_rows_):
             options = run.encode_options
-            val_image = encode_with(self.image_network_, run.image, self.validation_rows_, **options)
+            val_image = encode_with(
+                self.image_network_, run.image, self.validation_rows_, **options, label="validation report"
+            )
             val_text = encode_with(self.text_network_, run.text, self.validation_rows_, **options)
             fit_text = encode_with(self.text_network_, run.text, self.fit_rows_, **options)
             report["validation_map"] = {
