@@ -94,6 +94,9 @@ def test_a_full_run_writes_results_plots_and_resumes_from_cache(tiny_dataset, tm
         assert (out / image).stat().st_size > 1000
     assert (out / "results.md").read_text().strip() in stdout
     assert "stage 2 image net" in stderr and "epoch" in stderr and "ETA" in stderr
+    split = results["dataset"]["split"]
+    encoding = f"encoding the {split['query']} queries and {split['database']} database items of both views"
+    assert stderr.count(encoding) == 4  # each trained cell says so before its encoding
     assert results["threads"] == {str(torch.get_num_threads()): 4}  # the trained cells' thread count
     assert f"Threads per process: {torch.get_num_threads()}." in stdout
     status, _, stderr = _run(capsys, *arguments)

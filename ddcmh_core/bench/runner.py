@@ -342,6 +342,11 @@ class BenchRun:
             return result, None
         model, fit_seconds, ledger = self._train(cell, prefix)
         image, text = self.dataset.image, self.dataset.text
+        # One line: a method's encode has no progress of its own, and photos take a while on a CPU.
+        self.progress(
+            f"{prefix} encoding the {len(self.query)} queries and {len(self.database)} database items "
+            "of both views"
+        )
         started = time.perf_counter()
         codes = {
             ("image", "query"): model.encode_image(image.select(self.query)),
