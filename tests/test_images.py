@@ -234,6 +234,8 @@ def test_bad_arguments(tmp_path):
         ImageFileSource([], image_size=16, **PLAIN)
     with pytest.raises(InputError, match="argument 'image_size'"):
         ImageFileSource(["a.jpg"], image_size=0, **PLAIN)
+    with pytest.raises(InputError, match="argument 'n_workers': expected an integer >= 1, got True"):
+        ImageFileSource(["a.jpg"], image_size=16, n_workers=True, **PLAIN)
     with pytest.raises(InputError, match="argument 'resize_size'"):
         ImageFileSource(["a.jpg"], image_size=32, resize_size=16, **PLAIN)
     with pytest.raises(InputError, match="argument 'mean'"):

@@ -54,6 +54,12 @@ EVAL_BATCH_SIZE = 64
 """Photos per forward pass when a network encodes an :class:`ImageFileSource` (its default)."""
 
 
+def _check_count(argument: str, value: object) -> None:
+    """Refuse an :class:`ImageFileSource` argument that is not an integer >= 1 (a bool is not one)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"ImageFileSource: argument '{argument}': expected an integer >= 1, got {value!r}")
+
+
 def _default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
@@ -111,7 +117,7 @@ class ImageFileSource:
         Photos per forward pass when a network encodes this source
         (:func:`~ddcmh_core.engine.inference.forward_in_batches` reads at most this many, whatever
         batch size its caller asked for): memory holds a few batches of photos and their
-        activations, not a thousand (1,024 photos at 192 px through MobileNetV2 peaked at 9.7 GB).
+        activations, not a thousand (``benchmarks/bench_images.py --only encode-whole,encode``).
 
     Raises
     ------
@@ -147,10 +153,7 @@ class ImageFileSource:
         self.paths: tuple[Path, ...] = tuple(Path(p) for p in paths)
         if not self.paths:
             raise InputError("ImageFileSource: argument 'paths': expected at least one image file, got none")
-        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-            raise InputError(
-                f"ImageFileSource: argument 'image_size': expected an integer >= 1, got {image_size!r}"
-            )
+        _check_count("image_size", image_size)
         if resize_size is None:
             resize_size = round(image_size / 0.875)
         if isinstance(resize_size, bool) or not isinstance(resize_size, int) or resize_size < image_size:
@@ -170,12 +173,8 @@ class ImageFileSource:
             )
         if not 0 < ratio[0] <= ratio[1]:
             raise InputError(f"ImageFileSource: argument 'ratio': expected 0 < low <= high, got {ratio!r}")
-        if n_workers is not None and (
-            isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1
-        ):
-            raise InputError(
-                f"ImageFileSource: argument 'n_workers': expected an integer >= 1, got {n_workers!r}"
-            )
+        if n_workers is not None:
+            _check_count("n_workers", n_workers)
         self.image_size = image_size
         self.resize_size = resize_size
         self.mean: tuple[float, ...] = tuple(float(v) for v in mean_array)
@@ -187,16 +186,9 @@ class ImageFileSource:
         # (x / 255 - mean) / std as one multiply-add per channel.
         self._gain = torch.tensor(1.0 / (255.0 * std_array), dtype=torch.float32).view(1, 3, 1, 1)
         self._offset = torch.tensor(-mean_array / std_array, dtype=torch.float32).view(1, 3, 1, 1)
-        if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
-            raise InputError(
-                f"ImageFileSource: argument 'max_pixels': expected an integer >= 1, got {max_pixels!r}"
-            )
+        _check_count("max_pixels", max_pixels)
         self.max_pixels = max_pixels
-        if isinstance(eval_batch_size, bool) or not isinstance(eval_batch_size, int) or eval_batch_size < 1:
-            raise InputError(
-                "ImageFileSource: argument 'eval_batch_size': expected an integer >= 1, "
-                f"got {eval_batch_size!r}"
-            )
+        _check_count("eval_batch_size", eval_batch_size)
         self.eval_batch_size = eval_batch_size
         self.worker_processes = bool(worker_processes)
         self._executor: Executor | None = None  # decoding threads or worker processes
