@@ -176,19 +176,19 @@ class BenchRun:
                     finished.append(cached)
                     self.progress(
                         f"[{position}/{len(cells)}] {cell.describe()}: reused from "
-                        f"{self.cells_dir / cell.key}.json{_other_threads_note(cached)}"
+                        f"{self.cell_file(cell)}{_other_threads_note(cached)}"
                     )
                     continue
                 eta = self._eta([c for c in cells[position - 1 :] if c.key not in reusable], durations)
                 prefix = f"[{position}/{len(cells)} | {cell.describe()}{eta}]"
                 # The file's name, as the label counts candidates from 1 and the key from 0.
-                self.progress(f"{prefix} started; its result goes to {self.cells_dir / cell.key}.json")
+                self.progress(f"{prefix} started; its result goes to {self.cell_file(cell)}")
                 started = time.perf_counter()
                 result, ledger = self._run_cell(cell, prefix)
                 earlier = result["seconds"].get("earlier_processes", 0.0)
                 result["seconds"]["total"] = time.perf_counter() - started + earlier
                 durations.setdefault(cell.method, []).append(result["seconds"]["total"])
-                write_json_atomic(self.cells_dir / f"{cell.key}.json", result)
+                write_json_atomic(self.cell_file(cell), result)
                 if ledger is not None:
                     ledger.close()  # only now: a crash before the cell file keeps the seconds spent
                 finished.append(result)
@@ -202,6 +202,10 @@ class BenchRun:
             )
         return self._aggregate(finished, complete), complete
 
+    def cell_file(self, cell: Cell) -> Path:
+        """The file a cell's result is written to and reused from (``cells/<key>.json``)."""
+        return self.cells_dir / f"{cell.key}.json"
+
     def stale_state(self) -> list[tuple[str, list[str], list[Path]]]:
         """The planned cells whose saved state (cell file, checkpoints) another run made.
 
@@ -212,7 +216,7 @@ class BenchRun:
         """
         stale = []
         for cell in plan_cells(self.config):
-            path = self.cells_dir / f"{cell.key}.json"
+            path = self.cell_file(cell)
             differences = self._cell_file_differences(cell, path)
             files = [path] if differences else []
             if cell.method != "random":
@@ -302,7 +306,7 @@ class BenchRun:
         return f" | ETA {minutes}m{secs:02d}s"
 
     def _cached(self, cell: Cell) -> dict[str, Any] | None:
-        path = self.cells_dir / f"{cell.key}.json"
+        path = self.cell_file(cell)
         if not path.is_file():
             return None
         try:
