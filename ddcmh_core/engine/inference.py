@@ -89,7 +89,11 @@ class PassProgress:
         self.quiet_seconds = self.QUIET_SECONDS if quiet_seconds is None else quiet_seconds
         self.every_seconds = self.EVERY_SECONDS if every_seconds is None else every_seconds
         self.clock = clock
-        self.started, self.last = clock(), -math.inf
+        self.restart(total)
+
+    def restart(self, total: int) -> None:
+        """A new pass of ``total`` rows begins: quiet again for ``quiet_seconds``."""
+        self.total, self.started, self.last = total, self.clock(), -math.inf
 
     def update(self, done: int) -> None:
         """``done`` rows of the pass are finished; print a line when one is due."""
@@ -100,11 +104,14 @@ class PassProgress:
         if elapsed < self.quiet_seconds or now - self.last < self.every_seconds:
             return
         self.last = now
-        rate = done / elapsed if elapsed > 0 else math.inf
+        self.progress(self.line(done, done / elapsed if elapsed > 0 else math.inf))
+
+    def line(self, done: int, rate: float) -> str:
+        """The progress line of ``done`` rows at ``rate`` rows per second."""
         line = f"[{self.label}] {done}/{self.total} {self.unit}, {rate:.1f} per s"
         if done < self.total and rate > 0:
             line += f", ETA {format_seconds((self.total - done) / rate)}"
-        self.progress(line)
+        return line
 
 
 @torch.no_grad()

@@ -34,7 +34,7 @@ from .epoch_loop import (
     format_seconds,
     run_epochs,
 )
-from .inference import batches_ahead
+from .inference import PassProgress, batches_ahead
 from .sources import BatchSource
 
 Validator = Callable[[nn.Module], float]
@@ -205,12 +205,13 @@ def train_hash_network(
     )
 
 
-class BatchProgress:
+class BatchProgress(PassProgress):
     """Per-batch progress lines inside a slow epoch: rows done, rows per second and the epoch's ETA.
 
     Nothing is printed while an epoch is quick: the first line comes once ``quiet_seconds`` have
-    passed, later ones at most every ``every_seconds``, so a CPU epoch of a CNN on photos shows
-    it is moving while an MLP epoch of a second stays at one line per epoch.
+    passed, later ones at most every ``every_seconds`` (the rules of :class:`PassProgress`), so a
+    CPU epoch of a CNN on photos shows it is moving while an MLP epoch of a second stays at one
+    line per epoch. The epoch's last batch prints nothing: the per-epoch line says the rest.
 
     Parameters
     ----------
@@ -218,7 +219,7 @@ class BatchProgress:
         Receives the lines; None prints nothing.
     label : str
         Name at the start of each line (as in the per-epoch lines).
-    quiet_seconds, every_seconds : float
+    quiet_seconds, every_seconds : float, optional
         Delay before the first line, and between two lines.
     clock : callable
         Seconds (``time.perf_counter``); replaceable in tests.
@@ -229,32 +230,30 @@ class BatchProgress:
         progress: ProgressCallback | None,
         label: str,
         *,
-        quiet_seconds: float = 5.0,
-        every_seconds: float = 10.0,
+        quiet_seconds: float | None = None,
+        every_seconds: float | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        self.progress, self.label, self.clock = progress, label, clock
-        self.quiet_seconds, self.every_seconds = quiet_seconds, every_seconds
-        self.epoch, self.total, self.started, self.last = 0, 0, 0.0, -math.inf
+        super().__init__(
+            progress, label, 0, quiet_seconds=quiet_seconds, every_seconds=every_seconds, clock=clock
+        )
+        self.epoch = 0
 
     def start(self, epoch: int, total_rows: int) -> None:
         """An epoch (0-based) of ``total_rows`` rows begins."""
-        self.epoch, self.total = epoch, total_rows
-        self.started, self.last = self.clock(), -math.inf
+        self.epoch = epoch
+        self.restart(total_rows)
 
     def update(self, rows_done: int) -> None:
         """``rows_done`` rows of the epoch are trained; print a line when one is due."""
-        if self.progress is None:
-            return
-        now = self.clock()
-        elapsed = now - self.started
-        if elapsed < self.quiet_seconds or now - self.last < self.every_seconds or rows_done >= self.total:
-            return
-        self.last = now
-        rate = rows_done / elapsed if elapsed > 0 else math.inf
-        eta = (self.total - rows_done) / rate if rate > 0 else math.inf
-        self.progress(
-            f"[{self.label}] epoch {self.epoch + 1}: {rows_done}/{self.total} rows, {rate:.1f} rows/s, "
+        if rows_done < self.total:
+            super().update(rows_done)
+
+    def line(self, done: int, rate: float) -> str:
+        """``[label] epoch N: done/total rows, rate rows/s, epoch ETA ...``."""
+        eta = (self.total - done) / rate if rate > 0 else math.inf
+        return (
+            f"[{self.label}] epoch {self.epoch + 1}: {done}/{self.total} rows, {rate:.1f} rows/s, "
             f"epoch ETA {format_seconds(eta)}"
         )
 
