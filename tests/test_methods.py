@@ -164,6 +164,32 @@ def test_encode_returns_packed_codes_and_checks_its_input():
         method.encode("image", np.full((2, 12), np.inf))
 
 
+class ReportingAverager(Averager):
+    """The toy method with an ``_encode`` that declares ``progress``: one line per encoded view."""
+
+    def _encode(self, view, source, *, batch_size, progress=None):
+        if progress is not None:
+            progress(f"{view}: {len(source)} rows")
+        return super()._encode(view, source, batch_size=batch_size)
+
+
+def test_encode_progress_reaches_only_an_encode_that_declares_it():
+    image, text, labels = _paired()
+    lines: list[str] = []
+    silent = Averager(n_bits=10).fit(image, text, labels)
+    assert not Averager.reports_encode_progress()
+    # A method written against the old _encode signature still encodes when given a callback.
+    assert np.array_equal(silent.encode_image(image, progress=lines.append), silent.encode_image(image))
+    assert lines == []
+    reporting = ReportingAverager(n_bits=10).fit(image, text, labels)
+    assert ReportingAverager.reports_encode_progress()
+    codes = reporting.encode("text", text[:7], progress=lines.append)
+    assert np.array_equal(unpack_codes(codes, 10), silent.encode_text(text[:7]))
+    reporting.encode_image(image)  # no callback: nothing to report to
+    assert lines == ["text: 7 rows"]
+    assert DDCMH.reports_encode_progress() and DCMH.reports_encode_progress()
+
+
 def test_data_problems_are_listed_for_a_plan():
     shape = DataShape(n_rows=1, n_features={"image": 4, "text": 5}, has_labels=False)
     problems = Averager.data_problems(Averager.Params(n_bits=8), shape)

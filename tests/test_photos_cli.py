@@ -74,16 +74,24 @@ def _cache_files() -> set[str]:
     return {path.name for path in Path(os.environ["DDCMH_PHOTO_CACHE_DIR"]).glob("photos-*.u8")}
 
 
-def test_bench_trains_a_cnn_on_photos_caches_them_and_resumes(folder, tmp_path, capsys) -> None:
+def test_bench_trains_a_cnn_on_photos_caches_them_and_resumes(folder, tmp_path, capsys, monkeypatch) -> None:
     config = tmp_path / "bench.toml"
     networks = NETWORKS.replace("[", "[model.")
     plan = f'dataset = "{folder}"\nhashers = ["sdh"]\nbits = [16]\n'
     config.write_text(f'{plan}[dataset_options]\nsplit = "holdout"\n{networks}')
     before = _cache_files()
     out = tmp_path / "run"
+    _every_pass_is_slow(monkeypatch)
     assert bench_main(["--config", str(config), "--out", str(out)]) == 0
     error = capsys.readouterr().err
     assert "the image view is photos: DDCMH's image network is a CNN (mobilenet_v2, registry weights" in error
+    # The cell's four encoding passes report, under the cell's prefix; queries then database.
+    passes = [line.split("] ", 2)[1] for line in error.splitlines() if "[encoding: " in line]
+    assert [name for name in passes if name.startswith("[encoding: image")] == [
+        "[encoding: image codes",
+        "[encoding: image codes",
+    ], error
+    assert any("DDCMH + sdh, 16 bits, seed 0] [encoding: text codes]" in line for line in error.splitlines())
     record = json.loads((out / "results.json").read_text())
     network = record["config"]["model"]["image_network"]
     assert network == {
@@ -170,7 +178,7 @@ def test_bench_leaves_a_chosen_dcmh_image_network_alone(folder, tmp_path, capsys
     assert "DCMH's image network is a CNN" not in error
 
 
-def test_train_then_encode_a_folder_and_a_list_of_photos(folder, tmp_path, capsys) -> None:
+def test_train_then_encode_a_folder_and_a_list_of_photos(folder, tmp_path, capsys, monkeypatch) -> None:
     config = tmp_path / "model.toml"
     config.write_text(NETWORKS)
     model = tmp_path / "model.h5"
@@ -190,7 +198,9 @@ def test_train_then_encode_a_folder_and_a_list_of_photos(folder, tmp_path, capsy
     cached = _cache_files()
     by_folder, by_list = tmp_path / "folder.h5", tmp_path / "list.h5"
     encode = ["encode", "--model", str(model), "--view", "image"]
+    _every_pass_is_slow(monkeypatch)
     assert ddcmh_main([*encode, "--images", str(folder / "images"), "--out", str(by_folder)]) == 0
+    assert f"[encoding: image codes] {N_PHOTOS}/{N_PHOTOS} photos" in capsys.readouterr().err
     chosen = [f"images/p{number}.jpg" for number in (5, 0, 7)]
     (folder / "some.txt").write_text("\n".join(chosen) + "\n")  # relative to the list file
     assert ddcmh_main([*encode, "--images", str(folder / "some.txt"), "--out", str(by_list)]) == 0
@@ -226,7 +236,7 @@ def test_a_cnn_head_is_trained_saved_and_used_to_encode(folder, tmp_path) -> Non
         assert handle["codes"].shape == (N_PHOTOS, 16)
 
 
-def test_search_encodes_photo_and_text_queries_with_the_model(folder, tmp_path, capsys) -> None:
+def test_search_encodes_photo_and_text_queries_with_the_model(folder, tmp_path, capsys, monkeypatch) -> None:
     config = tmp_path / "model.toml"
     config.write_text(NETWORKS)
     model, database = tmp_path / "model.h5", tmp_path / "texts.h5"
@@ -237,8 +247,11 @@ def test_search_encodes_photo_and_text_queries_with_the_model(folder, tmp_path, 
     capsys.readouterr()
     (folder / "queries.txt").write_text("images/p0.jpg\nimages/p1.jpg\n")  # relative to the list
     search = ["search", "--database", str(database), "--k", "5"]
+    _every_pass_is_slow(monkeypatch)
     assert ddcmh_main([*search, "--model", str(model), "--query-images", str(folder / "queries.txt")]) == 0
-    found = json.loads(capsys.readouterr().out)["results"]
+    output = capsys.readouterr()
+    assert "[encoding: image codes] 2/2 photos" in output.err
+    found = json.loads(output.out)["results"]
     assert [entry["query"] for entry in found] == [
         str(folder / "images/p0.jpg"),
         str(folder / "images/p1.jpg"),
@@ -374,11 +387,16 @@ def test_a_head_warm_up_where_there_is_no_fine_tuned_cnn_is_a_problem_before_wor
         DCMH(n_bits=16, training={"head_warmup_epochs": 3, "schedule": "none"})
 
 
-def test_the_photo_passes_of_validation_show_their_progress_when_slow(folder, monkeypatch) -> None:
+def _every_pass_is_slow(monkeypatch) -> None:
+    """Every encoding pass reports each of its batches (none is slow on these tiny photos)."""
     from ddcmh_core.engine.inference import PassProgress
 
-    monkeypatch.setattr(PassProgress, "QUIET_SECONDS", 0.0)  # every pass counts as slow here
+    monkeypatch.setattr(PassProgress, "QUIET_SECONDS", 0.0)
     monkeypatch.setattr(PassProgress, "EVERY_SECONDS", 0.0)
+
+
+def test_the_photo_passes_of_validation_show_their_progress_when_slow(folder, monkeypatch) -> None:
+    _every_pass_is_slow(monkeypatch)
     data = load_folder_layout(folder, split="holdout")
     image_network = {**network_for_photos({}), "image_size": 32}
     one_epoch = {"max_epochs": 1, "batch_size": 16}

@@ -346,17 +346,19 @@ class BenchRun:
             return result, None
         model, fit_seconds, ledger = self._train(cell, prefix)
         image, text = self.dataset.image, self.dataset.text
-        # One line: a method's encode has no progress of its own, and photos take a while on a CPU.
+        # A line before the four passes; DDCMH and DCMH add their own lines while a pass is slow
+        # (photos on a CPU), other methods encode silently (CrossModalMethod.reports_encode_progress).
         self.progress(
             f"{prefix} encoding the {len(self.query)} queries and {len(self.database)} database items "
             "of both views"
         )
         started = time.perf_counter()
+        options = {"progress": lambda line: self.progress(f"{prefix} {line}")}
         codes = {
-            ("image", "query"): model.encode_image(image.select(self.query)),
-            ("image", "database"): model.encode_image(image.select(self.database)),
-            ("text", "query"): model.encode_text(text.select(self.query)),
-            ("text", "database"): model.encode_text(text.select(self.database)),
+            ("image", "query"): model.encode_image(image.select(self.query), **options),
+            ("image", "database"): model.encode_image(image.select(self.database), **options),
+            ("text", "query"): model.encode_text(text.select(self.query), **options),
+            ("text", "database"): model.encode_text(text.select(self.database), **options),
         }
         result["seconds"]["encode"] = time.perf_counter() - started
         tasks = {

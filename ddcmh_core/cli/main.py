@@ -354,7 +354,8 @@ def command_encode(arguments: argparse.Namespace) -> int:
         if arguments.view != "image":
             raise InputError("--images needs --view image")
         data, ids = _photos(Path(arguments.images), "--images")
-    codes = model.encode_image(data) if arguments.view == "image" else model.encode_text(data)
+    encode = model.encode_image if arguments.view == "image" else model.encode_text
+    codes = encode(data, progress=_print_progress)
     write_codes(Path(arguments.out), codes, ids=ids, model=str(arguments.model), view=arguments.view)
     print(f"wrote {len(codes)} {arguments.view} codes of {codes.shape[1]} bits to {arguments.out}")
     return 0
@@ -469,9 +470,9 @@ def _search_queries(arguments: argparse.Namespace) -> tuple[np.ndarray, list[str
     model = DDCMH.load(arguments.model)
     if arguments.query_images:
         photos, ids = _photos(Path(arguments.query_images), option)
-        return model.encode_image(photos), ids
+        return model.encode_image(photos, progress=_print_progress), ids
     texts = _raw_texts(model, arguments.model, Path(arguments.query_texts), option)
-    codes = model.encode_text(texts)
+    codes = model.encode_text(texts, progress=_print_progress)
     return codes, [f"line {line}" for line in range(1, len(codes) + 1)]
 
 

@@ -21,6 +21,8 @@ exactly as hashers do (:class:`~ddcmh_core.plugins.MethodSpec`).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -416,8 +418,22 @@ class CrossModalMethod(ABC):
         if not hasattr(self, "n_features_"):
             raise NotFittedError(f"{self.label()}: call fit (or load a model file) before encoding")
 
-    def encode_bits(self, view: View, X: Any, *, batch_size: int = 1024) -> np.ndarray:
+    def encode_bits(
+        self, view: View, X: Any, *, batch_size: int = 1024, progress: ProgressCallback | None = None
+    ) -> np.ndarray:
         """Codes of ``X`` as a view of the method, ``uint8`` {0,1} of shape (n, n_bits).
+
+        Parameters
+        ----------
+        view : {"image", "text"}
+        X : array, sparse matrix, raw texts or image files
+            Rows of the view, as in training.
+        batch_size : int
+            Rows per forward pass of a network (at most; photos are read in smaller batches).
+        progress : callable, optional
+            Receives progress lines (with an ETA) while a slow pass runs, where the method reports
+            any: a method's :meth:`_encode` receives it when it declares a ``progress`` keyword
+            (DDCMH and DCMH do); others encode silently.
 
         Raises
         ------
@@ -437,27 +453,51 @@ class CrossModalMethod(ABC):
                 f"{self.label()}: argument {view!r}: expected {expected} features per row (as in "
                 f"training), got {source.n_features}"
             )
-        return self._encode(view, source, batch_size=batch_size)
+        if progress is None or not self.reports_encode_progress():
+            return self._encode(view, source, batch_size=batch_size)
+        encode_reporting: Callable[..., np.ndarray] = self._encode  # declares progress, checked above
+        return encode_reporting(view, source, batch_size=batch_size, progress=progress)
 
-    def encode(self, view: View, X: Any, *, batch_size: int = 1024) -> np.ndarray:
+    def encode(
+        self, view: View, X: Any, *, batch_size: int = 1024, progress: ProgressCallback | None = None
+    ) -> np.ndarray:
         """Packed codes of ``X`` as ``view``: ``uint8`` of shape (n, ceil(n_bits / 8)).
 
         Bit ``j`` of a row is bit ``7 - j % 8`` of byte ``j // 8`` (``numpy.packbits`` order, as
-        :func:`~ddcmh_core.evaluation.codes.pack_codes` and the Hamming index use).
+        :func:`~ddcmh_core.evaluation.codes.pack_codes` and the Hamming index use). ``batch_size``
+        and ``progress`` are :meth:`encode_bits`'s.
         """
-        return pack_codes(self.encode_bits(view, X, batch_size=batch_size))
+        return pack_codes(self.encode_bits(view, X, batch_size=batch_size, progress=progress))
 
-    def encode_image(self, image: Any, *, batch_size: int = 1024) -> np.ndarray:
-        """Codes of images, ``uint8`` {0,1} of shape (n, n_bits)."""
-        return self.encode_bits("image", image, batch_size=batch_size)
+    def encode_image(
+        self, image: Any, *, batch_size: int = 1024, progress: ProgressCallback | None = None
+    ) -> np.ndarray:
+        """Codes of images, ``uint8`` {0,1} of shape (n, n_bits) (options as :meth:`encode_bits`)."""
+        return self.encode_bits("image", image, batch_size=batch_size, progress=progress)
 
-    def encode_text(self, text: Any, *, batch_size: int = 1024) -> np.ndarray:
-        """Codes of texts, ``uint8`` {0,1} of shape (n, n_bits)."""
-        return self.encode_bits("text", text, batch_size=batch_size)
+    def encode_text(
+        self, text: Any, *, batch_size: int = 1024, progress: ProgressCallback | None = None
+    ) -> np.ndarray:
+        """Codes of texts, ``uint8`` {0,1} of shape (n, n_bits) (options as :meth:`encode_bits`)."""
+        return self.encode_bits("text", text, batch_size=batch_size, progress=progress)
+
+    @classmethod
+    def reports_encode_progress(cls) -> bool:
+        """Whether :meth:`_encode` declares a ``progress`` keyword, and so gets the caller's callback.
+
+        Methods written before encoding had progress keep working: like a pluggy hook
+        implementation, ``_encode`` is passed only the arguments it names.
+        """
+        return _declares_progress(cls._encode)
 
     @abstractmethod
     def _encode(self, view: View, source: Any, *, batch_size: int) -> np.ndarray:
-        """{0,1} codes of a checked batch source of ``view``."""
+        """{0,1} codes of a checked batch source of ``view``.
+
+        A method whose passes can be slow (a network over photos) may add a keyword
+        ``progress: ProgressCallback | None = None`` and send it lines; :meth:`encode_bits` then
+        passes the caller's callback on.
+        """
 
     # ------------------------------------------------------------------ state and files
     @abstractmethod
@@ -494,6 +534,16 @@ class CrossModalMethod(ABC):
         }
         shown = ", ".join(f"{key}={value!r}" for key, value in changed.items())
         return f"{type(self).__name__}({shown})"
+
+
+@functools.cache
+def _declares_progress(encode: Callable[..., Any]) -> bool:
+    """Whether an ``_encode`` implementation names a keyword parameter ``progress``."""
+    parameter = inspect.signature(encode).parameters.get("progress")
+    return parameter is not None and parameter.kind in (
+        inspect.Parameter.KEYWORD_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    )
 
 
 def _check_rows_differ(source: Any, *, owner: str, argument: str, block: int = 256) -> None:

@@ -36,11 +36,10 @@ from ..engine.device import distributed_context, resolve_device
 from ..engine.epoch_loop import run_epochs
 from ..engine.fingerprint import run_fingerprint, training_data_digest
 from ..engine.holdout import split_labelled_rows
-from ..engine.inference import encode_with
 from ..engine.networks import network_state_arrays, restore_network
 from ..engine.sources import BatchSource
 from ..errors import InputError
-from .base import VIEWS, CrossModalMethod, MethodParams, MethodState, MethodTags, ProgressCallback, View
+from .base import VIEWS, MethodParams, MethodState, MethodTags, ProgressCallback
 from .dcmh_training import (
     CentredInput,
     DCMHEpochs,
@@ -49,6 +48,7 @@ from .dcmh_training import (
     pairwise_batch_loss,
     similarity_block,
 )
+from .network_pair import NetworkPerViewMethod
 
 #: Hidden width of the reference text network: BoW -> FC 8192 + ReLU -> FC k
 #: (``DCMH_matlab/DCMH_release/net_structure_txt.m``, ``DCMH_tensorflow/net_structure_txt.py``).
@@ -259,7 +259,7 @@ class DCMHConfig(MethodParams):
         return self
 
 
-class DCMH(CrossModalMethod):
+class DCMH(NetworkPerViewMethod):
     """Deep Cross-Modal Hashing (Jiang & Li, CVPR 2017): the pairwise baseline.
 
     A :class:`~ddcmh_core.methods.base.CrossModalMethod`, like DDCMH: ``fit`` on paired,
@@ -453,13 +453,7 @@ class DCMH(CrossModalMethod):
             }
         return report
 
-    # ------------------------------------------------------------------ encoding
-    def _encode(self, view: View, source: BatchSource, *, batch_size: int) -> np.ndarray:
-        """Codes of one view: bit = 1 iff the network's output > 0."""
-        network = self.image_network_ if view == "image" else self.text_network_
-        device = next(self.image_network_.parameters()).device
-        return encode_with(network, source, batch_size=batch_size, device=device)
-
+    # ------------------------------------------------------------------ state
     def get_state(self) -> MethodState:
         """Both networks' weights (the text mean, when subtracted, is a buffer of the text network)."""
         networks = {"image": self.image_network_, "text": self.text_network_}

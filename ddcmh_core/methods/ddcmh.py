@@ -42,7 +42,6 @@ from ..hasher_file import load_hasher
 from ..plugins import hasher_registry
 from .base import (
     VIEWS,
-    CrossModalMethod,
     DataShape,
     MethodParams,
     MethodState,
@@ -50,6 +49,7 @@ from .base import (
     ProgressCallback,
     View,
 )
+from .network_pair import NetworkPerViewMethod
 from .reconstruction import reconstruct_codes
 
 
@@ -200,7 +200,7 @@ def stage_keys(params: DDCMHConfig) -> dict[str, str]:
     }
 
 
-class DDCMH(CrossModalMethod):
+class DDCMH(NetworkPerViewMethod):
     """Dual Deep Neural Networks Cross-Modal Hashing.
 
     Parameters
@@ -680,12 +680,7 @@ class DDCMH(CrossModalMethod):
             }
         return report
 
-    # ------------------------------------------------------------------ encoding and state
-    def _encode(self, view: View, source: BatchSource, *, batch_size: int) -> np.ndarray:
-        network = self.image_network_ if view == "image" else self.text_network_
-        device = next(self.image_network_.parameters()).device
-        return encode_with(network, source, batch_size=batch_size, device=device)
-
+    # ------------------------------------------------------------------ state
     def get_state(self) -> MethodState:
         """Both networks' weights, and the Stage-1 hasher's name, provider and parameters."""
         arrays = network_state_arrays({"image": self.image_network_, "text": self.text_network_})
