@@ -13,8 +13,11 @@ trained as Stage 2 trains it (:func:`~ddcmh_core.engine.trainer.train_hash_netwo
 sigmoid cross-entropy against fixed seeded target codes, augmentation on):
 
 * the decoded-photo cache's fill (the first epoch's decoding, done once before the timed epochs);
-* the Stage-2 epoch time and photos per second in fp32, then with mixed precision (autocast)
-  and channels-last memory format, and the ratio of the two, measured in the same process;
+* the Stage-2 epoch time and photos per second of three variants, measured in the same process:
+  fp32 with the convolutions in row-major layout (the reference), fp32 in channels-last layout
+  (the network's default, :meth:`~ddcmh_core.engine.backbones.ImageHashNetwork.use_memory_format`),
+  and mixed precision (autocast) in channels-last, with each one's speed against the reference
+  (on a CPU autocast is off, so the third row is left out);
 * the peak GPU memory of each (``torch.cuda.max_memory_allocated``; on a CPU the process's peak
   resident memory instead);
 * the fraction of identical code bits between a model trained on the CPU and one trained on the
@@ -39,7 +42,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED_DATA, print_header
@@ -100,17 +102,6 @@ def parse_settings(argv: list[str] | None) -> Settings:
     )
 
 
-class ChannelsLast(nn.Module):
-    """A network whose weights and input batches are in channels-last memory format."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.inner(images.contiguous(memory_format=torch.channels_last))
-
-
 def peak_memory_mib(device: Any) -> float:
     """Peak GPU memory since the last reset, or the process's peak resident memory on a CPU."""
     if device.type == "cuda":
@@ -147,14 +138,12 @@ def synchronise(device: Any) -> None:
 
 
 def timed_variant(name: str, settings: Settings, source: Any, targets: np.ndarray, device: Any,
-                  *, channels_last: bool, mixed_precision: bool) -> dict[str, float]:  # fmt: skip
+                  *, memory_format: Any, mixed_precision: bool) -> dict[str, float]:  # fmt: skip
     """Train a fresh network ``settings.epochs`` epochs; seconds per epoch, photos/s, peak memory.
 
     With two epochs or more the first one (allocations, cuDNN's algorithm search) is not counted.
     """
-    network = build_network(settings.seed)
-    if channels_last:
-        network = ChannelsLast(network)
+    network = build_network(settings.seed).use_memory_format(memory_format)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     rows = np.arange(len(targets))
@@ -224,20 +213,26 @@ def main(argv: list[str] | None = None) -> int:
         eval_source = ImageFileSource.for_backbone(
             paths, BACKBONE, augment=False, **options
         )  # reads the cache
-        plain = timed_variant(
-            "fp32", settings, source, targets, device, channels_last=False, mixed_precision=False
-        )
-        fast = timed_variant("amp + channels-last", settings, source, targets, device,
-                             channels_last=True, mixed_precision=device.type == "cuda")  # fmt: skip
+        variants = [("fp32, row-major", torch.contiguous_format, False)]
+        variants.append(("fp32, channels-last", torch.channels_last, False))
+        if device.type == "cuda":
+            variants.append(("mixed precision, chan-last", torch.channels_last, True))
+        rows = {
+            name: timed_variant(
+                name, settings, source, targets, device, memory_format=layout, mixed_precision=mixed
+            )
+            for name, layout, mixed in variants
+        }
         memory = "peak GPU MiB" if device.type == "cuda" else "peak RSS MiB"
-        print(f"{'variant':<28}{'s/epoch':>10}{'photos/s':>10}{memory:>14}")
-        for name, row in (("fp32", plain), ("mixed precision + chan-last", fast)):
-            print(f"{name:<28}{row['seconds']:>10.2f}{row['photos_per_s']:>10.1f}{row['peak_mib']:>14.0f}")
-        print(
-            f"mixed precision + channels-last: {plain['seconds'] / fast['seconds']:.2f}x the fp32 epoch speed"
-        )
+        print(f"{'variant':<28}{'s/epoch':>10}{'photos/s':>10}{memory:>14}  speed")
+        reference_seconds = rows["fp32, row-major"]["seconds"]
+        for name, row in rows.items():
+            figures = f"{row['seconds']:>10.2f}{row['photos_per_s']:>10.1f}{row['peak_mib']:>14.0f}"
+            ratio = reference_seconds / row["seconds"]
+            speed = "reference" if name == "fp32, row-major" else f"{ratio:.2f}x fp32, row-major"
+            print(f"{name:<28}{figures}  {speed}")
         if device.type != "cuda":
-            print("(on a CPU autocast is off: the second row is channels-last in fp32)")
+            print("(on a CPU autocast is off: no mixed-precision row)")
         reference = codes_after_training(settings, source, eval_source, targets, torch.device("cpu"))
         other = codes_after_training(settings, source, eval_source, targets, device)
         agreement = float(np.mean(reference == other))

@@ -30,7 +30,14 @@ photos, in a seeded random order, in batches of ``--batch-size``, with training 
   Stage-2 epoch encodes every fitting photo); the reference of the next row;
 * ``encode, bounded batches``: the same call with the source's default ``eval_batch_size``
   (:data:`~ddcmh_core.engine.images.EVAL_BATCH_SIZE`), the next batch decoded during the pass.
-  Its peak memory is the point: a few batches of photos and their activations.
+  Its peak memory is the point: a few batches of photos and their activations;
+* ``fine-tune, row-major``: Stage-2 epochs of the whole MobileNetV2 hash network
+  (:func:`~ddcmh_core.engine.trainer.train_hash_network`, augmentation on, the photo cache
+  filled beforehand, untimed) with the convolutions in row-major layout; the reference of the
+  next row;
+* ``fine-tune, channels-last``: the same in channels-last layout, the network's default
+  (:meth:`~ddcmh_core.engine.backbones.ImageHashNetwork.use_memory_format`). Every other row
+  that runs the network uses the default too.
 
 Photos per second are per epoch (the mean over ``--epochs``); each ratio is a row's speed over a
 reference row's, both measured in the same run (``2.0x decode``: twice as fast as decode every
@@ -152,6 +159,8 @@ def run_phase(phase: str, paths: list[Path], options: dict[str, Any]) -> dict[st
             started = time.perf_counter()
             predict_logits(network, source, batch_size=WHOLE_PASS)
             seconds.append(time.perf_counter() - started)
+    elif phase in ("fine-tune-row-major", "fine-tune"):
+        seconds, once = _fine_tune(phase, paths, options)
     else:
         network = build_image_network(BACKBONE, 32, pretrained="registry", freeze=True)
         head = network.hash_layer
@@ -187,6 +196,32 @@ def run_phase(phase: str, paths: list[Path], options: dict[str, Any]) -> dict[st
     return {"seconds": seconds, "once": once, "peak_mib": _peak_mib() + workers_mib}
 
 
+def _fine_tune(phase: str, paths: list[Path], options: dict[str, Any]) -> tuple[list[float], float]:
+    """Stage-2 epochs of the hash network on cached photos; per-epoch seconds and the cache fill."""
+    import torch
+
+    from ddcmh_core.engine.backbones import build_image_network
+    from ddcmh_core.engine.config import TrainingConfig
+    from ddcmh_core.engine.images import ImageFileSource
+    from ddcmh_core.engine.trainer import train_hash_network
+
+    cache = Path(options["cache_dir"]) / phase  # its own cache: the fill is this phase's one-off
+    source = ImageFileSource.for_backbone(paths, BACKBONE, image_size=options["image_size"], cache=cache)
+    started = time.perf_counter()
+    for begin in range(0, len(paths), 256):
+        source.batch(np.arange(begin, min(begin + 256, len(paths))), train=False)
+    once = time.perf_counter() - started
+    layout = torch.contiguous_format if phase == "fine-tune-row-major" else torch.channels_last
+    network = build_image_network(BACKBONE, 32, pretrained="registry").use_memory_format(layout)
+    targets = np.random.default_rng(0).integers(0, 2, (len(paths), 32)).astype(np.float32)
+    config = TrainingConfig(max_epochs=options["epochs"], batch_size=options["batch_size"], schedule="none")
+    result = train_hash_network(
+        network, source, targets, np.arange(len(paths)), config, seed=0, device=torch.device("cpu")
+    )
+    source.close()
+    return [entry["seconds"] for entry in result.history], once
+
+
 def _workers_peak_mib(source: Any) -> float:
     """Sum of the peak resident memory of a source's decoding worker processes (0 for threads)."""
     processes = getattr(source._executor, "_processes", None) or {}
@@ -215,6 +250,8 @@ ROWS = (
     ("frozen-features", "frozen features", ("frozen-body",)),
     ("encode-whole", "encode, 1,024 per pass", ()),
     ("encode", "encode, bounded batches", ("encode-whole",)),
+    ("fine-tune-row-major", "fine-tune, row-major", ()),
+    ("fine-tune", "fine-tune, channels-last", ("fine-tune-row-major",)),
 )
 
 
@@ -273,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
             once = result["once"]
             if once and phase == "decode-processes":
                 print(f"{'':<28}(worker pool started once: {once:.1f} s, not in the epochs)")
+            elif once and phase.startswith("fine-tune"):
+                print(f"{'':<28}(photo cache filled once: {once:.1f} s, not in the epochs)")
             elif once:
                 print(f"{'':<28}(features computed once: {once:.1f} s, {len(paths) / once:.1f} photos/s)")
     return 0

@@ -237,6 +237,35 @@ def test_local_backbone_file_loads_strictly_without_its_classifier(tmp_path):
         torch.testing.assert_close(network.features(images), reference(images))
 
 
+@pytest.mark.parametrize("backbone", ["mobilenet_v2", "resnet18"])
+def test_the_body_reads_channels_last_batches_and_computes_what_the_contiguous_layout_does(backbone):
+    torch.manual_seed(3)
+    network = build_image_network(backbone, 16, head=HeadConfig(hidden_sizes=[8])).eval()
+    assert network.memory_format == torch.channels_last
+    convolutions = [p for p in network.body.parameters() if p.dim() == 4]
+    assert convolutions and all(p.is_contiguous(memory_format=torch.channels_last) for p in convolutions)
+    seen: list[torch.Tensor] = []
+    first = next(m for m in network.body.modules() if isinstance(m, torch.nn.Conv2d))
+    first.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0]))
+    images = torch.randn(3, 3, 48, 48)  # a row-major batch, as photo sources make
+    with torch.no_grad():
+        fast = network(images)
+        assert seen[-1].is_contiguous(memory_format=torch.channels_last)
+        plain = network.use_memory_format(torch.contiguous_format)(images)
+        assert seen[-1].is_contiguous() and all(p.is_contiguous() for p in convolutions)
+    torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-4)  # float rounding only
+    # Saved weights are row-major whatever the layout, and load back into either layout.
+    network.use_memory_format(torch.channels_last)
+    arrays = network_state_arrays({"image": network})
+    assert all(array.flags.c_contiguous for array in arrays.values())
+    again = build_image_network(backbone, 16, head=HeadConfig(hidden_sizes=[8])).eval()
+    again.load_state_dict({k.split("/", 1)[1]: torch.from_numpy(v) for k, v in arrays.items()})
+    with torch.no_grad():
+        torch.testing.assert_close(again(images), fast)
+    with pytest.raises(InputError, match=r"argument 'memory_format': expected torch\.channels_last"):
+        network.use_memory_format(torch.preserve_format)
+
+
 def test_whole_network_file_round_trip(tmp_path):
     torch.manual_seed(2)
     network = build_image_network("efficientnet_lite0", 24).eval()

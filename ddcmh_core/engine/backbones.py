@@ -484,6 +484,9 @@ class ImageHashNetwork(nn.Module):
     head : HeadConfig, optional
         Hidden layers between the (normalised) pooled features and the hash layer, trained with
         the hash layer; default none.
+    memory_format : torch.memory_format, default torch.channels_last
+        Layout of the body's convolution weights and of the image batches it reads (see
+        :meth:`use_memory_format`).
 
     Attributes
     ----------
@@ -493,6 +496,7 @@ class ImageHashNetwork(nn.Module):
     info : BackboneInfo
     n_bits : int
     frozen : bool
+    memory_format : torch.memory_format
     """
 
     def __init__(
@@ -503,6 +507,7 @@ class ImageHashNetwork(nn.Module):
         freeze: bool = False,
         feature_normalization: str = "none",
         head: HeadConfig | None = None,
+        memory_format: torch.memory_format = torch.channels_last,
     ) -> None:
         super().__init__()
         if feature_normalization not in FEATURE_NORMALIZATIONS:
@@ -520,8 +525,28 @@ class ImageHashNetwork(nn.Module):
         self.info = info
         self.n_bits = n_bits
         self.frozen = False
+        self.use_memory_format(memory_format)
         if freeze:
             self.freeze()
+
+    def use_memory_format(self, memory_format: torch.memory_format) -> ImageHashNetwork:
+        """Lay out the body's weights, and each image batch it reads, in ``memory_format``.
+
+        ``torch.channels_last`` (the default) is the layout that the fastest convolutions of
+        oneDNN (CPU) and cuDNN (GPU, with mixed precision) read directly; with
+        ``torch.contiguous_format`` every convolution converts its input and output. The layout
+        changes what is computed only by float rounding; ``benchmarks/bench_images.py`` (rows
+        ``train, ...``) and ``benchmarks/bench_gpu.py`` time the two. Weights loaded afterwards
+        keep the layout. Returns ``self``.
+        """
+        if memory_format not in (torch.channels_last, torch.contiguous_format):
+            raise InputError(
+                "ImageHashNetwork: argument 'memory_format': expected torch.channels_last or "
+                f"torch.contiguous_format, got {memory_format!r}"
+            )
+        self.body.to(memory_format=memory_format)
+        self.memory_format = memory_format
+        return self
 
     def freeze(self) -> ImageHashNetwork:
         """Freeze the body: only the feature norm, head and hash layer train (returns ``self``)."""
@@ -540,11 +565,11 @@ class ImageHashNetwork(nn.Module):
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Backbone features ``(B, feature_dim)`` that feed the hash layer."""
-        return self.body(images)
+        return self.body(images.contiguous(memory_format=self.memory_format))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, n_bits)``; bit = 1 iff logit > 0."""
-        return self.hash_layer(self.head(self.feature_norm(self.body(images))))
+        return self.hash_layer(self.head(self.feature_norm(self.features(images))))
 
 
 def _torchvision_body(name: str, weights: Any) -> nn.Module:

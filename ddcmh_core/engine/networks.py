@@ -251,9 +251,12 @@ def fit_input_scaling(
 
 
 def network_state_arrays(networks: dict[str, nn.Module]) -> dict[str, np.ndarray]:
-    """The weights of named networks as arrays ``"<name>_network/<tensor>"`` (for model files)."""
+    """The weights of named networks as arrays ``"<name>_network/<tensor>"`` (for model files).
+
+    Row-major whatever the tensors' memory layout (a channels-last CNN body's weights included).
+    """
     return {
-        f"{name}_network/{tensor_name}": tensor.detach().cpu().numpy()
+        f"{name}_network/{tensor_name}": np.ascontiguousarray(tensor.detach().cpu().numpy())
         for name, network in networks.items()
         for tensor_name, tensor in network.state_dict().items()
     }
