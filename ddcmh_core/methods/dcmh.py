@@ -48,7 +48,7 @@ from .dcmh_training import (
     pairwise_batch_loss,
     similarity_block,
 )
-from .network_pair import NetworkPerViewMethod
+from .network_per_view import NetworkPerViewMethod
 
 #: Hidden width of the reference text network: BoW -> FC 8192 + ReLU -> FC k
 #: (``DCMH_matlab/DCMH_release/net_structure_txt.m``, ``DCMH_tensorflow/net_structure_txt.py``).

@@ -49,7 +49,7 @@ from .base import (
     ProgressCallback,
     View,
 )
-from .network_pair import NetworkPerViewMethod
+from .network_per_view import NetworkPerViewMethod
 from .reconstruction import reconstruct_codes
 
 
