@@ -533,11 +533,11 @@ class ImageHashNetwork(nn.Module):
         """Lay out the body's weights, and each image batch it reads, in ``memory_format``.
 
         ``torch.channels_last`` (the default) is the layout that the fastest convolutions of
-        oneDNN (CPU) and cuDNN (GPU, with mixed precision) read directly; with
-        ``torch.contiguous_format`` every convolution converts its input and output. The layout
+        oneDNN (CPU) and cuDNN (GPU, with mixed precision) read directly;
+        ``torch.contiguous_format`` is torch's usual row-major layout, slower on both. The layout
         changes what is computed only by float rounding; ``benchmarks/bench_images.py`` (rows
-        ``train, ...``) and ``benchmarks/bench_gpu.py`` time the two. Weights loaded afterwards
-        keep the layout. Returns ``self``.
+        ``fine-tune, ...``) and ``benchmarks/bench_gpu.py`` time the two. Weights loaded
+        afterwards keep the layout. Returns ``self``.
         """
         if memory_format not in (torch.channels_last, torch.contiguous_format):
             raise InputError(
