@@ -34,7 +34,6 @@ import argparse
 import resource
 import sys
 import tempfile
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, print_header
+from common import SHARED_DATA, fill_photo_cache, print_header
 
 DEFAULT_DATA = SHARED_DATA / "web_news_full"
 BACKBONE = "mobilenet_v2"
@@ -203,10 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-gpu-") as scratch:
         options = {"image_size": settings.image_size, "cache": Path(scratch) / "photos"}
         source = ImageFileSource.for_backbone(paths, BACKBONE, **options)
-        started = time.perf_counter()
-        for begin in range(0, len(paths), 256):  # fill the photo cache: no timed epoch decodes a JPEG
-            source.batch(np.arange(begin, min(begin + 256, len(paths))), train=False)
-        fill = time.perf_counter() - started
+        fill = fill_photo_cache(source)
         print(
             f"photo cache filled: {fill:.1f} s, {len(paths) / fill:.1f} photos/s (decoded and resized once)"
         )

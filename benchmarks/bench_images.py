@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, print_header
+from common import SHARED_DATA, fill_photo_cache, print_header
 
 DEFAULT_DATA = SHARED_DATA / "web_news_full"
 BACKBONE = "mobilenet_v2"
@@ -207,10 +207,7 @@ def _fine_tune(phase: str, paths: list[Path], options: dict[str, Any]) -> tuple[
 
     cache = Path(options["cache_dir"]) / phase  # its own cache: the fill is this phase's one-off
     source = ImageFileSource.for_backbone(paths, BACKBONE, image_size=options["image_size"], cache=cache)
-    started = time.perf_counter()
-    for begin in range(0, len(paths), 256):
-        source.batch(np.arange(begin, min(begin + 256, len(paths))), train=False)
-    once = time.perf_counter() - started
+    once = fill_photo_cache(source)
     layout = torch.contiguous_format if phase == "fine-tune-row-major" else torch.channels_last
     network = build_image_network(BACKBONE, 32, pretrained="registry").use_memory_format(layout)
     targets = np.random.default_rng(0).integers(0, 2, (len(paths), 32)).astype(np.float32)
