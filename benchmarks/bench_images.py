@@ -122,6 +122,9 @@ def run_phase(phase: str, paths: list[Path], options: dict[str, Any]) -> dict[st
     cache: bool | str = options["cache_dir"] if phase.startswith("cache") else False
     processes = phase == "decode-processes"
     eval_batch_size = WHOLE_PASS if phase == "encode-whole" else EVAL_BATCH_SIZE
+    if phase in ("fine-tune-row-major", "fine-tune"):  # on a cached source of its own
+        seconds, once = _fine_tune(phase, paths, options)
+        return {"seconds": seconds, "once": once, "peak_mib": _peak_mib()}
     source = ImageFileSource.for_backbone(
         paths,
         BACKBONE,
@@ -159,8 +162,6 @@ def run_phase(phase: str, paths: list[Path], options: dict[str, Any]) -> dict[st
             started = time.perf_counter()
             predict_logits(network, source, batch_size=WHOLE_PASS)
             seconds.append(time.perf_counter() - started)
-    elif phase in ("fine-tune-row-major", "fine-tune"):
-        seconds, once = _fine_tune(phase, paths, options)
     else:
         network = build_image_network(BACKBONE, 32, pretrained="registry", freeze=True)
         head = network.hash_layer
