@@ -170,9 +170,15 @@ def test_bench_reports_the_candidate_chosen_on_validation(tiny_run, tmp_path, ca
         "--tune", f"text_training.learning_rate={CRIPPLED_LEARNING_RATE},0.001", "--out", out,
     ]  # fmt: skip
     assert main([str(a) for a in arguments]) == 0
-    stdout = capsys.readouterr().out
+    captured = capsys.readouterr()
+    stdout = captured.out
     results = json.loads((out / "results.json").read_text())
     tuning = {record["hasher"]: record for record in results["tuning"]}
+    skipped = (
+        f"DDCMH + lsh, 8 bits, seed 1, candidate 1 (text_training.learning_rate={CRIPPLED_LEARNING_RATE}): "
+        "skipped, behind on validation after the earlier seeds (successive halving)"
+    )
+    assert skipped in captured.err
     # itq has n_iter: 2 x 2 candidates; lsh has not: only the learning rates.
     assert len(tuning["itq"]["candidates"]) == 4 and len(tuning["lsh"]["candidates"]) == 2
     for record in tuning.values():
@@ -225,10 +231,12 @@ def test_a_cell_file_copied_from_another_candidate_position_counts_for_the_plann
     grid = f"text_training.learning_rate={CRIPPLED_LEARNING_RATE},0.001"
     assert main([str(a) for a in [*common, "--tune", grid, "--out", second]]) == 0
     err = capsys.readouterr().err
-    # The label counts candidates from 1, the file key from 0: each line names the file it means.
-    assert f"candidate 2: reused from {copied}" in err
+    # The label counts candidates from 1, the file key from 0: each line names the candidate's
+    # settings and the file it means.
+    assert f"candidate 2 (text_training.learning_rate=0.001): reused from {copied}" in err
     first_candidate = second / "cells" / "ddcmh-lsh-8bits-seed0-candidate0.json"
-    assert f"candidate 1] started; its result goes to {first_candidate}" in err
+    crippled = f"text_training.learning_rate={CRIPPLED_LEARNING_RATE}"
+    assert f"candidate 1] started ({crippled}); its result goes to {first_candidate}" in err
     results = json.loads((second / "results.json").read_text())
     candidates = results["tuning"][0]["candidates"]
     assert [c["seeds"] for c in candidates] == [[0], [0]]  # each candidate has its own seed-0 cell

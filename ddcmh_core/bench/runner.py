@@ -42,7 +42,7 @@ from ..evaluation.metrics import (
 from ..files import atomic_path
 from ..plugins import method_registry
 from ..threads import thread_counts, torch_threads
-from ..tuning import choose_candidate, halving_survivors, validation_score
+from ..tuning import choose_candidate, describe_overrides, halving_survivors, validation_score
 from .cell_time import CellTimeLedger
 from .config import BenchConfig
 from .plan import Cell, cell_fingerprint, model_config_for, plan_cells, tuning_candidates
@@ -167,22 +167,24 @@ class BenchRun:
             for position, cell in enumerate(cells, start=1):
                 if self._eliminated(cell, finished):
                     self.progress(
-                        f"[{position}/{len(cells)}] {cell.describe()}: skipped, behind on validation "
-                        "after the earlier seeds (successive halving)"
+                        f"[{position}/{len(cells)}] {cell.describe()}{self._settings(cell)}: skipped, "
+                        "behind on validation after the earlier seeds (successive halving)"
                     )
                     continue
                 cached = reusable.get(cell.key)
                 if cached is not None:
                     finished.append(cached)
                     self.progress(
-                        f"[{position}/{len(cells)}] {cell.describe()}: reused from "
+                        f"[{position}/{len(cells)}] {cell.describe()}{self._settings(cell)}: reused from "
                         f"{self.cell_file(cell)}{_other_threads_note(cached)}"
                     )
                     continue
                 eta = self._eta([c for c in cells[position - 1 :] if c.key not in reusable], durations)
                 prefix = f"[{position}/{len(cells)} | {cell.describe()}{eta}]"
-                # The file's name, as the label counts candidates from 1 and the key from 0.
-                self.progress(f"{prefix} started; its result goes to {self.cell_file(cell)}")
+                # The candidate's settings and the file's name, as the label counts candidates
+                # from 1 and the file's key from 0.
+                settings, destination = self._settings(cell), self.cell_file(cell)
+                self.progress(f"{prefix} started{settings}; its result goes to {destination}")
                 started = time.perf_counter()
                 result, ledger = self._run_cell(cell, prefix)
                 earlier = result["seconds"].get("earlier_processes", 0.0)
@@ -304,6 +306,12 @@ class BenchRun:
         )
         minutes, secs = divmod(int(seconds), 60)
         return f" | ETA {minutes}m{secs:02d}s"
+
+    def _settings(self, cell: Cell) -> str:
+        """`` (a.b=1)``: the settings of a tuning candidate's cell; empty for an untuned cell."""
+        if cell.candidate is None or cell.hasher is None:
+            return ""
+        return f" ({describe_overrides(tuning_candidates(self.config, cell.hasher)[cell.candidate])})"
 
     def _cached(self, cell: Cell) -> dict[str, Any] | None:
         path = self.cell_file(cell)
