@@ -118,13 +118,13 @@ def run_phase(phase: str, paths: list[Path], options: dict[str, Any]) -> dict[st
     from ddcmh_core.engine.inference import predict_logits
 
     torch.manual_seed(0)
+    if phase in ("fine-tune-row-major", "fine-tune"):  # on a cached source of its own
+        seconds, once = _fine_tune(phase, paths, options)
+        return {"seconds": seconds, "once": once, "peak_mib": _peak_mib()}
     size, batch_size, epochs = options["image_size"], options["batch_size"], options["epochs"]
     cache: bool | str = options["cache_dir"] if phase.startswith("cache") else False
     processes = phase == "decode-processes"
     eval_batch_size = WHOLE_PASS if phase == "encode-whole" else EVAL_BATCH_SIZE
-    if phase in ("fine-tune-row-major", "fine-tune"):  # on a cached source of its own
-        seconds, once = _fine_tune(phase, paths, options)
-        return {"seconds": seconds, "once": once, "peak_mib": _peak_mib()}
     source = ImageFileSource.for_backbone(
         paths,
         BACKBONE,
